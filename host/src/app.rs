@@ -1,0 +1,94 @@
+//! The server's shared state, and the steps every resource request takes: the
+//! session must be the tenant's, the policy must allow it, and the slot's component
+//! answers with its writes committed atomically.
+
+use crate::caps::Caps;
+use crate::config::Config;
+use crate::http::auth::Tenants;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::policy::{self, Ask};
+use crate::runtime::bindings::types::{Caller, Error as ComponentError};
+use crate::runtime::{Guest, Runtime, Slot, World};
+use crate::store::Store;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub runtime: Runtime,
+    pub tenants: Tenants,
+    /// Tenant → its `policy_config` as JSON.
+    policy_configs: HashMap<String, String>,
+    /// Where session workspaces live.
+    pub workspaces: PathBuf,
+}
+
+impl App {
+    pub fn new(config: Config, store: Arc<Store>, runtime: Runtime, tenants: Tenants) -> App {
+        let policy_configs = config
+            .tenants
+            .iter()
+            .map(|t| {
+                let json = serde_json::to_string(&t.policy_config).unwrap_or_else(|_| "{}".into());
+                (t.name.clone(), json)
+            })
+            .collect();
+        let workspaces = config.data_dir.join("workspaces");
+        App {
+            config,
+            store,
+            runtime,
+            tenants,
+            policy_configs,
+            workspaces,
+        }
+    }
+
+    pub fn policy_config(&self, tenant: &str) -> &str {
+        self.policy_configs.get(tenant).map_or("{}", String::as_str)
+    }
+
+    /// Checks that `session` is one of the tenant's (else `404`, whoever owns it) and
+    /// that the tenant's policy allows `ask`; returns the caller for the components.
+    pub async fn authorize(&self, tenant: &str, session: &str, ask: Ask<'_>) -> ApiResult<Caller> {
+        let caller = self.caller(tenant, session)?;
+        policy::check(self, tenant, ask).await?;
+        Ok(caller)
+    }
+
+    /// The caller for a session of the tenant's; `404` for any other session.
+    pub fn caller(&self, tenant: &str, session: &str) -> ApiResult<Caller> {
+        if self.store.session(tenant, session)?.is_none() {
+            return Err(ApiError::not_found(format!("no such session: {session}")));
+        }
+        Ok(Caller {
+            tenant: tenant.to_owned(),
+            session_id: session.to_owned(),
+        })
+    }
+
+    /// Calls a resource slot's component with the session's records of `collection`;
+    /// its writes are committed only if it answers `ok`.
+    pub async fn call_slot<W: World, R>(
+        &self,
+        slot: &Slot<W>,
+        caller: &Caller,
+        collection: &'static str,
+        f: impl AsyncFnOnce(
+            &W::Instance,
+            &mut wasmtime::Store<Guest>,
+        ) -> wasmtime::Result<Result<R, ComponentError>>,
+    ) -> ApiResult<R> {
+        let caps = Caps::scoped(&self.store, &caller.session_id, collection);
+        let (answer, caps) = self.runtime.call(slot, caps, f).await?;
+        let value = answer.map_err(ApiError::from)?;
+        if caps.has_writes() {
+            tokio::task::spawn_blocking(move || caps.commit())
+                .await
+                .map_err(|e| ApiError::internal("committing", e))??;
+        }
+        Ok(value)
+    }
+}

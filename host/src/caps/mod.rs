@@ -1,0 +1,83 @@
+//! The capabilities the host grants to components, one module per WIT interface.
+//! A call's capabilities are scoped when the call is made: a component can only
+//! name records of the session (and collection) it was called for, and blobs those
+//! records own or that it staged itself.
+
+pub mod blobs;
+pub mod records;
+
+use crate::store::{Batch, StagedBlob, Store};
+use std::sync::Arc;
+
+/// Which records a call may touch.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub session: String,
+    /// The slot's collection, e.g. `file`.
+    pub collection: &'static str,
+}
+
+/// The capability state of one component call.
+pub struct Caps {
+    store: Arc<Store>,
+    scope: Option<Scope>,
+    batch: Batch,
+    /// Blobs staged during the call (uploads handed in, blobs written); those no
+    /// record claims are discarded when the call's state is dropped.
+    staged: Vec<StagedBlob>,
+}
+
+impl Caps {
+    /// No capability at all (policies).
+    pub fn none(store: &Arc<Store>) -> Caps {
+        Caps {
+            store: store.clone(),
+            scope: None,
+            batch: Batch::default(),
+            staged: Vec::new(),
+        }
+    }
+
+    /// The records of one session's collection, and blobs.
+    pub fn scoped(store: &Arc<Store>, session: &str, collection: &'static str) -> Caps {
+        Caps {
+            scope: Some(Scope {
+                session: session.to_owned(),
+                collection,
+            }),
+            ..Caps::none(store)
+        }
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Hands a blob staged by the host (an upload) to the call.
+    pub fn stage(&mut self, blob: StagedBlob) {
+        self.staged.push(blob);
+    }
+
+    pub fn has_writes(&self) -> bool {
+        !self.batch.ops.is_empty()
+    }
+
+    /// Stores a new session together with this call's writes, atomically.
+    pub fn create_session(self, tenant: &str, json: &str) -> crate::store::Result<()> {
+        let scope = self
+            .scope
+            .as_ref()
+            .expect("a session-creating call is scoped");
+        self.store
+            .create_session(tenant, &scope.session, json, scope.collection, &self.batch)
+    }
+
+    /// Applies the call's writes atomically; blobs left unclaimed are discarded.
+    pub fn commit(self) -> crate::store::Result<()> {
+        if let Some(scope) = &self.scope {
+            self.store
+                .commit(&scope.session, scope.collection, &self.batch)?;
+        }
+        Ok(())
+    }
+}

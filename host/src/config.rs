@@ -1,0 +1,227 @@
+//! The server's configuration: a TOML file, every key optional, every limit named
+//! here with its default. A bad file is refused at start with a message that names
+//! the offending key.
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the database and the session workspaces live.
+    pub data_dir: PathBuf,
+    /// Where compiled components are cached; default `<data_dir>/cache`.
+    pub cache_dir: Option<PathBuf>,
+    pub limits: Limits,
+    /// Slot name → path of the `.wasm` serving it; an omitted slot uses the embedded default.
+    pub components: Components,
+    pub tenants: Vec<Tenant>,
+    /// Template name → directory copied into a new session's workspace.
+    pub templates: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest accepted upload (the file part's bytes).
+    pub max_upload_bytes: u64,
+    /// Largest accepted JSON request body.
+    pub max_json_bytes: usize,
+    /// How long one component call may run.
+    pub component_timeout_ms: u64,
+    /// How much linear memory one component instance may use.
+    pub component_memory_bytes: usize,
+    /// How many component instances may exist at once (the pooling allocator's size).
+    pub max_instances: u32,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_upload_bytes: 512 * 1024 * 1024,
+            max_json_bytes: 1024 * 1024,
+            component_timeout_ms: 10_000,
+            component_memory_bytes: 64 * 1024 * 1024,
+            max_instances: 1000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Components {
+    pub files: Option<PathBuf>,
+    pub environments: Option<PathBuf>,
+    /// The policy of tenants that do not name their own.
+    pub policy: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    pub name: String,
+    pub tokens: Vec<String>,
+    pub policy: Option<PathBuf>,
+    /// Handed to the tenant's policy component as a JSON object.
+    #[serde(default)]
+    pub policy_config: toml::Table,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:6767".parse().unwrap(),
+            data_dir: PathBuf::from("./reshost-data"),
+            cache_dir: None,
+            limits: Limits::default(),
+            components: Components::default(),
+            tenants: Vec::new(),
+            templates: BTreeMap::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a config file; relative paths in it are relative to its folder.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config {}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        self.cache_dir.iter_mut().for_each(fix);
+        let c = &mut self.components;
+        [&mut c.files, &mut c.environments, &mut c.policy]
+            .into_iter()
+            .flatten()
+            .for_each(fix);
+        for tenant in &mut self.tenants {
+            tenant.policy.iter_mut().for_each(fix);
+        }
+        self.templates.values_mut().for_each(fix);
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// Checks what the types alone do not: files exist, names are unique, limits sane.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let l = &self.limits;
+        let positive = [
+            ("limits.max_upload_bytes", l.max_upload_bytes),
+            ("limits.max_json_bytes", l.max_json_bytes as u64),
+            ("limits.component_timeout_ms", l.component_timeout_ms),
+            (
+                "limits.component_memory_bytes",
+                l.component_memory_bytes as u64,
+            ),
+            ("limits.max_instances", u64::from(l.max_instances)),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                bail!("config key {key} must be greater than 0");
+            }
+        }
+        if l.component_memory_bytes < 1 << 20 {
+            bail!("config key limits.component_memory_bytes must be at least 1048576");
+        }
+        let c = &self.components;
+        for (slot, path) in [
+            ("files", &c.files),
+            ("environments", &c.environments),
+            ("policy", &c.policy),
+        ] {
+            if let Some(path) = path
+                && !path.is_file()
+            {
+                bail!(
+                    "config key components.{slot}: no such file {}",
+                    path.display()
+                );
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut tokens = std::collections::HashSet::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if !valid_name(&t.name) {
+                bail!(
+                    "config key tenants[{i}].name: {:?} must be 1-64 characters of [A-Za-z0-9_.-]",
+                    t.name
+                );
+            }
+            if !names.insert(&t.name) {
+                bail!(
+                    "config key tenants[{i}].name: tenant {:?} is defined twice",
+                    t.name
+                );
+            }
+            if t.tokens.is_empty() {
+                bail!(
+                    "config key tenants[{i}].tokens: tenant {:?} has no tokens",
+                    t.name
+                );
+            }
+            for token in &t.tokens {
+                if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    bail!(
+                        "config key tenants[{i}].tokens: a token must be non-empty, without spaces"
+                    );
+                }
+                if !tokens.insert(token) {
+                    bail!("config key tenants[{i}].tokens: a token is used twice");
+                }
+            }
+            if let Some(path) = &t.policy
+                && !path.is_file()
+            {
+                bail!(
+                    "config key tenants[{i}].policy: no such file {}",
+                    path.display()
+                );
+            }
+        }
+        for (name, dir) in &self.templates {
+            if !valid_name(name) {
+                bail!(
+                    "config key templates.{name}: names must be 1-64 characters of [A-Za-z0-9_.-]"
+                );
+            }
+            if !dir.is_dir() {
+                bail!(
+                    "config key templates.{name}: no such directory {}",
+                    dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}

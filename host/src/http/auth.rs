@@ -1,0 +1,64 @@
+//! Bearer tokens → tenants. Tokens are kept only as SHA-256 digests, so the map
+//! lookup reveals nothing through timing and no token sits in memory in clear.
+
+use super::error::{ApiError, ApiResult, Code};
+use crate::config::Config;
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// The tenant of a config without tenants.
+pub const DEFAULT_TENANT: &str = "default";
+
+pub struct Tenants {
+    by_token: HashMap<[u8; 32], String>,
+}
+
+fn digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+impl Tenants {
+    /// The configured tenants; without any, the single tenant `default` whose token
+    /// is `env_token` or, failing that, a new random one that is returned to print.
+    pub fn new(config: &Config, env_token: Option<String>) -> (Tenants, Option<String>) {
+        let mut by_token = HashMap::new();
+        for tenant in &config.tenants {
+            for token in &tenant.tokens {
+                by_token.insert(digest(token), tenant.name.clone());
+            }
+        }
+        let mut generated = None;
+        if config.tenants.is_empty() {
+            let token = env_token.filter(|t| !t.is_empty()).unwrap_or_else(|| {
+                let token = format!("rsh_{}", hex::encode(rand::random::<[u8; 24]>()));
+                generated = Some(token.clone());
+                token
+            });
+            by_token.insert(digest(&token), DEFAULT_TENANT.to_owned());
+        }
+        (Tenants { by_token }, generated)
+    }
+
+    /// The tenant of the request's `Authorization: Bearer` token (or, for WebSocket
+    /// upgrades, a `token` query parameter passed as `query_token`).
+    pub fn authenticate(&self, headers: &HeaderMap, query_token: Option<&str>) -> ApiResult<&str> {
+        let header = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            });
+        let token = header.or(query_token).ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthorized,
+                "missing bearer token (Authorization: Bearer <token>)",
+            )
+        })?;
+        self.by_token
+            .get(&digest(token))
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown token"))
+    }
+}

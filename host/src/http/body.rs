@@ -1,0 +1,53 @@
+//! Response bodies and reading request bodies within limits.
+
+use super::error::{ApiError, ApiResult, Code};
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use hyper::body::Incoming;
+
+/// Every response body: a whole buffer or a stream.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// A JSON answer; `json` is already serialized.
+pub fn json_response(status: StatusCode, json: String) -> Response<Body> {
+    let mut response = Response::new(full(json));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+pub fn ok(json: String) -> ApiResult<Response<Body>> {
+    Ok(json_response(StatusCode::OK, json))
+}
+
+/// Reads a whole JSON body of at most `limit` bytes; an empty body reads as `{}`.
+pub async fn read_json(body: Incoming, limit: usize) -> ApiResult<serde_json::Value> {
+    let bytes = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(ApiError::new(
+                Code::PayloadTooLarge,
+                format!("JSON bodies are limited to {limit} bytes"),
+            ));
+        }
+        Err(e) => return Err(ApiError::invalid(format!("could not read the body: {e}"))),
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(serde_json::Value::Object(Default::default()));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
+}

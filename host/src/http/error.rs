@@ -1,0 +1,175 @@
+//! The API's one error body, `{"error": {"code", "message"}}`, and the one place
+//! where every layer's errors (host, component, policy, storage) become it.
+
+use super::body::{Body, json_response};
+use crate::runtime::CallError;
+use crate::runtime::bindings::types::{Error as ComponentError, ErrorCode};
+use http::{HeaderValue, Response, StatusCode};
+
+/// Every error code of the API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    InvalidInput,
+    InvalidPath,
+    Unauthorized,
+    Forbidden,
+    PathForbidden,
+    NotFound,
+    PathNotFound,
+    MethodNotAllowed,
+    Conflict,
+    DirectoryNotEmpty,
+    AmbiguousMatch,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RangeNotSatisfiable,
+    NoMatch,
+    InternalError,
+    ComponentError,
+    ComponentTimeout,
+    Overloaded,
+}
+
+impl Code {
+    pub fn status(self) -> StatusCode {
+        use Code::*;
+        match self {
+            InvalidInput | InvalidPath => StatusCode::BAD_REQUEST,
+            Unauthorized => StatusCode::UNAUTHORIZED,
+            Forbidden | PathForbidden => StatusCode::FORBIDDEN,
+            NotFound | PathNotFound => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict | DirectoryNotEmpty | AmbiguousMatch => StatusCode::CONFLICT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            NoMatch => StatusCode::UNPROCESSABLE_ENTITY,
+            InternalError | ComponentError => StatusCode::INTERNAL_SERVER_ERROR,
+            ComponentTimeout | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use Code::*;
+        match self {
+            InvalidInput => "invalid_input",
+            InvalidPath => "invalid_path",
+            Unauthorized => "unauthorized",
+            Forbidden => "forbidden",
+            PathForbidden => "path_forbidden",
+            NotFound => "not_found",
+            PathNotFound => "path_not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Conflict => "conflict",
+            DirectoryNotEmpty => "directory_not_empty",
+            AmbiguousMatch => "ambiguous_match",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            RangeNotSatisfiable => "range_not_satisfiable",
+            NoMatch => "no_match",
+            InternalError => "internal_error",
+            ComponentError => "component_error",
+            ComponentTimeout => "component_timeout",
+            Overloaded => "overloaded",
+        }
+    }
+}
+
+/// An error on its way to the client.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: Code,
+    pub message: String,
+    /// `Allow` for 405 answers.
+    pub allow: Option<&'static str>,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::InvalidInput, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(Code::NotFound, message)
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> ApiError {
+        ApiError {
+            allow: Some(allow),
+            ..ApiError::new(Code::MethodNotAllowed, format!("allowed methods: {allow}"))
+        }
+    }
+
+    /// A failure the client cannot fix; the details go to the log, not the client.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
+        tracing::error!(%error, "{context}");
+        ApiError::new(
+            Code::InternalError,
+            format!("internal error while {context}"),
+        )
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let body =
+            serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let mut response = json_response(self.code.status(), body.to_string());
+        if let Some(allow) = self.allow {
+            response
+                .headers_mut()
+                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.code == Code::Overloaded {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl From<ComponentError> for ApiError {
+    fn from(e: ComponentError) -> ApiError {
+        let code = match e.code {
+            ErrorCode::InvalidInput => Code::InvalidInput,
+            ErrorCode::InvalidPath => Code::InvalidPath,
+            ErrorCode::Forbidden => Code::Forbidden,
+            ErrorCode::PathForbidden => Code::PathForbidden,
+            ErrorCode::NotFound => Code::NotFound,
+            ErrorCode::PathNotFound => Code::PathNotFound,
+            ErrorCode::Conflict => Code::Conflict,
+            ErrorCode::DirectoryNotEmpty => Code::DirectoryNotEmpty,
+            ErrorCode::AmbiguousMatch => Code::AmbiguousMatch,
+            ErrorCode::PayloadTooLarge => Code::PayloadTooLarge,
+            ErrorCode::UnsupportedMediaType => Code::UnsupportedMediaType,
+            ErrorCode::NoMatch => Code::NoMatch,
+            ErrorCode::InternalError => Code::InternalError,
+        };
+        ApiError::new(code, e.message)
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> ApiError {
+        match e {
+            CallError::Trapped(_) => ApiError::new(Code::ComponentError, e.to_string()),
+            CallError::Timeout(_) => ApiError::new(Code::ComponentTimeout, e.to_string()),
+            CallError::Storage(s) => ApiError::internal("accessing storage", s),
+        }
+    }
+}
+
+impl From<redb::Error> for ApiError {
+    fn from(e: redb::Error) -> ApiError {
+        ApiError::internal("accessing storage", e)
+    }
+}

@@ -1,0 +1,268 @@
+//! `/v1/sessions/{sid}/resources/files`, served by the `files` slot. The host
+//! streams upload bytes into a staged blob and download bytes out of one; the
+//! component decides everything else.
+
+use super::body::{Body, json_response, ok};
+use super::download;
+use super::error::{ApiError, ApiResult, Code};
+use super::paging::Query;
+use super::policy::{self, Ask};
+use crate::app::App;
+use crate::runtime::bindings::files_handler::Upload;
+use crate::store::{BlobWriter, StagedBlob};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderMap, Response, StatusCode, header};
+use http_body_util::BodyStream;
+use hyper::body::Incoming;
+
+const COLLECTION: &str = "file";
+/// Room for multipart boundaries and part headers beyond the file's own bytes when
+/// judging a declared `Content-Length`.
+const MULTIPART_OVERHEAD: u64 = 64 * 1024;
+/// How much of an oversized upload is read and thrown away so the client gets its
+/// `413` instead of a reset connection.
+const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+/// Upload pieces queued between the network and the blob writer.
+const UPLOAD_QUEUE: usize = 8;
+
+pub async fn list(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let caller = app
+        .authorize(tenant, session, Ask::new("files.list", Some(session), None))
+        .await?;
+    let json = app
+        .call_slot(
+            &app.runtime.files,
+            &caller,
+            COLLECTION,
+            async |files, store| {
+                files
+                    .reshost_api_files_handler()
+                    .call_list(store, &caller, query)
+                    .await
+            },
+        )
+        .await?;
+    ok(json)
+}
+
+pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+    let caller = app
+        .authorize(
+            tenant,
+            session,
+            Ask::new("files.get", Some(session), Some(id)),
+        )
+        .await?;
+    let json = app
+        .call_slot(
+            &app.runtime.files,
+            &caller,
+            COLLECTION,
+            async |files, store| {
+                files
+                    .reshost_api_files_handler()
+                    .call_get(store, &caller, id)
+                    .await
+            },
+        )
+        .await?;
+    ok(json)
+}
+
+pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+    let caller = app
+        .authorize(
+            tenant,
+            session,
+            Ask::new("files.delete", Some(session), Some(id)),
+        )
+        .await?;
+    let json = app
+        .call_slot(
+            &app.runtime.files,
+            &caller,
+            COLLECTION,
+            async |files, store| {
+                files
+                    .reshost_api_files_handler()
+                    .call_delete(store, &caller, id)
+                    .await
+            },
+        )
+        .await?;
+    ok(json)
+}
+
+pub async fn content(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+    request: &HeaderMap,
+) -> ApiResult<Response<Body>> {
+    let caller = app
+        .authorize(
+            tenant,
+            session,
+            Ask::new("files.content", Some(session), Some(id)),
+        )
+        .await?;
+    let (blob, content_type, filename) = app
+        .call_slot(
+            &app.runtime.files,
+            &caller,
+            COLLECTION,
+            async |files, store| {
+                let answer = files
+                    .reshost_api_files_handler()
+                    .call_content(&mut *store, &caller, id)
+                    .await?;
+                Ok(match answer {
+                    Ok(d) => {
+                        let blob = store.data_mut().table.delete(d.data)?.info;
+                        Ok((blob, d.content_type, d.filename))
+                    }
+                    Err(e) => Err(e),
+                })
+            },
+        )
+        .await?;
+    download::respond(&app.store, &blob, &content_type, &filename, request)
+}
+
+fn upload_error(e: multer::Error) -> ApiError {
+    ApiError::invalid(format!("malformed multipart body: {e}"))
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        Code::PayloadTooLarge,
+        format!("uploads are limited to {limit} bytes"),
+    )
+}
+
+pub async fn upload(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let caller = app.caller(tenant, session)?;
+    let limit = app.config.limits.max_upload_bytes;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+        ApiError::new(
+            Code::UnsupportedMediaType,
+            "uploads must be multipart/form-data with a part named \"file\"",
+        )
+    })?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        // Refused before a byte is read (a client waiting on `Expect: 100-continue`
+        // never sends the body).
+        return Err(too_large(limit));
+    }
+
+    let stream =
+        BodyStream::new(body).try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut field = loop {
+        match multipart.next_field().await.map_err(upload_error)? {
+            Some(field) if field.name() == Some("file") => break field,
+            Some(_) => continue,
+            None => {
+                return Err(ApiError::invalid(
+                    "the multipart body has no part named \"file\"",
+                ));
+            }
+        }
+    };
+    let filename = field.file_name().unwrap_or_default().to_owned();
+    let part_type = field.content_type().map(|m| m.to_string());
+    let ask = Ask {
+        upload_bytes: declared,
+        content_type: part_type.as_deref(),
+        ..Ask::new("files.upload", Some(session), None)
+    };
+    policy::check(app, tenant, ask).await?;
+
+    // The writer runs on a blocking thread; the network side feeds it through a
+    // short queue, so memory stays bounded whatever the file's size.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE);
+    let store = app.store.clone();
+    let writer = tokio::task::spawn_blocking(move || -> crate::store::Result<StagedBlob> {
+        let mut writer = BlobWriter::new(&store)?;
+        while let Some(bytes) = rx.blocking_recv() {
+            writer.write(&bytes)?;
+        }
+        writer.finish()
+    });
+    let mut received = 0u64;
+    let streamed: ApiResult<()> = async {
+        while let Some(bytes) = field.chunk().await.map_err(upload_error)? {
+            received += bytes.len() as u64;
+            if received > limit {
+                return Err(too_large(limit));
+            }
+            if tx.send(bytes).await.is_err() {
+                break; // The writer failed; its error is reported below.
+            }
+        }
+        Ok(())
+    }
+    .await;
+    drop(tx);
+    let staged = writer
+        .await
+        .map_err(|e| ApiError::internal("storing an upload", e));
+    if let Err(e) = streamed {
+        drop(staged); // Discards what was written.
+        if e.code == Code::PayloadTooLarge {
+            let mut drained = 0u64;
+            while let Ok(Some(bytes)) = field.chunk().await {
+                drained += bytes.len() as u64;
+                if drained > DRAIN_BYTES {
+                    break;
+                }
+            }
+        }
+        return Err(e);
+    }
+    let staged = staged??;
+
+    let mut staged = Some(staged);
+    let json = app
+        .call_slot(
+            &app.runtime.files,
+            &caller,
+            COLLECTION,
+            async |files, store| {
+                let staged = staged.take().expect("called once");
+                let data = store.data_mut().stage_upload(staged)?;
+                let upload = Upload {
+                    data,
+                    filename: filename.clone(),
+                    content_type: part_type.clone(),
+                };
+                files
+                    .reshost_api_files_handler()
+                    .call_create(store, &caller, &upload)
+                    .await
+            },
+        )
+        .await?;
+    Ok(json_response(StatusCode::CREATED, json))
+}

@@ -1,0 +1,182 @@
+//! The HTTP side: the accept loop with graceful shutdown, and the route table.
+
+pub mod auth;
+pub mod body;
+mod download;
+mod environments;
+pub mod error;
+mod files;
+mod paging;
+pub mod policy;
+mod resources;
+mod sessions;
+
+use crate::app::App;
+use body::{Body, ok};
+use error::{ApiError, ApiResult};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
+/// configured grace period).
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    let grace = Duration::from_millis(app.config.limits.shutdown_grace_ms);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(?grace, "in-flight requests did not finish in time");
+    }
+}
+
+async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = route(app, req)
+        .await
+        .unwrap_or_else(ApiError::into_response);
+    tracing::debug!(%method, path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    response
+}
+
+/// Splits a path into percent-decoded segments.
+fn segments(path: &str) -> ApiResult<Vec<String>> {
+    path.trim_start_matches('/')
+        .split('/')
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8()
+                .map(|s| s.into_owned())
+                .map_err(|_| ApiError::invalid("the path is not valid UTF-8"))
+        })
+        .collect()
+}
+
+async fn route(app: &App, req: Request<Incoming>) -> ApiResult<Response<Body>> {
+    let segments = segments(req.uri().path())?;
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["healthz"] => match *req.method() {
+            Method::GET | Method::HEAD => ok(r#"{"status":"ok"}"#.to_owned()),
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
+        ["v1", rest @ ..] => {
+            let tenant = app.tenants.authenticate(req.headers(), None)?.to_owned();
+            v1(app, &tenant, rest, req).await
+        }
+        _ => Err(no_route()),
+    }
+}
+
+fn no_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn v1(
+    app: &App,
+    tenant: &str,
+    path: &[&str],
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let query = paging::parse_query(req.uri());
+    let method = req.method().clone();
+    let (parts, body) = req.into_parts();
+    use Method as M;
+    match (path, &method) {
+        (["sessions"], &M::GET) => sessions::list(app, tenant, &query).await,
+        (["sessions"], &M::POST) => sessions::create(app, tenant, body).await,
+        (["sessions"], _) => Err(ApiError::method_not_allowed("GET, POST")),
+        (["sessions", sid], &M::GET) => sessions::get(app, tenant, sid).await,
+        (["sessions", sid], &M::DELETE) => sessions::delete(app, tenant, sid).await,
+        (["sessions", _], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
+        (["sessions", sid, "resources"], &M::GET) => {
+            resources::list(app, tenant, sid, &query).await
+        }
+        (["sessions", _, "resources"], _) => Err(ApiError::method_not_allowed("GET")),
+        (["sessions", sid, "resources", "files"], &M::GET) => {
+            files::list(app, tenant, sid, &query).await
+        }
+        (["sessions", sid, "resources", "files"], &M::POST) => {
+            files::upload(app, tenant, sid, &parts.headers, body).await
+        }
+        (["sessions", _, "resources", "files"], _) => {
+            Err(ApiError::method_not_allowed("GET, POST"))
+        }
+        (["sessions", sid, "resources", "files", fid], &M::GET) => {
+            files::get(app, tenant, sid, fid).await
+        }
+        (["sessions", sid, "resources", "files", fid], &M::DELETE) => {
+            files::delete(app, tenant, sid, fid).await
+        }
+        (["sessions", _, "resources", "files", _], _) => {
+            Err(ApiError::method_not_allowed("GET, DELETE"))
+        }
+        (["sessions", sid, "resources", "files", fid, "content"], &M::GET) => {
+            files::content(app, tenant, sid, fid, &parts.headers).await
+        }
+        (["sessions", _, "resources", "files", _, "content"], _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
+        (["sessions", sid, "resources", "environments"], &M::GET) => {
+            environments::list(app, tenant, sid, &query).await
+        }
+        (["sessions", _, "resources", "environments"], _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
+        (["sessions", sid, "resources", "environments", eid], &M::GET) => {
+            environments::get(app, tenant, sid, eid).await
+        }
+        (["sessions", _, "resources", "environments", _], _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
+        (["sessions", sid, "resources", rid], &M::GET) => {
+            resources::get(app, tenant, sid, rid).await
+        }
+        (["sessions", _, "resources", _], _) => Err(ApiError::method_not_allowed("GET")),
+        _ => Err(no_route()),
+    }
+}

@@ -1,0 +1,255 @@
+//! `/v1/sessions`: create, list, get, delete. Sessions are the host's own: every
+//! resource hangs off one, so the host keeps them and checks ownership itself.
+
+use super::body::{Body, json_response, ok, read_json};
+use super::error::{ApiError, ApiResult};
+use super::paging::{Query, list_page};
+use super::policy::{self, Ask};
+use crate::app::App;
+use crate::caps::Caps;
+use crate::workspace;
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+use reshost_paging::Source;
+use serde_json::{Value, json};
+
+/// Largest `scrollback_bytes` a terminal spec may ask for.
+pub const MAX_SCROLLBACK_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A validated `POST /v1/sessions` body.
+struct NewSession {
+    agent: Value,
+    template: Option<String>,
+    metadata: Value,
+}
+
+fn field_error(field: &str, what: &str) -> ApiError {
+    ApiError::invalid(format!("{field} must be {what}"))
+}
+
+fn parse_new_session(body: Value, app: &App) -> ApiResult<NewSession> {
+    let Value::Object(mut body) = body else {
+        return Err(ApiError::invalid("the body must be a JSON object"));
+    };
+    let mut take = |name: &str| body.remove(name).filter(|v| !v.is_null());
+    let agent = take("agent").unwrap_or_else(|| json!({}));
+    let environment = take("environment");
+    let metadata = take("metadata").unwrap_or_else(|| json!({}));
+    if let Some(unknown) = body.keys().next() {
+        return Err(ApiError::invalid(format!("unknown field {unknown:?}")));
+    }
+    check_agent(&agent)?;
+    if !metadata.is_object() {
+        return Err(field_error("metadata", "an object"));
+    }
+    let template = match environment {
+        None => None,
+        Some(Value::Object(env)) => {
+            if let Some(unknown) = env.keys().find(|k| *k != "template") {
+                return Err(ApiError::invalid(format!(
+                    "unknown field environment.{unknown}"
+                )));
+            }
+            match env.get("template") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(name)) if app.config.templates.contains_key(name) => {
+                    Some(name.clone())
+                }
+                Some(Value::String(name)) => {
+                    let known: Vec<&str> =
+                        app.config.templates.keys().map(String::as_str).collect();
+                    return Err(ApiError::invalid(format!(
+                        "unknown template {name:?}; configured templates: {known:?}"
+                    )));
+                }
+                Some(_) => return Err(field_error("environment.template", "a string")),
+            }
+        }
+        Some(_) => return Err(field_error("environment", "an object")),
+    };
+    Ok(NewSession {
+        agent,
+        template,
+        metadata,
+    })
+}
+
+/// `agent.terminals` declares the terminals a session may launch.
+fn check_agent(agent: &Value) -> ApiResult<()> {
+    let agent = agent
+        .as_object()
+        .ok_or_else(|| field_error("agent", "an object"))?;
+    let Some(terminals) = agent.get("terminals").filter(|t| !t.is_null()) else {
+        return Ok(());
+    };
+    let terminals = terminals
+        .as_object()
+        .ok_or_else(|| field_error("agent.terminals", "an object of terminal specs"))?;
+    for (name, spec) in terminals {
+        let at = |field: &str| format!("agent.terminals.{name}.{field}");
+        if name.is_empty() || name.len() > 64 {
+            return Err(ApiError::invalid(
+                "terminal names must be 1 to 64 characters",
+            ));
+        }
+        let spec = spec
+            .as_object()
+            .ok_or_else(|| field_error(&format!("agent.terminals.{name}"), "an object"))?;
+        for (field, value) in spec {
+            let fine = match field.as_str() {
+                "command" => value.as_str().is_some_and(|c| !c.is_empty()),
+                "args" => value
+                    .as_array()
+                    .is_some_and(|a| a.iter().all(Value::is_string)),
+                "env" => value
+                    .as_object()
+                    .is_some_and(|e| e.values().all(Value::is_string)),
+                "allow_cwd_override" => value.is_boolean(),
+                "scrollback_bytes" => value
+                    .as_u64()
+                    .is_some_and(|n| (1..=MAX_SCROLLBACK_BYTES).contains(&n)),
+                _ => return Err(ApiError::invalid(format!("unknown field {}", at(field)))),
+            };
+            if !fine {
+                let what = match field.as_str() {
+                    "command" => "a non-empty string".to_owned(),
+                    "args" => "an array of strings".to_owned(),
+                    "env" => "an object of strings".to_owned(),
+                    "allow_cwd_override" => "a boolean".to_owned(),
+                    _ => format!("an integer from 1 to {MAX_SCROLLBACK_BYTES}"),
+                };
+                return Err(field_error(&at(field), &what));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Response<Body>> {
+    let body = read_json(body, app.config.limits.max_json_bytes).await?;
+    let new = parse_new_session(body, app)?;
+    policy::check(app, tenant, Ask::new("sessions.create", None, None)).await?;
+    let id = format!("conv_{}", uuid::Uuid::now_v7().simple());
+    let session = json!({
+        "id": id,
+        "object": "session",
+        "created_at": crate::unix_now(),
+        "agent": new.agent,
+        "metadata": new.metadata,
+    })
+    .to_string();
+
+    let dir = app.workspaces.join(&id);
+    let template = new.template.map(|t| app.config.templates[&t].clone());
+    let made = dir.clone();
+    tokio::task::spawn_blocking(move || workspace::create(&made, template.as_deref()))
+        .await
+        .map_err(|e| ApiError::internal("creating the workspace", e))?
+        .map_err(|e| ApiError::internal("creating the workspace", e))?;
+
+    let created = register(app, tenant, &id, &session).await;
+    if created.is_err() {
+        let _ = tokio::task::spawn_blocking(move || workspace::remove(&dir)).await;
+    }
+    created?;
+    Ok(json_response(StatusCode::CREATED, session))
+}
+
+/// Lets the environments component set the session's environments up, then stores
+/// the session with them in one transaction.
+async fn register(app: &App, tenant: &str, id: &str, session: &str) -> ApiResult<()> {
+    let caller = crate::runtime::bindings::types::Caller {
+        tenant: tenant.to_owned(),
+        session_id: id.to_owned(),
+    };
+    let caps = Caps::scoped(&app.store, id, "environment");
+    let (answer, caps) = app
+        .runtime
+        .call(&app.runtime.environments, caps, async |envs, store| {
+            envs.reshost_api_environments_handler()
+                .call_init(store, &caller)
+                .await
+        })
+        .await?;
+    answer.map_err(ApiError::from)?;
+    let (tenant, session) = (tenant.to_owned(), session.to_owned());
+    tokio::task::spawn_blocking(move || caps.create_session(&tenant, &session))
+        .await
+        .map_err(|e| ApiError::internal("storing the session", e))??;
+    Ok(())
+}
+
+struct TenantSessions<'a> {
+    app: &'a App,
+    tenant: &'a str,
+    failed: Option<redb::Error>,
+}
+
+impl Source for TenantSessions<'_> {
+    type Item = String;
+    fn contains(&mut self, id: &str) -> bool {
+        match self.app.store.session(self.tenant, id) {
+            Ok(found) => found.is_some(),
+            Err(e) => {
+                self.failed = Some(e);
+                false
+            }
+        }
+    }
+    fn scan(
+        &mut self,
+        start: Option<&str>,
+        ascending: bool,
+        limit: usize,
+    ) -> Vec<(String, String)> {
+        self.app
+            .store
+            .scan_sessions(self.tenant, start, ascending, limit)
+            .unwrap_or_else(|e| {
+                self.failed = Some(e);
+                Vec::new()
+            })
+    }
+}
+
+pub async fn list(app: &App, tenant: &str, query: &Query) -> ApiResult<Response<Body>> {
+    policy::check(app, tenant, Ask::new("sessions.list", None, None)).await?;
+    let mut source = TenantSessions {
+        app,
+        tenant,
+        failed: None,
+    };
+    let page = list_page(&mut source, query);
+    if let Some(e) = source.failed {
+        return Err(e.into());
+    }
+    ok(page?)
+}
+
+pub async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
+    let session = app
+        .store
+        .session(tenant, id)?
+        .ok_or_else(|| ApiError::not_found(format!("no such session: {id}")))?;
+    policy::check(app, tenant, Ask::new("sessions.get", Some(id), None)).await?;
+    ok(session)
+}
+
+pub async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
+    app.authorize(tenant, id, Ask::new("sessions.delete", Some(id), None))
+        .await?;
+    let store = app.store.clone();
+    let (t, i) = (tenant.to_owned(), id.to_owned());
+    let existed = tokio::task::spawn_blocking(move || store.delete_session(&t, &i))
+        .await
+        .map_err(|e| ApiError::internal("deleting the session", e))??;
+    if !existed {
+        return Err(ApiError::not_found(format!("no such session: {id}")));
+    }
+    let dir = app.workspaces.join(id);
+    tokio::task::spawn_blocking(move || workspace::remove(&dir))
+        .await
+        .map_err(|e| ApiError::internal("removing the workspace", e))?
+        .map_err(|e| ApiError::internal("removing the workspace", e))?;
+    ok(json!({"id": id, "object": "session.deleted", "deleted": true}).to_string())
+}

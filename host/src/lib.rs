@@ -1,0 +1,55 @@
+//! reshost: a WebAssembly component host serving the session resources API.
+//!
+//! The host (this crate) owns transport and capabilities: HTTP, auth, storage,
+//! the wasmtime runtime. Components (`components/`, built for wasm32-wasip2) own
+//! the resource semantics behind the WIT contract in `wit/`.
+
+pub mod app;
+pub mod caps;
+pub mod config;
+pub mod http;
+pub mod runtime;
+pub mod store;
+pub mod workspace;
+
+use std::sync::Arc;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Starts everything the config describes and serves until SIGTERM or SIGINT.
+pub async fn run(config: config::Config) -> anyhow::Result<()> {
+    config.validate()?;
+    let started = std::time::Instant::now();
+    let store = Arc::new(store::Store::open(&config.data_dir)?);
+    let runtime = runtime::Runtime::new(&config)?;
+    let (tenants, generated) =
+        http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
+    if let Some(token) = generated {
+        println!("token for tenant \"default\": {token}");
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = Arc::new(app::App::new(config, store, runtime, tenants));
+    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
+    println!("listening on http://{addr}");
+    http::serve(app.clone(), listener, shutdown_signal()).await;
+    // The last reference closes the database cleanly.
+    drop(app);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}

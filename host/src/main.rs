@@ -1,0 +1,78 @@
+//! `reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR]`
+
+use reshost::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR]
+
+Serves the session resources API. Without --config every setting has its
+default (listen 127.0.0.1:6767, data dir ./reshost-data, embedded components).
+Without tenants in the config, the one tenant `default` uses the token in
+$RESHOST_TOKEN, or a random one printed at start. Logs: RESHOST_LOG=debug.";
+
+fn parse(args: &[String]) -> Result<Config, String> {
+    let mut args = args.iter();
+    match args.next().map(String::as_str) {
+        Some("serve") => {}
+        Some("-h" | "--help") | None => return Err(USAGE.into()),
+        Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    }
+    let (mut config_path, mut listen, mut data_dir) = (None, None, None);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match flag.as_str() {
+            "--config" => config_path = Some(PathBuf::from(value()?)),
+            "--listen" => listen = Some(value()?),
+            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
+        }
+    }
+    let mut config = match config_path {
+        Some(path) => Config::load(&path).map_err(|e| format!("{e:#}"))?,
+        None => Config::default(),
+    };
+    if let Some(listen) = listen {
+        config.listen = listen
+            .parse()
+            .map_err(|e| format!("--listen {listen:?}: {e}"))?;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RESHOST_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match parse(&args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("reshost: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("starting the async runtime");
+    match runtime.block_on(reshost::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("reshost: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

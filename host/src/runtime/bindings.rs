@@ -1,0 +1,64 @@
+//! Host bindings of the WIT worlds in `wit/`. The capability interfaces are bound
+//! once (world `capabilities`) and every slot's world reuses them, so each host
+//! trait has exactly one implementation.
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "capabilities",
+        imports: { default: trappable },
+        with: {
+            "reshost:api/blobs.blob": crate::caps::blobs::BlobHandle,
+            "reshost:api/blobs.blob-writer": crate::caps::blobs::WriterHandle,
+        },
+    });
+
+    pub mod files {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "files",
+            exports: { default: async },
+            with: {
+                "reshost:api/types": super::reshost::api::types,
+                "reshost:api/records": super::reshost::api::records,
+                "reshost:api/blobs": super::reshost::api::blobs,
+            },
+        });
+    }
+
+    pub mod environments {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "environments",
+            exports: { default: async },
+            with: {
+                "reshost:api/types": super::reshost::api::types,
+                "reshost:api/records": super::reshost::api::records,
+            },
+        });
+    }
+
+    pub mod policy {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "policy",
+            exports: { default: async },
+        });
+    }
+}
+
+pub use generated::Capabilities;
+pub use generated::environments::{Environments, EnvironmentsPre};
+pub use generated::files::{Files, FilesPre};
+pub use generated::policy::{Policy, PolicyPre};
+pub use generated::reshost::api::{blobs, records, types};
+
+pub mod files_handler {
+    pub use super::generated::files::exports::reshost::api::files_handler::*;
+}
+pub mod environments_handler {
+    pub use super::generated::environments::exports::reshost::api::environments_handler::*;
+}
+pub mod decider {
+    pub use super::generated::policy::exports::reshost::api::decider::*;
+}

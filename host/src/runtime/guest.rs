@@ -1,0 +1,68 @@
+//! The per-call store state: a fresh one for every request, so nothing leaks
+//! between requests or tenants.
+
+use crate::caps::Caps;
+use crate::caps::blobs::BlobHandle;
+use crate::store::StagedBlob;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// How much of a component's stderr (panic messages) is kept for the log.
+const STDERR_BYTES: usize = 4096;
+
+pub struct Guest {
+    wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limits: StoreLimits,
+    stderr: MemoryOutputPipe,
+    pub(crate) caps: Caps,
+}
+
+impl Guest {
+    /// A guest with no filesystem, network, environment or arguments: only clocks,
+    /// randomness, and the given capabilities.
+    pub fn new(caps: Caps, memory_bytes: usize) -> Guest {
+        let stderr = MemoryOutputPipe::new(STDERR_BYTES);
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        Guest {
+            wasi,
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(memory_bytes)
+                .instances(64)
+                .trap_on_grow_failure(false)
+                .build(),
+            stderr,
+            caps,
+        }
+    }
+
+    /// Hands an upload the host has staged to the component as a blob handle.
+    pub fn stage_upload(&mut self, blob: StagedBlob) -> wasmtime::Result<Resource<BlobHandle>> {
+        let info = blob.info.clone();
+        self.caps.stage(blob);
+        Ok(self.table.push(BlobHandle { info, fresh: true })?)
+    }
+
+    /// What the component wrote to stderr (e.g. a panic message), lossily decoded.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_owned()
+    }
+
+    pub fn into_caps(self) -> Caps {
+        self.caps
+    }
+}
+
+impl WasiView for Guest {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! The wasmtime runtime: one engine, a compiled-component cache, one linker per
+//! kind of world, and the slots. Every call gets a fresh `Store` with a memory
+//! limit, an epoch deadline and an outer timeout; a component that traps or runs
+//! late fails only its own request.
+
+pub mod bindings;
+mod cache;
+mod engine;
+mod guest;
+mod slot;
+
+pub use guest::Guest;
+pub use slot::{Bound, ComponentInfo, Slot, World};
+
+use crate::caps::Caps;
+use crate::config::Config;
+use anyhow::Context;
+use cache::ComponentCache;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap};
+
+/// The components built into the binary, used for slots the config leaves out.
+pub mod embedded {
+    pub const FILES: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_FILES"));
+    pub const ENVIRONMENTS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_ENVIRONMENTS"));
+    pub const POLICY: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_ALLOW"));
+}
+
+/// Extra time the outer timeout allows beyond the epoch deadline, so that the
+/// epoch (which yields a precise trap) fires first for code running in wasm.
+const OUTER_GRACE: Duration = Duration::from_millis(100);
+
+/// Why a component call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("the {0} component failed")]
+    Trapped(&'static str),
+    #[error("the {0} component ran past its deadline")]
+    Timeout(&'static str),
+    #[error("storage: {0}")]
+    Storage(#[from] redb::Error),
+}
+
+pub struct Runtime {
+    engine: Engine,
+    timeout: Duration,
+    memory_bytes: usize,
+    pub files: Slot<bindings::FilesPre<Guest>>,
+    pub environments: Slot<bindings::EnvironmentsPre<Guest>>,
+    default_policy: Slot<bindings::PolicyPre<Guest>>,
+    policies: HashMap<String, Slot<bindings::PolicyPre<Guest>>>,
+}
+
+/// Where a slot's wasm comes from.
+enum Source<'a> {
+    Embedded(&'static str, &'static [u8]),
+    File(&'a Path),
+}
+
+struct Loader {
+    cache: ComponentCache,
+    resources: Linker<Guest>,
+    policy: Linker<Guest>,
+}
+
+impl Loader {
+    fn bind<W: World>(
+        &self,
+        source: Source<'_>,
+        linker: &Linker<Guest>,
+    ) -> anyhow::Result<Bound<W>> {
+        let (wasm, name) = match source {
+            Source::Embedded(name, bytes) => (bytes.to_vec(), format!("embedded:{name}")),
+            Source::File(path) => (
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
+                path.display().to_string(),
+            ),
+        };
+        let compiled = self
+            .cache
+            .load(&wasm)
+            .with_context(|| format!("{name} is not a valid component"))?;
+        let pre = linker
+            .instantiate_pre(&compiled.component)
+            .and_then(W::check)
+            .map_err(|e| {
+                anyhow::anyhow!("{name} does not implement the {} world: {e:#}", W::NAME)
+            })?;
+        Ok(Bound {
+            pre,
+            info: ComponentInfo {
+                sha256: compiled.sha256,
+                bytes: wasm.len(),
+                source: name,
+                world: W::NAME,
+                loaded_at: crate::unix_now(),
+            },
+        })
+    }
+}
+
+impl Runtime {
+    pub fn new(config: &Config) -> anyhow::Result<Runtime> {
+        let engine = engine::engine(&config.limits)?;
+        let mut resources = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut resources)?;
+        bindings::Capabilities::add_to_linker::<Guest, HasSelf<Guest>>(&mut resources, |g| g)?;
+        // A policy gets nothing but its input (and WASI's clocks and randomness).
+        let mut policy = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut policy)?;
+        let loader = Loader {
+            cache: ComponentCache::new(&engine, config.cache_dir())?,
+            resources,
+            policy,
+        };
+        let c = &config.components;
+        fn source<'a>(
+            path: &'a Option<std::path::PathBuf>,
+            name: &'static str,
+            bytes: &'static [u8],
+        ) -> Source<'a> {
+            match path {
+                Some(p) => Source::File(p.as_path()),
+                None => Source::Embedded(name, bytes),
+            }
+        }
+        let files = loader.bind(
+            source(&c.files, "files", embedded::FILES),
+            &loader.resources,
+        )?;
+        let environments = loader.bind(
+            source(&c.environments, "environments", embedded::ENVIRONMENTS),
+            &loader.resources,
+        )?;
+        let default_policy = loader.bind(
+            source(&c.policy, "policy-allow", embedded::POLICY),
+            &loader.policy,
+        )?;
+        let mut policies = HashMap::new();
+        for tenant in &config.tenants {
+            if let Some(path) = &tenant.policy {
+                let bound = loader
+                    .bind(Source::File(path), &loader.policy)
+                    .with_context(|| format!("policy of tenant {}", tenant.name))?;
+                policies.insert(tenant.name.clone(), Slot::new(bound));
+            }
+        }
+        Ok(Runtime {
+            engine,
+            timeout: Duration::from_millis(config.limits.component_timeout_ms),
+            memory_bytes: config.limits.component_memory_bytes,
+            files: Slot::new(files),
+            environments: Slot::new(environments),
+            default_policy: Slot::new(default_policy),
+            policies,
+        })
+    }
+
+    /// The policy slot of a tenant.
+    pub fn policy(&self, tenant: &str) -> &Slot<bindings::PolicyPre<Guest>> {
+        self.policies.get(tenant).unwrap_or(&self.default_policy)
+    }
+
+    /// Runs `f` against a fresh instance of the slot's component, within the memory
+    /// limit and deadline. Returns `f`'s answer and the call's capability state
+    /// (whose writes the caller commits, or drops to discard).
+    pub async fn call<W: World, R>(
+        &self,
+        slot: &Slot<W>,
+        caps: Caps,
+        f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Caps), CallError> {
+        let bound = slot.current();
+        let mut store = Store::new(&self.engine, Guest::new(caps, self.memory_bytes));
+        store.limiter(|g| &mut g.limits);
+        let ticks = self.timeout.as_millis() / engine::EPOCH_TICK.as_millis() + 1;
+        store.set_epoch_deadline(ticks as u64);
+        let work = async {
+            let instance = bound.pre.instantiate(&mut store).await?;
+            f(&instance, &mut store).await
+        };
+        let outcome = tokio::time::timeout(self.timeout + OUTER_GRACE, work).await;
+        let world = W::NAME;
+        match outcome {
+            Ok(Ok(answer)) => Ok((answer, store.into_data().into_caps())),
+            Err(_) => {
+                tracing::warn!(world, "component call timed out (blocked outside wasm)");
+                Err(CallError::Timeout(world))
+            }
+            Ok(Err(e)) => {
+                if let Some(storage) = e.downcast_ref::<redb::Error>() {
+                    tracing::error!(world, error = %storage, "storage failed during a component call");
+                    return Err(CallError::Storage(redb::Error::from(
+                        redb::StorageError::Io(std::io::Error::other(storage.to_string())),
+                    )));
+                }
+                if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    tracing::warn!(world, "component ran past its deadline");
+                    return Err(CallError::Timeout(world));
+                }
+                let stderr = store.data().stderr();
+                tracing::warn!(world, error = ?e, stderr, "component failed");
+                Err(CallError::Trapped(world))
+            }
+        }
+    }
+}

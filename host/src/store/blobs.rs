@@ -1,0 +1,271 @@
+//! Blobs: immutable byte strings stored as fixed-size chunks, written in a stream
+//! and read in a stream, so memory never grows with a blob's size.
+//!
+//! A blob is *pending* from its first byte until a record claims it (in the same
+//! transaction that stores the record). Pending blobs are discarded when their
+//! writer is dropped, when the call that staged them ends without claiming them, and
+//! at start-up (a crash mid-upload): no orphaned bytes survive.
+
+use super::{Result, Store};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Bytes per stored chunk.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+/// Bytes a writer buffers before writing them out in one transaction.
+const FLUSH_BYTES: usize = 16 * CHUNK_BYTES;
+
+/// blob id → (length, lowercase hex sha256), once the blob is sealed.
+const BLOBS: TableDefinition<u128, (u64, &str)> = TableDefinition::new("blobs");
+/// (blob id, chunk index) → bytes.
+const CHUNKS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("blob_chunks");
+/// blob ids that no record owns yet.
+const PENDING: TableDefinition<u128, ()> = TableDefinition::new("blobs_pending");
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(BLOBS)?;
+    tx.open_table(CHUNKS)?;
+    tx.open_table(PENDING)?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlobInfo {
+    pub id: u128,
+    pub len: u64,
+    pub sha256: String,
+}
+
+/// Counts, for operators and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobStats {
+    pub blobs: u64,
+    pub chunks: u64,
+    pub pending: u64,
+}
+
+/// Makes a pending blob owned (by the record being stored in `tx`).
+pub(super) fn claim(tx: &WriteTransaction, id: u128) -> Result<()> {
+    let was_pending = tx.open_table(PENDING)?.remove(id)?.is_some();
+    if !was_pending {
+        // Only a fresh blob can be attached; the caps layer guarantees it.
+        return Err(redb::StorageError::Corrupted(format!("blob {id:x} is not pending")).into());
+    }
+    Ok(())
+}
+
+/// Deletes a blob's bytes and metadata.
+pub(super) fn delete(tx: &WriteTransaction, id: u128) -> Result<()> {
+    tx.open_table(BLOBS)?.remove(id)?;
+    tx.open_table(PENDING)?.remove(id)?;
+    tx.open_table(CHUNKS)?
+        .retain_in::<(u128, u64), _>((id, 0)..=(id, u64::MAX), |_, _| false)?;
+    Ok(())
+}
+
+/// Deletes every pending blob; returns how many there were.
+pub(super) fn discard_all_pending(tx: &WriteTransaction) -> Result<usize> {
+    let pending: Vec<u128> = {
+        let table = tx.open_table(PENDING)?;
+        table
+            .iter()?
+            .map(|e| e.map(|(k, _)| k.value()))
+            .collect::<std::result::Result<_, _>>()?
+    };
+    for &id in &pending {
+        delete(tx, id)?;
+    }
+    Ok(pending.len())
+}
+
+impl Store {
+    pub fn blob_info(&self, id: u128) -> Result<Option<BlobInfo>> {
+        let tx = self.read()?;
+        let table = tx.open_table(BLOBS)?;
+        Ok(table.get(id)?.map(|v| {
+            let (len, sha256) = v.value();
+            BlobInfo {
+                id,
+                len,
+                sha256: sha256.to_owned(),
+            }
+        }))
+    }
+
+    /// A reader of a blob's chunks as they are now: a snapshot, so a download in
+    /// progress is not cut short by a concurrent delete.
+    pub fn blob_reader(&self, id: u128) -> Result<BlobReader> {
+        let tx = self.read()?;
+        Ok(BlobReader {
+            id,
+            chunks: tx.open_table(CHUNKS)?,
+        })
+    }
+
+    /// Up to `len` bytes of a blob from `offset`.
+    pub fn read_blob(&self, id: u128, offset: u64, len: usize) -> Result<Vec<u8>> {
+        let tx = self.read()?;
+        let table = tx.open_table(CHUNKS)?;
+        let mut out = Vec::with_capacity(len.min(FLUSH_BYTES));
+        let mut pos = offset;
+        while out.len() < len {
+            let index = pos / CHUNK_BYTES as u64;
+            let Some(chunk) = table.get((id, index))? else {
+                break;
+            };
+            let chunk = chunk.value();
+            let start = (pos % CHUNK_BYTES as u64) as usize;
+            if start >= chunk.len() {
+                break;
+            }
+            let take = (chunk.len() - start).min(len - out.len());
+            out.extend_from_slice(&chunk[start..start + take]);
+            pos += take as u64;
+        }
+        Ok(out)
+    }
+
+    pub fn blob_stats(&self) -> anyhow::Result<BlobStats> {
+        let tx = self.read()?;
+        Ok(BlobStats {
+            blobs: tx.open_table(BLOBS)?.len()?,
+            chunks: tx.open_table(CHUNKS)?.len()?,
+            pending: tx.open_table(PENDING)?.len()?,
+        })
+    }
+
+    /// Deletes a blob if it is still pending (never one a record owns).
+    fn discard(&self, id: u128) -> Result<()> {
+        let tx = self.write_lazy()?;
+        let pending = tx.open_table(PENDING)?.get(id)?.is_some();
+        if pending {
+            delete(&tx, id)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+pub struct BlobReader {
+    id: u128,
+    chunks: redb::ReadOnlyTable<(u128, u64), &'static [u8]>,
+}
+
+impl BlobReader {
+    /// Chunk `index` (each but the last is `CHUNK_BYTES` long).
+    pub fn chunk(&self, index: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .chunks
+            .get((self.id, index))?
+            .map(|v| v.value().to_vec()))
+    }
+}
+
+/// A blob no record owns yet: discarded when dropped, unless a record claimed it.
+pub struct StagedBlob {
+    store: Arc<Store>,
+    pub info: BlobInfo,
+}
+
+impl Drop for StagedBlob {
+    fn drop(&mut self) {
+        // A no-op for a claimed blob: `discard` only touches pending ones.
+        let store = self.store.clone();
+        let id = self.info.id;
+        let discard = move || {
+            if let Err(e) = store.discard(id) {
+                tracing::error!(error = %e, "discarding an unclaimed blob");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(discard)),
+            Err(_) => discard(),
+        }
+    }
+}
+
+/// Writes a new blob in a stream: bytes are hashed as they come and stored in
+/// chunk-sized pieces; at most `FLUSH_BYTES` are held in memory.
+pub struct BlobWriter {
+    staged: StagedBlob,
+    buffer: Vec<u8>,
+    next_chunk: u64,
+    hasher: Sha256,
+}
+
+impl BlobWriter {
+    pub fn new(store: &Arc<Store>) -> Result<BlobWriter> {
+        let id: u128 = rand::random();
+        let tx = store.write_lazy()?;
+        tx.open_table(PENDING)?.insert(id, ())?;
+        tx.commit()?;
+        let info = BlobInfo {
+            id,
+            len: 0,
+            sha256: String::new(),
+        };
+        Ok(BlobWriter {
+            staged: StagedBlob {
+                store: store.clone(),
+                info,
+            },
+            buffer: Vec::with_capacity(FLUSH_BYTES),
+            next_chunk: 0,
+            hasher: Sha256::new(),
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.staged.info.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.staged.info.len += bytes.len() as u64;
+        while !bytes.is_empty() {
+            let room = FLUSH_BYTES - self.buffer.len();
+            let (now, later) = bytes.split_at(room.min(bytes.len()));
+            self.buffer.extend_from_slice(now);
+            bytes = later;
+            if self.buffer.len() == FLUSH_BYTES {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let tx = self.staged.store.write_lazy()?;
+        {
+            let mut chunks = tx.open_table(CHUNKS)?;
+            for piece in self.buffer.chunks(CHUNK_BYTES) {
+                chunks.insert((self.staged.info.id, self.next_chunk), piece)?;
+                self.next_chunk += 1;
+            }
+        }
+        tx.commit()?;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// Seals the blob. It stays pending until a record claims it.
+    pub fn finish(mut self) -> Result<StagedBlob> {
+        self.flush()?;
+        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let info = &mut self.staged.info;
+        info.sha256 = sha256;
+        let tx = self.staged.store.write_lazy()?;
+        tx.open_table(BLOBS)?
+            .insert(info.id, (info.len, info.sha256.as_str()))?;
+        tx.commit()?;
+        Ok(self.staged)
+    }
+}

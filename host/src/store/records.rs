@@ -1,0 +1,205 @@
+//! Records that components keep, scoped by session and collection (one collection
+//! per slot), and the index of resources across collections that the generic
+//! `resources` endpoints read.
+
+use super::{Result, Store, blobs};
+use redb::{TableDefinition, WriteTransaction};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+/// (session, collection, key) → (value, blob the record owns).
+const RECORDS: TableDefinition<(&str, &str, &str), (&str, Option<u128>)> =
+    TableDefinition::new("records");
+/// (session, key) → collection: every resource of a session, ordered by id.
+const RESOURCES: TableDefinition<(&str, &str), &str> = TableDefinition::new("resources");
+
+/// Upper bound for string key parts: ids and collection names are ASCII.
+const MAX: &str = "\u{10FFFF}";
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(RECORDS)?;
+    tx.open_table(RESOURCES)?;
+    Ok(())
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub value: String,
+    pub blob: Option<u128>,
+}
+
+/// A call's writes to one collection: key → new record, or `None` to delete.
+#[derive(Default, Debug)]
+pub struct Batch {
+    pub ops: BTreeMap<String, Option<Record>>,
+}
+
+impl Batch {
+    /// The blobs this batch makes records own.
+    pub fn attached(&self) -> impl Iterator<Item = u128> + '_ {
+        self.ops.values().flatten().filter_map(|r| r.blob)
+    }
+}
+
+type Entry = (String, String);
+
+impl Store {
+    pub fn record(&self, session: &str, collection: &str, key: &str) -> Result<Option<Record>> {
+        let tx = self.read()?;
+        let table = tx.open_table(RECORDS)?;
+        Ok(table.get((session, collection, key))?.map(|v| {
+            let (value, blob) = v.value();
+            Record {
+                value: value.to_owned(),
+                blob,
+            }
+        }))
+    }
+
+    /// Up to `limit` records of the collection with keys strictly past `start`.
+    pub fn scan_records(
+        &self,
+        session: &str,
+        collection: &str,
+        start: Option<&str>,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let tx = self.read()?;
+        let table = tx.open_table(RECORDS)?;
+        let first = Bound::Included((session, collection, ""));
+        let last = Bound::Excluded((session, collection, MAX));
+        let range = match (start, ascending) {
+            (Some(s), true) => (Bound::Excluded((session, collection, s)), last),
+            (Some(s), false) => (first, Bound::Excluded((session, collection, s))),
+            (None, _) => (first, last),
+        };
+        let iter = table.range::<(&str, &str, &str)>(range)?;
+        let entry = |e: std::result::Result<_, redb::StorageError>| -> Result<Entry> {
+            let (k, v): (
+                redb::AccessGuard<(&str, &str, &str)>,
+                redb::AccessGuard<(&str, Option<u128>)>,
+            ) = e?;
+            Ok((k.value().2.to_owned(), v.value().0.to_owned()))
+        };
+        if ascending {
+            iter.take(limit).map(entry).collect()
+        } else {
+            iter.rev().take(limit).map(entry).collect()
+        }
+    }
+
+    /// One resource of the session, whatever its collection: (collection, value).
+    pub fn resource(&self, session: &str, key: &str) -> Result<Option<Entry>> {
+        let tx = self.read()?;
+        let index = tx.open_table(RESOURCES)?;
+        let Some(collection) = index.get((session, key))?.map(|c| c.value().to_owned()) else {
+            return Ok(None);
+        };
+        let records = tx.open_table(RECORDS)?;
+        let value = records.get((session, collection.as_str(), key))?;
+        Ok(value.map(|v| (collection, v.value().0.to_owned())))
+    }
+
+    /// Up to `limit` resources of the session, of every collection, with ids strictly
+    /// past `start`.
+    pub fn scan_resources(
+        &self,
+        session: &str,
+        start: Option<&str>,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<Entry>> {
+        let tx = self.read()?;
+        let index = tx.open_table(RESOURCES)?;
+        let records = tx.open_table(RECORDS)?;
+        let first = Bound::Included((session, ""));
+        let last = Bound::Excluded((session, MAX));
+        let range = match (start, ascending) {
+            (Some(s), true) => (Bound::Excluded((session, s)), last),
+            (Some(s), false) => (first, Bound::Excluded((session, s))),
+            (None, _) => (first, last),
+        };
+        let iter = index.range::<(&str, &str)>(range)?;
+        let iter: Box<dyn Iterator<Item = _>> = if ascending {
+            Box::new(iter)
+        } else {
+            Box::new(iter.rev())
+        };
+        let mut out = Vec::new();
+        for entry in iter.take(limit) {
+            let (k, collection) = entry?;
+            let key = k.value().1;
+            if let Some(v) = records.get((session, collection.value(), key))? {
+                out.push((key.to_owned(), v.value().0.to_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Applies a call's writes to one collection in one durable transaction.
+    pub fn commit(&self, session: &str, collection: &str, batch: &Batch) -> Result<()> {
+        if batch.ops.is_empty() {
+            return Ok(());
+        }
+        let tx = self.write()?;
+        apply(&tx, session, collection, batch)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// Stores or deletes a batch's records, claims the blobs they attach and deletes
+/// the blobs they drop.
+pub(super) fn apply(
+    tx: &WriteTransaction,
+    session: &str,
+    collection: &str,
+    batch: &Batch,
+) -> Result<()> {
+    let mut records = tx.open_table(RECORDS)?;
+    let mut index = tx.open_table(RESOURCES)?;
+    for (key, op) in &batch.ops {
+        let key = key.as_str();
+        let old = match op {
+            Some(r) => records.insert((session, collection, key), (r.value.as_str(), r.blob))?,
+            None => records.remove((session, collection, key))?,
+        };
+        let old_blob = old.and_then(|o| o.value().1);
+        let new_blob = op.as_ref().and_then(|r| r.blob);
+        if let Some(blob) = new_blob
+            && old_blob != Some(blob)
+        {
+            blobs::claim(tx, blob)?;
+        }
+        if let Some(blob) = old_blob
+            && new_blob != Some(blob)
+        {
+            blobs::delete(tx, blob)?;
+        }
+        match op {
+            Some(_) => index.insert((session, key), collection)?,
+            None => index.remove((session, key))?,
+        };
+    }
+    Ok(())
+}
+
+/// Deletes every record of a session, and the blobs they own.
+pub(super) fn delete_all(tx: &WriteTransaction, session: &str) -> Result<()> {
+    let mut owned = Vec::new();
+    let mut records = tx.open_table(RECORDS)?;
+    records.retain_in::<(&str, &str, &str), _>(
+        (session, "", "")..(session, MAX, ""),
+        |_, (_, blob)| {
+            owned.extend(blob);
+            false
+        },
+    )?;
+    tx.open_table(RESOURCES)?
+        .retain_in::<(&str, &str), _>((session, "")..(session, MAX), |_, _| false)?;
+    for blob in owned {
+        blobs::delete(tx, blob)?;
+    }
+    Ok(())
+}

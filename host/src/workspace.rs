@@ -1,0 +1,42 @@
+//! Session workspaces: the directory each session's `default` environment is rooted
+//! at, created empty or as a copy of an operator's template.
+
+use std::io;
+use std::path::Path;
+
+/// Creates `dir`, filled with a copy of `template` when given. Regular files and
+/// directories are copied; symlinks are recreated as they are (they stay confined by
+/// the environment's capability checks); anything else is skipped.
+pub fn create(dir: &Path, template: Option<&Path>) -> io::Result<()> {
+    std::fs::create_dir_all(dir.parent().unwrap_or(dir))?;
+    std::fs::create_dir(dir)?;
+    if let Some(template) = template {
+        copy_tree(template, dir)?;
+    }
+    Ok(())
+}
+
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            std::fs::create_dir(&target)?;
+            copy_tree(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)?;
+        } else if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a workspace and everything in it; a missing one is not an error.
+pub fn remove(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,240 @@
+//! A real `reshost` process per test, on a free port, with its own data directory
+//! and a compiled-component cache shared by all tests (so each component is compiled
+//! once per test run, not once per server).
+
+use reqwest::{Client, Method, RequestBuilder, Response, StatusCode, multipart};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Tokens of the two tenants every test server has.
+pub const ACME: &str = "acme-token";
+pub const GLOBEX: &str = "globex-token";
+
+/// The config every test server starts from; tests append their own sections.
+const BASE_CONFIG: &str = r#"
+[[tenants]]
+name = "acme"
+tokens = ["acme-token"]
+
+[[tenants]]
+name = "globex"
+tokens = ["globex-token"]
+"#;
+
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    config: String,
+    http: Client,
+}
+
+pub fn shared_cache_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+impl Server {
+    /// A server with the two test tenants and default limits.
+    pub async fn start() -> Server {
+        Server::with_config("").await
+    }
+
+    /// A server whose config is the base config followed by `extra` (TOML: top-level
+    /// keys must come first, so `extra` holds only tables such as `[limits]`).
+    pub async fn with_config(extra: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n{extra}\n{BASE_CONFIG}",
+            dir.path().join("data"),
+            shared_cache_dir(),
+        );
+        let mut server = Server {
+            child: None,
+            base: String::new(),
+            dir,
+            config,
+            http: Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+        };
+        server.spawn();
+        server
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("reshost.toml")
+    }
+
+    /// Starts the process and waits until it prints its address.
+    pub fn spawn(&mut self) {
+        std::fs::write(self.config_path(), &self.config).unwrap();
+        let stderr = std::fs::File::create(self.dir.path().join("stderr.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_reshost"))
+            .arg("serve")
+            .arg("--config")
+            .arg(self.config_path())
+            .env("RESHOST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        break url.trim().to_owned();
+                    }
+                }
+                _ => panic!("reshost did not start: {}", self.stderr()),
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        self.base = addr;
+        self.child = Some(child);
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    /// SIGKILL: no shutdown at all.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; returns whether it exited successfully.
+    pub fn terminate(&mut self) -> bool {
+        let mut child = self.child.take().expect("server is running");
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        for _ in 0..300 {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.kill().unwrap();
+        panic!("reshost did not exit within 15 s of SIGTERM");
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn request(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let rb = self.http.request(method, self.url(path));
+        match token {
+            Some(t) => rb.bearer_auth(t),
+            None => rb,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        json_of(
+            self.request(Method::GET, path, Some(token))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        json_of(
+            self.request(Method::DELETE, path, Some(token))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        let rb = self.request(Method::POST, path, Some(token)).json(&body);
+        json_of(rb.send().await.unwrap()).await
+    }
+
+    /// A new session of the token's tenant; returns its id.
+    pub async fn session(&self, token: &str) -> String {
+        let (status, body) = self
+            .post("/v1/sessions", token, serde_json::json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Uploads `bytes` as the `file` part; returns the status and body.
+    pub async fn upload(
+        &self,
+        token: &str,
+        session: &str,
+        filename: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut part = multipart::Part::bytes(bytes).file_name(filename.to_owned());
+        if let Some(ct) = content_type {
+            part = part.mime_str(ct).unwrap();
+        }
+        let form = multipart::Form::new().part("file", part);
+        let rb = self
+            .request(Method::POST, &files_path(session), Some(token))
+            .multipart(form);
+        json_of(rb.send().await.unwrap()).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn files_path(session: &str) -> String {
+    format!("/v1/sessions/{session}/resources/files")
+}
+
+/// The status and JSON body of a response (`Value::Null` for an empty body).
+pub async fn json_of(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let bytes = response.bytes().await.unwrap();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+    };
+    (status, body)
+}
+
+/// Asserts the API's one error shape with the given status and code.
+#[track_caller]
+pub fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "body: {}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "body: {}", got.1);
+    assert!(got.1["error"]["message"].is_string(), "body: {}", got.1);
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}

@@ -1,0 +1,229 @@
+//! Start-up: a bad config is refused before serving, with a message that names the
+//! offending key; without configured tenants, `RESHOST_TOKEN` is the one token.
+
+use crate::common::*;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A `reshost serve` that is killed when the test ends, however it ends.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The top-level keys every config here starts with.
+fn preamble(dir: &Path) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n",
+        dir.join("data"),
+        shared_cache_dir()
+    )
+}
+
+const TENANTS: &str = "\n[[tenants]]\nname = \"acme\"\ntokens = [\"acme-token\"]\n";
+
+fn serve(dir: &Path, config: &str, env: &[(&str, &str)]) -> Process {
+    let path = dir.join("reshost.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_reshost"));
+    command
+        .arg("serve")
+        .arg("--config")
+        .arg(&path)
+        .env_remove("RESHOST_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Process(command.spawn().unwrap())
+}
+
+/// Runs `reshost serve` on a config that must be refused; returns its exit status and stderr.
+fn refused(extra: &str) -> (ExitStatus, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("{}{extra}\n", preamble(dir.path()));
+    let mut process = serve(dir.path(), &config, &[]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "reshost kept running with a bad config:\n{config}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(process.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(process.0.stdout.as_mut().unwrap(), &mut stdout).unwrap();
+    assert!(
+        !stdout.contains("listening on"),
+        "reshost listened with a bad config:\n{config}"
+    );
+    (status, stderr)
+}
+
+/// Refused with a non-zero exit (not a crash) and a message naming `key`.
+#[track_caller]
+fn assert_refused_naming(extra: &str, key: &str) {
+    let (status, stderr) = refused(extra);
+    assert!(!status.success(), "exit {status} for config:\n{extra}");
+    assert!(
+        status.code().is_some(),
+        "killed by a signal ({status}) for config:\n{extra}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "a panic instead of an error for config:\n{extra}\n{stderr}"
+    );
+    assert!(
+        stderr.contains(key),
+        "stderr does not name {key:?} for config:\n{extra}\nstderr:\n{stderr}"
+    );
+}
+
+#[test]
+fn unknown_config_key_is_refused_naming_it() {
+    assert_refused_naming(
+        &format!("[limits]\nmax_upload_bites = 5\n{TENANTS}"),
+        "max_upload_bites",
+    );
+    assert_refused_naming(&format!("lissen = \"127.0.0.1:0\"\n{TENANTS}"), "lissen");
+}
+
+#[test]
+fn wrongly_typed_config_value_is_refused_naming_the_key() {
+    assert_refused_naming(
+        &format!("[limits]\nmax_upload_bytes = \"big\"\n{TENANTS}"),
+        "max_upload_bytes",
+    );
+    assert_refused_naming(
+        &format!("[limits]\ncomponent_timeout_ms = -5\n{TENANTS}"),
+        "component_timeout_ms",
+    );
+}
+
+#[test]
+fn missing_component_file_is_refused_naming_the_slot() {
+    assert_refused_naming(
+        &format!("[components]\nfiles = \"/nonexistent/files.wasm\"\n{TENANTS}"),
+        "files",
+    );
+}
+
+#[test]
+fn tenant_without_tokens_is_refused() {
+    assert_refused_naming("[[tenants]]\nname = \"acme\"\ntokens = []\n", "tokens");
+    assert_refused_naming("[[tenants]]\nname = \"acme\"\n", "tokens");
+}
+
+#[test]
+fn missing_template_directory_is_refused_naming_the_template() {
+    assert_refused_naming(
+        &format!("[templates]\nstarter = \"/nonexistent/template\"\n{TENANTS}"),
+        "starter",
+    );
+}
+
+#[test]
+fn valid_config_with_every_section_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("template");
+    std::fs::create_dir(&template).unwrap();
+    let config = format!(
+        "{}[limits]\nmax_upload_bytes = 1000000\nmax_json_bytes = 4096\ncomponent_timeout_ms = 2000\n\
+         component_memory_bytes = 33554432\n[templates]\nstarter = {template:?}\n{TENANTS}",
+        preamble(dir.path())
+    );
+    let mut process = serve(dir.path(), &config, &[]);
+    let line = BufReader::new(process.0.stdout.take().unwrap())
+        .lines()
+        .next();
+    let line = line.map(Result::unwrap).unwrap_or_default();
+    assert!(
+        line.starts_with("listening on http://"),
+        "first stdout line: {line:?}"
+    );
+}
+
+#[tokio::test]
+async fn reshost_token_env_is_the_default_tenants_token_without_configured_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = serve(
+        dir.path(),
+        &preamble(dir.path()),
+        &[("RESHOST_TOKEN", "xyz")],
+    );
+    let mut lines = BufReader::new(process.0.stdout.take().unwrap()).lines();
+    let base = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => {
+                let mut stderr = String::new();
+                std::io::Read::read_to_string(process.0.stderr.as_mut().unwrap(), &mut stderr)
+                    .unwrap();
+                panic!("reshost did not start: {stderr}");
+            }
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let http = reqwest::Client::new();
+
+    let response = http
+        .post(format!("{base}/v1/sessions"))
+        .bearer_auth("xyz")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let (status, session) = json_of(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let sid = session["id"].as_str().unwrap();
+
+    let (status, list) = json_of(
+        http.get(format!("{base}/v1/sessions"))
+            .bearer_auth("xyz")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["data"][0]["id"], sid, "{list}");
+
+    for token in ["xy", "acme-token", "default"] {
+        let got = json_of(
+            http.get(format!("{base}/v1/sessions"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_error(&got, 401, "unauthorized");
+    }
+    let got = json_of(
+        http.get(format!("{base}/v1/sessions"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_error(&got, 401, "unauthorized");
+}
