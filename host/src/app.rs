@@ -35,7 +35,7 @@ impl App {
                 (t.name.clone(), json)
             })
             .collect();
-        let workspaces = config.data_dir.join("workspaces");
+        let workspaces = App::workspaces(&config);
         App {
             config,
             store,
@@ -44,6 +44,11 @@ impl App {
             policy_configs,
             workspaces,
         }
+    }
+
+    /// Where the config puts session workspaces.
+    pub fn workspaces(config: &Config) -> PathBuf {
+        config.data_dir.join("workspaces")
     }
 
     pub fn policy_config(&self, tenant: &str) -> &str {

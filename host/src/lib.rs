@@ -26,6 +26,10 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     config.validate()?;
     let started = std::time::Instant::now();
     let store = Arc::new(store::Store::open(&config.data_dir)?);
+    let orphans = workspace::sweep(&app::App::workspaces(&config), &store.session_ids()?)?;
+    if orphans > 0 {
+        tracing::info!(workspaces = orphans, "removed workspaces of no session");
+    }
     let runtime = runtime::Runtime::new(&config)?;
     let (tenants, generated) =
         http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());

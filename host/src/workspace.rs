@@ -33,6 +33,25 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Removes the workspaces in `root` that belong to no session: left behind by a
+/// crash between creating (or deleting) a session and its workspace.
+pub fn sweep(root: &Path, live: &std::collections::HashSet<String>) -> io::Result<usize> {
+    let entries = match std::fs::read_dir(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !live.contains(name.to_string_lossy().as_ref()) {
+            remove(&entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Removes a workspace and everything in it; a missing one is not an error.
 pub fn remove(dir: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(dir) {

@@ -18,9 +18,9 @@ use anyhow::Context;
 use cache::ComponentCache;
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// The components built into the binary, used for slots the config leaves out.
 pub mod embedded {
@@ -176,8 +176,18 @@ impl Runtime {
         let bound = slot.current();
         let mut store = Store::new(&self.engine, Guest::new(caps, self.memory_bytes));
         store.limiter(|g| &mut g.limits);
-        let ticks = self.timeout.as_millis() / engine::EPOCH_TICK.as_millis() + 1;
-        store.set_epoch_deadline(ticks as u64);
+        // At every epoch tick, code still running in wasm either yields (so a busy
+        // component never holds an executor thread that other requests need) or,
+        // past its deadline, traps.
+        let deadline = Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
         let work = async {
             let instance = bound.pre.instantiate(&mut store).await?;
             f(&instance, &mut store).await

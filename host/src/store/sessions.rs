@@ -1,7 +1,7 @@
 //! Sessions, keyed by (tenant, id) so that a tenant can only ever name its own.
 
 use super::{Result, Store, records};
-use redb::{TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::ops::Bound;
 
 /// (tenant, session id) → the session object as JSON.
@@ -68,6 +68,16 @@ impl Store {
         } else {
             range.rev().take(limit).map(entry).collect()
         }
+    }
+
+    /// Every session id of every tenant.
+    pub fn session_ids(&self) -> Result<std::collections::HashSet<String>> {
+        let tx = self.read()?;
+        let table = tx.open_table(SESSIONS)?;
+        table
+            .iter()?
+            .map(|e| Ok(e?.0.value().1.to_owned()))
+            .collect()
     }
 
     /// Deletes the session with everything it owns (records and their blobs) in one
