@@ -21,7 +21,7 @@ fn main() {
     let target_dir = root.join("target").join("components");
 
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
-    for file in ["Cargo.toml", "Cargo.lock"] {
+    for file in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", components.join(file).display());
     }
     for krate in COMPONENTS.iter().chain(SOURCES) {
@@ -40,6 +40,8 @@ fn main() {
         .arg(components.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir)
+        // So that `components/.cargo/config.toml` applies.
+        .current_dir(&components)
         // The outer build's settings are for the host, not for the guests.
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTFLAGS")

@@ -40,6 +40,8 @@ pub struct Limits {
     pub max_instances: u32,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
+    /// Memory for the database's page cache.
+    pub db_cache_bytes: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             component_memory_bytes: 64 * 1024 * 1024,
             max_instances: 1000,
             shutdown_grace_ms: 30_000,
+            db_cache_bytes: 32 * 1024 * 1024,
         }
     }
 }

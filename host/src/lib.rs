@@ -25,7 +25,10 @@ pub fn unix_now() -> u64 {
 pub async fn run(config: config::Config) -> anyhow::Result<()> {
     config.validate()?;
     let started = std::time::Instant::now();
-    let store = Arc::new(store::Store::open(&config.data_dir)?);
+    let store = Arc::new(store::Store::open_with_cache(
+        &config.data_dir,
+        config.limits.db_cache_bytes,
+    )?);
     let orphans = workspace::sweep(&app::App::workspaces(&config), &store.session_ids()?)?;
     if orphans > 0 {
         tracing::info!(workspaces = orphans, "removed workspaces of no session");

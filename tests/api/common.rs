@@ -103,10 +103,6 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().unwrap().id() as i32
-    }
-
     /// SIGKILL: no shutdown at all.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

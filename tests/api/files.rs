@@ -704,58 +704,130 @@ async fn multipart_without_a_file_part_is_400() {
     assert!(list_ids(&server, &sid).await.is_empty());
 }
 
-#[tokio::test]
-async fn upload_over_the_limit_is_413_and_stores_nothing() {
-    let mut server = Server::with_config("[limits]\nmax_upload_bytes = 1048576\n").await;
-    let sid = server.session(ACME).await;
+const ONE_MIB_LIMIT: &str = "[limits]\nmax_upload_bytes = 1048576\n";
 
-    // Known length (Content-Length declared by reqwest).
-    let got = server
-        .upload(ACME, &sid, "big.bin", None, random_bytes(2 * 1024 * 1024))
-        .await;
-    assert_error(&got, 413, "payload_too_large");
-    assert!(list_ids(&server, &sid).await.is_empty());
-
-    // Unknown length (chunked): the server has to count.
-    let boundary = "reshost-test-boundary-413";
+/// A multipart body with one `file` part holding `bytes`, and its boundary.
+fn multipart_body(boundary: &str, bytes: &[u8]) -> Vec<u8> {
     let mut body = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"big.bin\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
     )
     .into_bytes();
-    body.extend(random_bytes(2 * 1024 * 1024));
+    body.extend_from_slice(bytes);
     body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
-    let stream = futures_util::stream::iter(chunks);
-    let resp = server
-        .request(Method::POST, &files_path(&sid), Some(ACME))
+    body
+}
+
+/// Sends an oversized upload on its own connection (so whatever happens to that
+/// connection cannot affect later requests) and returns the answer.
+async fn send_oversized(server: &Server, sid: &str, chunked: bool) -> (StatusCode, Value) {
+    let boundary = "reshost-test-boundary-413";
+    let body = multipart_body(boundary, &random_bytes(2 * 1024 * 1024));
+    let body = if chunked {
+        let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+            body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+        reqwest::Body::wrap_stream(futures_util::stream::iter(chunks))
+    } else {
+        reqwest::Body::from(body) // Content-Length: 2 MiB + headers
+    };
+    let resp = reqwest::Client::new()
+        .post(server.url(&files_path(sid)))
+        .bearer_auth(ACME)
         .header(
             CONTENT_TYPE,
             format!("multipart/form-data; boundary={boundary}"),
         )
-        .body(reqwest::Body::wrap_stream(stream))
+        .body(body)
         .send()
         .await
-        .expect("the 413 answer must reach the client");
-    assert_error(&json_of(resp).await, 413, "payload_too_large");
+        .unwrap_or_else(|e| {
+            panic!("the client must receive the 413, not a broken connection: {e:?}")
+        });
+    json_of(resp).await
+}
+
+#[tokio::test]
+async fn upload_over_the_limit_with_declared_length_is_413_and_stores_nothing() {
+    let mut server = Server::with_config(ONE_MIB_LIMIT).await;
+    let sid = server.session(ACME).await;
+    let got = send_oversized(&server, &sid, false).await;
+    assert_error(&got, 413, "payload_too_large");
     assert!(list_ids(&server, &sid).await.is_empty());
-
-    // Exactly at the limit is fine.
-    let exact = random_bytes(1024 * 1024 - 4096);
-    upload_ok(&server, ACME, &sid, "fits.bin", None, exact).await;
-    assert_eq!(list_ids(&server, &sid).await.len(), 1);
-
-    let (status, body) = server.get(&files_path(&sid), ACME).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let fid = body["data"][0]["id"].as_str().unwrap().to_owned();
-    server.delete(&file_path(&sid, &fid), ACME).await;
     let (blobs, chunks) = blob_stats_after_stop(&mut server);
     assert_eq!(
         (blobs, chunks),
         (0, 0),
-        "rejected uploads must leave no bytes"
+        "a rejected upload must leave no bytes"
     );
+}
+
+#[tokio::test]
+async fn upload_over_the_limit_chunked_is_413_and_stores_nothing() {
+    let mut server = Server::with_config(ONE_MIB_LIMIT).await;
+    let sid = server.session(ACME).await;
+    let got = send_oversized(&server, &sid, true).await;
+    assert_error(&got, 413, "payload_too_large");
+    assert!(list_ids(&server, &sid).await.is_empty());
+    let (blobs, chunks) = blob_stats_after_stop(&mut server);
+    assert_eq!(
+        (blobs, chunks),
+        (0, 0),
+        "a rejected upload must leave no bytes"
+    );
+}
+
+#[tokio::test]
+async fn oversized_upload_413_reaches_a_keep_alive_client_and_its_next_request_works() {
+    // The harness's pooled client, as real clients are: the 413 must arrive (not a
+    // broken pipe), and the connection it leaves must not break the next request.
+    let server = Server::with_config(ONE_MIB_LIMIT).await;
+    let sid = server.session(ACME).await;
+    for round in 0..10 {
+        let part = multipart::Part::bytes(vec![7u8; 2 * 1024 * 1024]).file_name("big.bin");
+        let form = multipart::Form::new().part("file", part);
+        let resp = server
+            .request(Method::POST, &files_path(&sid), Some(ACME))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no 413 but a transport error: {e:?}"));
+        assert_error(&json_of(resp).await, 413, "payload_too_large");
+        let resp = server
+            .request(Method::GET, &files_path(&sid), Some(ACME))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: request after a 413 failed: {e:?}"));
+        let (status, body) = json_of(resp).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["data"], json!([]), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn upload_just_under_the_limit_is_accepted() {
+    let server = Server::with_config(ONE_MIB_LIMIT).await;
+    let sid = server.session(ACME).await;
+    let bytes = random_bytes(1024 * 1024 - 4096);
+    let file = upload_ok(&server, ACME, &sid, "fits.bin", None, bytes.clone()).await;
+    assert_file_object(&file, &sid, "fits.bin", &bytes, "application/octet-stream");
+    // Exactly the limit, sent chunked (no Content-Length to judge by).
+    let bytes = random_bytes(1024 * 1024);
+    let body = multipart_body("b-exact", &bytes);
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(64 * 1024).map(|c| Ok(c.to_vec())).collect();
+    let resp = server
+        .request(Method::POST, &files_path(&sid), Some(ACME))
+        .header(CONTENT_TYPE, "multipart/form-data; boundary=b-exact")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    let (status, file) = json_of(resp).await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    assert_file_object(&file, &sid, "big.bin", &bytes, "application/octet-stream");
+    assert_eq!(list_ids(&server, &sid).await.len(), 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -858,6 +930,22 @@ async fn empty_file_round_trips() {
         format!("\"{EMPTY_SHA256}\"")
     );
     assert!(resp.bytes().await.unwrap().is_empty());
+
+    // Nothing of an empty file can be ranged.
+    for range in ["bytes=0-", "bytes=0-0", "bytes=-5"] {
+        let resp = get_with(
+            &server,
+            &content_path(&sid, file["id"].as_str().unwrap()),
+            &[("range", range)],
+        )
+        .await;
+        assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(
+            header(resp.headers(), "content-range"),
+            "bytes */0",
+            "{range}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -946,6 +1034,8 @@ async fn range_requests_answer_206_with_the_requested_bytes() {
         // Last byte; and an end past the size is clamped.
         (format!("bytes={}-{}", n - 1, n - 1), n - 1, n - 1),
         (format!("bytes=5-{}", n + 1000), 5, n - 1),
+        // A suffix longer than the file is the whole file.
+        (format!("bytes=-{}", n + 1000), 0, n - 1),
     ];
     for (range, first, last) in cases {
         let resp = get_with(&server, &path, &[("range", &range)]).await;
@@ -1080,4 +1170,45 @@ async fn client_disconnecting_mid_upload_leaves_no_file_and_no_bytes() {
         (0, 0),
         "an aborted upload must leave no bytes"
     );
+}
+
+#[tokio::test]
+async fn if_none_match_wins_over_range() {
+    let (server, sid, fid, bytes) = range_fixture().await;
+    let etag = format!("\"{}\"", sha256_hex(&bytes));
+    let resp = get_with(
+        &server,
+        &content_path(&sid, &fid),
+        &[("if-none-match", &etag), ("range", "bytes=0-9")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert!(resp.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn unsupported_methods_on_files_routes_are_405() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let file = upload_ok(&server, ACME, &sid, "a.txt", None, b"a".to_vec()).await;
+    let fid = file["id"].as_str().unwrap();
+    for (method, path) in [
+        (Method::PUT, files_path(&sid)),
+        (Method::DELETE, files_path(&sid)),
+        (Method::POST, file_path(&sid, fid)),
+        (Method::PUT, file_path(&sid, fid)),
+        (Method::POST, content_path(&sid, fid)),
+        (Method::DELETE, content_path(&sid, fid)),
+    ] {
+        let resp = server
+            .request(method.clone(), &path, Some(ACME))
+            .send()
+            .await
+            .unwrap();
+        let got = json_of(resp).await;
+        assert_eq!(got.0, 405, "{method} {path}: {}", got.1);
+        assert_error(&got, 405, "method_not_allowed");
+    }
+    // The file survived all of it.
+    assert_eq!(list_ids(&server, &sid).await, vec![fid.to_owned()]);
 }

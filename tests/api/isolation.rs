@@ -6,8 +6,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-/// The `files` handler built from `components/faulty`.
-const FAULTY: &str = env!("RESHOST_TEST_COMPONENT_FAULTY");
+/// The `files` handler built from `components/faulty` by `host/build.rs`.
+const FAULTY: &str = env!("RESHOST_COMPONENT_FAULTY");
 
 async fn faulty_server() -> Server {
     Server::with_config(&format!(
@@ -71,8 +71,9 @@ async fn memory_hog_is_500_component_error_quickly() {
     let (got, elapsed) = get_file(&server, &sid, "hog").await;
     assert_error(&got, 500, "component_error");
     assert_clean_message(&got.1);
-    // Refused at the memory cap, long before the 1 s deadline.
-    assert!(elapsed < Duration::from_millis(900), "took {elapsed:?}");
+    // Refused at the memory cap (500, not the deadline's 503): ~25 ms on an idle
+    // machine; the bound leaves room for a loaded one running every test at once.
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
     let (got, _) = get_file(&server, &sid, "other").await;
     assert_error(&got, 404, "not_found");
 }

@@ -179,7 +179,7 @@ async fn list_sessions_is_paginated_newest_first_and_shows_only_the_tenants_own(
     for _ in 0..3 {
         acme.push(server.session(ACME).await);
     }
-    let globex = vec![server.session(GLOBEX).await, server.session(GLOBEX).await];
+    let globex = [server.session(GLOBEX).await, server.session(GLOBEX).await];
 
     let (status, body) = server.get("/v1/sessions", ACME).await;
     assert_eq!(status, StatusCode::OK, "{body}");

@@ -118,7 +118,7 @@ fn wrongly_typed_config_value_is_refused_naming_the_key() {
 #[test]
 fn missing_component_file_is_refused_naming_the_slot() {
     assert_refused_naming(
-        &format!("[components]\nfiles = \"/nonexistent/files.wasm\"\n{TENANTS}"),
+        &format!("[components]\nfiles = \"/nonexistent/handler.wasm\"\n{TENANTS}"),
         "files",
     );
 }

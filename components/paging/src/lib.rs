@@ -254,7 +254,22 @@ mod tests {
         };
         let p = page(&mut src, &req).unwrap();
         let ids: Vec<_> = p.items.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(ids, ["009", "008", "007", "006"]);
+        // In descending order the items before 005 are the larger ids, nearest first.
+        assert_eq!(
+            ids,
+            [
+                "015", "014", "013", "012", "011", "010", "009", "008", "007", "006"
+            ]
+        );
+        assert!(p.has_more);
+        let req = PageRequest {
+            limit: 10,
+            cursor: Some(Cursor::Before("040".into())),
+            order: Order::Desc,
+        };
+        let p = page(&mut src, &req).unwrap();
+        let ids: Vec<_> = p.items.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(ids, ["044", "043", "042", "041"]);
         assert!(!p.has_more);
     }
 

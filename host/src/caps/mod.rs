@@ -58,6 +58,17 @@ impl Caps {
         self.staged.push(blob);
     }
 
+    /// Moves the call's state out, leaving an empty one behind (so the spent store
+    /// can be dropped elsewhere).
+    pub fn take(&mut self) -> Caps {
+        Caps {
+            store: self.store.clone(),
+            scope: self.scope.take(),
+            batch: std::mem::take(&mut self.batch),
+            staged: std::mem::take(&mut self.staged),
+        }
+    }
+
     pub fn has_writes(&self) -> bool {
         !self.batch.ops.is_empty()
     }

@@ -82,6 +82,8 @@ pub struct ApiError {
     pub message: String,
     /// `Allow` for 405 answers.
     pub allow: Option<&'static str>,
+    /// The request body was left unread: the connection must not be reused.
+    pub close: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -92,6 +94,7 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            close: false,
         }
     }
 
@@ -127,6 +130,11 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.close {
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         if self.code == Code::Overloaded {
             response

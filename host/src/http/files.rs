@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::runtime::bindings::files_handler::Upload;
 use crate::store::{BlobWriter, StagedBlob};
 use bytes::Bytes;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Response, StatusCode, header};
 use http_body_util::BodyStream;
 use hyper::body::Incoming;
@@ -136,6 +136,24 @@ pub async fn content(
     download::respond(&app.store, &blob, &content_type, &filename, request)
 }
 
+/// Reads and drops up to `DRAIN_BYTES` of a body; true when it ended within that.
+async fn drain<S>(stream: &mut S) -> bool
+where
+    S: futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
+{
+    let mut drained = 0u64;
+    while let Some(piece) = stream.next().await {
+        match piece {
+            Ok(bytes) => drained += bytes.len() as u64,
+            Err(_) => return false,
+        }
+        if drained > DRAIN_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
 fn upload_error(e: multer::Error) -> ApiError {
     ApiError::invalid(format!("malformed multipart body: {e}"))
 }
@@ -170,14 +188,19 @@ pub async fn upload(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
-        // Refused before a byte is read (a client waiting on `Expect: 100-continue`
-        // never sends the body).
-        return Err(too_large(limit));
+    let mut stream = BodyStream::new(body)
+        .try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())));
+    if let Some(declared) = declared.filter(|&n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        // Refused before a byte is stored. A client waiting on `Expect:
+        // 100-continue` never sends the body; one already sending it gets its
+        // answer after the body is read and dropped, if that is not too much.
+        let expects_continue = headers
+            .get(header::EXPECT)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let mut error = too_large(limit);
+        error.close = expects_continue || declared > DRAIN_BYTES || !drain(&mut stream).await;
+        return Err(error);
     }
-
-    let stream =
-        BodyStream::new(body).try_filter_map(|frame| async move { Ok(frame.into_data().ok()) });
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut field = loop {
         match multipart.next_field().await.map_err(upload_error)? {
@@ -230,14 +253,20 @@ pub async fn upload(
         .map_err(|e| ApiError::internal("storing an upload", e));
     if let Err(e) = streamed {
         drop(staged); // Discards what was written.
+        let mut e = e;
         if e.code == Code::PayloadTooLarge {
             let mut drained = 0u64;
+            let mut complete = true;
             while let Ok(Some(bytes)) = field.chunk().await {
                 drained += bytes.len() as u64;
                 if drained > DRAIN_BYTES {
+                    complete = false;
                     break;
                 }
             }
+            // The file part is read; what follows it (the closing boundary, maybe
+            // other parts) decides whether the connection can be kept.
+            e.close = !complete || !matches!(multipart.next_field().await, Ok(None));
         }
         return Err(e);
     }

@@ -9,6 +9,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 /// How often the epoch advances: the granularity of component deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
+/// Bytes of each pooled memory and table kept resident between instances.
+const KEEP_RESIDENT_BYTES: usize = 1024 * 1024;
+
 fn base_config() -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
@@ -25,7 +28,11 @@ pub fn engine(limits: &Limits) -> anyhow::Result<Engine> {
         .total_core_instances(n.saturating_mul(4))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(4))
-        .max_memory_size(limits.component_memory_bytes);
+        .max_memory_size(limits.component_memory_bytes)
+        // Reset a freed instance's first pages with memset rather than madvise, so
+        // the next instance does not page-fault them in again.
+        .linear_memory_keep_resident(KEEP_RESIDENT_BYTES)
+        .table_keep_resident(KEEP_RESIDENT_BYTES);
     pooled.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = match Engine::new(&pooled) {
         Ok(engine) => engine,

@@ -53,8 +53,9 @@ impl Guest {
             .to_owned()
     }
 
-    pub fn into_caps(self) -> Caps {
-        self.caps
+    /// Takes the call's capability state out of the spent store.
+    pub fn take_caps(&mut self) -> Caps {
+        self.caps.take()
     }
 }
 

@@ -7,6 +7,7 @@ pub mod bindings;
 mod cache;
 mod engine;
 mod guest;
+mod reaper;
 mod slot;
 
 pub use guest::Guest;
@@ -16,6 +17,7 @@ use crate::caps::Caps;
 use crate::config::Config;
 use anyhow::Context;
 use cache::ComponentCache;
+use reaper::Reaper;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -46,6 +48,7 @@ pub enum CallError {
 
 pub struct Runtime {
     engine: Engine,
+    reaper: Reaper,
     timeout: Duration,
     memory_bytes: usize,
     pub files: Slot<bindings::FilesPre<Guest>>,
@@ -150,6 +153,7 @@ impl Runtime {
         }
         Ok(Runtime {
             engine,
+            reaper: Reaper::start()?,
             timeout: Duration::from_millis(config.limits.component_timeout_ms),
             memory_bytes: config.limits.component_memory_bytes,
             files: Slot::new(files),
@@ -194,8 +198,8 @@ impl Runtime {
         };
         let outcome = tokio::time::timeout(self.timeout + OUTER_GRACE, work).await;
         let world = W::NAME;
-        match outcome {
-            Ok(Ok(answer)) => Ok((answer, store.into_data().into_caps())),
+        let result = match outcome {
+            Ok(Ok(answer)) => Ok((answer, store.data_mut().take_caps())),
             Err(_) => {
                 tracing::warn!(world, "component call timed out (blocked outside wasm)");
                 Err(CallError::Timeout(world))
@@ -215,6 +219,8 @@ impl Runtime {
                 tracing::warn!(world, error = ?e, stderr, "component failed");
                 Err(CallError::Trapped(world))
             }
-        }
+        };
+        self.reaper.reap(store);
+        result
     }
 }

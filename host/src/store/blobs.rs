@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// Bytes per stored chunk.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Bytes a writer buffers before writing them out in one transaction.
-const FLUSH_BYTES: usize = 16 * CHUNK_BYTES;
+const FLUSH_BYTES: usize = 32 * CHUNK_BYTES;
 
 /// blob id → (length, lowercase hex sha256), once the blob is sealed.
 const BLOBS: TableDefinition<u128, (u64, &str)> = TableDefinition::new("blobs");

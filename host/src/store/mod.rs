@@ -9,11 +9,45 @@ mod sessions;
 pub use blobs::{BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, StagedBlob};
 pub use records::{Batch, Record};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, WriteTransaction};
+use redb::{Database, Key, ReadTransaction, ReadableDatabase, Value, WriteTransaction};
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 /// Storage errors: redb's own, typed.
 pub type Result<T> = std::result::Result<T, redb::Error>;
+
+/// Upper bound for string key parts: ids and collection names are ASCII.
+const MAX: &str = "\u{10FFFF}";
+
+/// The key range of one page: keys strictly past `start` in the direction of
+/// travel, within `first..last`.
+fn window<T>(first: T, last: T, start: Option<T>, ascending: bool) -> (Bound<T>, Bound<T>) {
+    match (start, ascending) {
+        (Some(s), true) => (Bound::Excluded(s), Bound::Excluded(last)),
+        (Some(s), false) => (Bound::Included(first), Bound::Excluded(s)),
+        (None, _) => (Bound::Included(first), Bound::Excluded(last)),
+    }
+}
+
+/// Up to `limit` entries of `range`, in the direction of travel, each mapped by `f`.
+fn take<K: Key + 'static, V: Value + 'static, T>(
+    range: redb::Range<'static, K, V>,
+    ascending: bool,
+    limit: usize,
+    mut f: impl FnMut(K::SelfType<'_>, V::SelfType<'_>) -> Result<Option<T>>,
+) -> Result<Vec<T>> {
+    let iter: Box<dyn Iterator<Item = _>> = if ascending {
+        Box::new(range)
+    } else {
+        Box::new(range.rev())
+    };
+    let mut out = Vec::new();
+    for entry in iter.take(limit) {
+        let (k, v) = entry?;
+        out.extend(f(k.value(), v.value())?);
+    }
+    Ok(out)
+}
 
 pub struct Store {
     db: Database,
@@ -25,11 +59,19 @@ impl Store {
         data_dir.join("reshost.redb")
     }
 
-    /// Opens (or creates) the database of `data_dir` and discards blobs that no record
-    /// owns: uploads cut short by a crash.
+    /// Opens the database of `data_dir` with the default page cache.
     pub fn open(data_dir: &Path) -> anyhow::Result<Store> {
+        Self::open_with_cache(data_dir, crate::config::Limits::default().db_cache_bytes)
+    }
+
+    /// Opens (or creates) the database of `data_dir` and discards blobs that no record
+    /// owns: uploads cut short by a crash. `cache_bytes` bounds redb's page cache,
+    /// which would otherwise grow to 1 GiB while large blobs stream through it.
+    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> anyhow::Result<Store> {
         std::fs::create_dir_all(data_dir)?;
-        let db = Database::create(Self::path(data_dir))?;
+        let db = Database::builder()
+            .set_cache_size(cache_bytes)
+            .create(Self::path(data_dir))?;
         let store = Store { db };
         let tx = store.write()?;
         sessions::create_tables(&tx)?;

@@ -2,19 +2,15 @@
 //! per slot), and the index of resources across collections that the generic
 //! `resources` endpoints read.
 
-use super::{Result, Store, blobs};
+use super::{MAX, Result, Store, blobs, take, window};
 use redb::{TableDefinition, WriteTransaction};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 /// (session, collection, key) → (value, blob the record owns).
 const RECORDS: TableDefinition<(&str, &str, &str), (&str, Option<u128>)> =
     TableDefinition::new("records");
 /// (session, key) → collection: every resource of a session, ordered by id.
 const RESOURCES: TableDefinition<(&str, &str), &str> = TableDefinition::new("resources");
-
-/// Upper bound for string key parts: ids and collection names are ASCII.
-const MAX: &str = "\u{10FFFF}";
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(RECORDS)?;
@@ -67,26 +63,16 @@ impl Store {
     ) -> Result<Vec<Entry>> {
         let tx = self.read()?;
         let table = tx.open_table(RECORDS)?;
-        let first = Bound::Included((session, collection, ""));
-        let last = Bound::Excluded((session, collection, MAX));
-        let range = match (start, ascending) {
-            (Some(s), true) => (Bound::Excluded((session, collection, s)), last),
-            (Some(s), false) => (first, Bound::Excluded((session, collection, s))),
-            (None, _) => (first, last),
-        };
-        let iter = table.range::<(&str, &str, &str)>(range)?;
-        let entry = |e: std::result::Result<_, redb::StorageError>| -> Result<Entry> {
-            let (k, v): (
-                redb::AccessGuard<(&str, &str, &str)>,
-                redb::AccessGuard<(&str, Option<u128>)>,
-            ) = e?;
-            Ok((k.value().2.to_owned(), v.value().0.to_owned()))
-        };
-        if ascending {
-            iter.take(limit).map(entry).collect()
-        } else {
-            iter.rev().take(limit).map(entry).collect()
-        }
+        let range = window(
+            (session, collection, ""),
+            (session, collection, MAX),
+            start.map(|s| (session, collection, s)),
+            ascending,
+        );
+        let range = table.range::<(&str, &str, &str)>(range)?;
+        take(range, ascending, limit, |(_, _, key), (value, _)| {
+            Ok(Some((key.to_owned(), value.to_owned())))
+        })
     }
 
     /// One resource of the session, whatever its collection: (collection, value).
@@ -113,28 +99,17 @@ impl Store {
         let tx = self.read()?;
         let index = tx.open_table(RESOURCES)?;
         let records = tx.open_table(RECORDS)?;
-        let first = Bound::Included((session, ""));
-        let last = Bound::Excluded((session, MAX));
-        let range = match (start, ascending) {
-            (Some(s), true) => (Bound::Excluded((session, s)), last),
-            (Some(s), false) => (first, Bound::Excluded((session, s))),
-            (None, _) => (first, last),
-        };
-        let iter = index.range::<(&str, &str)>(range)?;
-        let iter: Box<dyn Iterator<Item = _>> = if ascending {
-            Box::new(iter)
-        } else {
-            Box::new(iter.rev())
-        };
-        let mut out = Vec::new();
-        for entry in iter.take(limit) {
-            let (k, collection) = entry?;
-            let key = k.value().1;
-            if let Some(v) = records.get((session, collection.value(), key))? {
-                out.push((key.to_owned(), v.value().0.to_owned()));
-            }
-        }
-        Ok(out)
+        let range = window(
+            (session, ""),
+            (session, MAX),
+            start.map(|s| (session, s)),
+            ascending,
+        );
+        let range = index.range::<(&str, &str)>(range)?;
+        take(range, ascending, limit, |(_, key), collection| {
+            let value = records.get((session, collection, key))?;
+            Ok(value.map(|v| (key.to_owned(), v.value().0.to_owned())))
+        })
     }
 
     /// Applies a call's writes to one collection in one durable transaction.

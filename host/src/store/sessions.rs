@@ -1,8 +1,7 @@
 //! Sessions, keyed by (tenant, id) so that a tenant can only ever name its own.
 
-use super::{Result, Store, records};
+use super::{MAX, Result, Store, records, take, window};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
-use std::ops::Bound;
 
 /// (tenant, session id) → the session object as JSON.
 const SESSIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("sessions");
@@ -47,27 +46,16 @@ impl Store {
     ) -> Result<Vec<(String, String)>> {
         let tx = self.read()?;
         let table = tx.open_table(SESSIONS)?;
-        let (low, high) = match (start, ascending) {
-            (Some(s), true) => (
-                Bound::Excluded((tenant, s)),
-                Bound::Excluded((tenant, "\u{10FFFF}")),
-            ),
-            (Some(s), false) => (Bound::Included((tenant, "")), Bound::Excluded((tenant, s))),
-            (None, _) => (
-                Bound::Included((tenant, "")),
-                Bound::Excluded((tenant, "\u{10FFFF}")),
-            ),
-        };
-        let range = table.range::<(&str, &str)>((low, high))?;
-        let entry = |e: std::result::Result<_, redb::StorageError>| -> Result<(String, String)> {
-            let (k, v): (redb::AccessGuard<(&str, &str)>, redb::AccessGuard<&str>) = e?;
-            Ok((k.value().1.to_owned(), v.value().to_owned()))
-        };
-        if ascending {
-            range.take(limit).map(entry).collect()
-        } else {
-            range.rev().take(limit).map(entry).collect()
-        }
+        let range = window(
+            (tenant, ""),
+            (tenant, MAX),
+            start.map(|s| (tenant, s)),
+            ascending,
+        );
+        let range = table.range::<(&str, &str)>(range)?;
+        take(range, ascending, limit, |(_, id), json| {
+            Ok(Some((id.to_owned(), json.to_owned())))
+        })
     }
 
     /// Every session id of every tenant.
