@@ -247,6 +247,7 @@ async fn main() {
     assert_eq!(big["metadata"]["bytes"], GIB, "{big}");
     let big_id = big["id"].as_str().unwrap();
 
+    let before_download = rss_kib(pid);
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_rss(pid, stop.clone());
     let t = Instant::now();
@@ -274,9 +275,11 @@ async fn main() {
         up_peak.saturating_sub(idle) / 1024
     );
     println!(
-        "1 GiB download: {:.0} MB/s, server RSS peak {} MiB (+{} MiB over idle)",
+        "1 GiB download: {:.0} MB/s, server RSS {} MiB before → {} MiB peak (+{} MiB; +{} MiB over idle)",
         mbps(down),
+        before_download / 1024,
         down_peak / 1024,
+        down_peak.saturating_sub(before_download) / 1024,
         down_peak.saturating_sub(idle) / 1024
     );
 }

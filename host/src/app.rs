@@ -5,11 +5,13 @@
 use crate::caps::Caps;
 use crate::config::Config;
 use crate::http::auth::Tenants;
+use crate::http::body::{Body, ok};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::policy::{self, Ask};
 use crate::runtime::bindings::types::{Caller, Error as ComponentError};
 use crate::runtime::{Guest, Runtime, Slot, World};
 use crate::store::Store;
+use http::Response;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -72,6 +74,30 @@ impl App {
             tenant: tenant.to_owned(),
             session_id: session.to_owned(),
         })
+    }
+
+    /// Authorizes `ask` on the tenant's `session`, then lets the slot's component
+    /// answer with a JSON body.
+    pub async fn answer<W: World>(
+        &self,
+        tenant: &str,
+        session: &str,
+        ask: Ask<'_>,
+        slot: &Slot<W>,
+        collection: &'static str,
+        f: impl AsyncFnOnce(
+            &W::Instance,
+            &mut wasmtime::Store<Guest>,
+            &Caller,
+        ) -> wasmtime::Result<Result<String, ComponentError>>,
+    ) -> ApiResult<Response<Body>> {
+        let caller = self.authorize(tenant, session, ask).await?;
+        let json = self
+            .call_slot(slot, &caller, collection, async |instance, store| {
+                f(instance, store, &caller).await
+            })
+            .await?;
+        ok(json)
     }
 
     /// Calls a resource slot's component with the session's records of `collection`;

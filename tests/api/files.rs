@@ -746,11 +746,12 @@ async fn send_oversized(server: &Server, sid: &str, chunked: bool) -> (StatusCod
     json_of(resp).await
 }
 
-#[tokio::test]
-async fn upload_over_the_limit_with_declared_length_is_413_and_stores_nothing() {
+/// An upload over the limit, sent chunked or with its length declared, is refused
+/// with `413` and leaves nothing listed and no bytes stored.
+async fn oversized_upload_is_refused_and_stores_nothing(chunked: bool) {
     let mut server = Server::with_config(ONE_MIB_LIMIT).await;
     let sid = server.session(ACME).await;
-    let got = send_oversized(&server, &sid, false).await;
+    let got = send_oversized(&server, &sid, chunked).await;
     assert_error(&got, 413, "payload_too_large");
     assert!(list_ids(&server, &sid).await.is_empty());
     let (blobs, chunks) = blob_stats_after_stop(&mut server);
@@ -762,18 +763,13 @@ async fn upload_over_the_limit_with_declared_length_is_413_and_stores_nothing() 
 }
 
 #[tokio::test]
+async fn upload_over_the_limit_with_declared_length_is_413_and_stores_nothing() {
+    oversized_upload_is_refused_and_stores_nothing(false).await;
+}
+
+#[tokio::test]
 async fn upload_over_the_limit_chunked_is_413_and_stores_nothing() {
-    let mut server = Server::with_config(ONE_MIB_LIMIT).await;
-    let sid = server.session(ACME).await;
-    let got = send_oversized(&server, &sid, true).await;
-    assert_error(&got, 413, "payload_too_large");
-    assert!(list_ids(&server, &sid).await.is_empty());
-    let (blobs, chunks) = blob_stats_after_stop(&mut server);
-    assert_eq!(
-        (blobs, chunks),
-        (0, 0),
-        "a rejected upload must leave no bytes"
-    );
+    oversized_upload_is_refused_and_stores_nothing(true).await;
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ wit_bindgen::generate!({
 });
 
 pub use reshost::api::{blobs, records, types};
-use reshost_paging::{Limits, PageRequest, Source};
+use reshost_paging::{Limits, PageError, PageRequest, Source};
 use types::{Error, ErrorCode};
 
 /// An error with the given code and message.
@@ -32,25 +32,26 @@ pub struct Records;
 
 impl Source for Records {
     type Item = String;
-    fn contains(&mut self, id: &str) -> bool {
-        records::get(id).is_some()
+    type Error = std::convert::Infallible;
+    fn contains(&mut self, id: &str) -> Result<bool, Self::Error> {
+        Ok(records::get(id).is_some())
     }
     fn scan(
         &mut self,
         start: Option<&str>,
         ascending: bool,
         limit: usize,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, Self::Error> {
         let direction = if ascending {
             records::Direction::Ascending
         } else {
             records::Direction::Descending
         };
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        records::scan(start, direction, limit)
+                Ok(records::scan(start, direction, limit)
             .into_iter()
             .map(|e| (e.key, e.value))
-            .collect()
+            .collect())
     }
 }
 
@@ -58,7 +59,10 @@ impl Source for Records {
 pub fn list_records(query: &[(String, String)], limits: Limits) -> Result<String, Error> {
     let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let request = PageRequest::from_query(pairs, limits).map_err(invalid_input)?;
-    let page = reshost_paging::page(&mut Records, &request).map_err(invalid_input)?;
+        let page = reshost_paging::page(&mut Records, &request).map_err(|e| match e {
+        PageError::UnknownCursor(message) => invalid_input(message),
+        PageError::Source(never) => match never {},
+    })?;
     Ok(page.render(""))
 }
 

@@ -93,8 +93,10 @@ impl PageRequest {
 /// An ordered collection keyed by id.
 pub trait Source {
     type Item;
+    /// How reading the collection can fail.
+    type Error;
     /// Whether an item with this id exists.
-    fn contains(&mut self, id: &str) -> bool;
+    fn contains(&mut self, id: &str) -> Result<bool, Self::Error>;
     /// Up to `limit` items whose ids come strictly after `start` (or from the first
     /// id) going up when `ascending`, down otherwise.
     fn scan(
@@ -102,7 +104,16 @@ pub trait Source {
         start: Option<&str>,
         ascending: bool,
         limit: usize,
-    ) -> Vec<(String, Self::Item)>;
+    ) -> Result<Vec<(String, Self::Item)>, Self::Error>;
+}
+
+/// Why a page could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PageError<E> {
+    /// The request names an unknown cursor: a message for a `400 invalid_input`.
+    UnknownCursor(String),
+    /// The source failed.
+    Source(E),
 }
 
 /// One page of items, in the requested order.
@@ -112,9 +123,11 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
-/// Reads the requested page. The error is a message for a `400 invalid_input`
-/// (an unknown cursor).
-pub fn page<S: Source>(source: &mut S, request: &PageRequest) -> Result<Page<S::Item>, String> {
+/// Reads the requested page.
+pub fn page<S: Source>(
+    source: &mut S,
+    request: &PageRequest,
+) -> Result<Page<S::Item>, PageError<S::Error>> {
     let forward = request.order == Order::Asc;
     let (start, ascending, backwards) = match &request.cursor {
         None => (None, forward, false),
@@ -122,11 +135,15 @@ pub fn page<S: Source>(source: &mut S, request: &PageRequest) -> Result<Page<S::
         Some(Cursor::Before(id)) => (Some(id.as_str()), !forward, true),
     };
     if let Some(id) = start
-        && !source.contains(id)
+        && !source.contains(id).map_err(PageError::Source)?
     {
-        return Err(format!("unknown cursor: no item with id {id:?}"));
+        return Err(PageError::UnknownCursor(format!(
+            "unknown cursor: no item with id {id:?}"
+        )));
     }
-    let mut items = source.scan(start, ascending, request.limit + 1);
+    let mut items = source
+        .scan(start, ascending, request.limit + 1)
+        .map_err(PageError::Source)?;
     let has_more = items.len() > request.limit;
     items.truncate(request.limit);
     if backwards {
@@ -162,10 +179,16 @@ pub struct Sorted<T>(pub Vec<(String, T)>);
 
 impl<T: Clone> Source for Sorted<T> {
     type Item = T;
-    fn contains(&mut self, id: &str) -> bool {
-        self.0.binary_search_by(|(k, _)| k.as_str().cmp(id)).is_ok()
+    type Error = std::convert::Infallible;
+    fn contains(&mut self, id: &str) -> Result<bool, Self::Error> {
+        Ok(self.0.binary_search_by(|(k, _)| k.as_str().cmp(id)).is_ok())
     }
-    fn scan(&mut self, start: Option<&str>, ascending: bool, limit: usize) -> Vec<(String, T)> {
+    fn scan(
+        &mut self,
+        start: Option<&str>,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<(String, T)>, Self::Error> {
         let split = |inclusive_of_start: bool| match start {
             None if ascending => 0,
             None => self.0.len(),
@@ -173,7 +196,7 @@ impl<T: Clone> Source for Sorted<T> {
                 .0
                 .partition_point(|(k, _)| k.as_str() < s || (inclusive_of_start && k == s)),
         };
-        if ascending {
+        Ok(if ascending {
             self.0[split(true)..].iter().take(limit).cloned().collect()
         } else {
             self.0[..split(false)]
@@ -182,7 +205,7 @@ impl<T: Clone> Source for Sorted<T> {
                 .take(limit)
                 .cloned()
                 .collect()
-        }
+        })
     }
 }
 

@@ -1,6 +1,6 @@
 //! `/v1/sessions/{sid}/resources/environments`, served by the `environments` slot.
 
-use super::body::{Body, ok};
+use super::body::Body;
 use super::error::ApiResult;
 use super::paging::Query;
 use super::policy::Ask;
@@ -15,39 +15,37 @@ pub async fn list(
     session: &str,
     query: &Query,
 ) -> ApiResult<Response<Body>> {
-    let caller = app
-        .authorize(
-            tenant,
-            session,
-            Ask::new("environments.list", Some(session), None),
-        )
-        .await?;
+    let ask = Ask::new("environments.list", Some(session), None);
     let slot = &app.runtime.environments;
-    let json = app
-        .call_slot(slot, &caller, COLLECTION, async |envs, store| {
+    app.answer(
+        tenant,
+        session,
+        ask,
+        slot,
+        COLLECTION,
+        async |envs, store, caller| {
             envs.reshost_api_environments_handler()
-                .call_list(store, &caller, query)
+                .call_list(store, caller, query)
                 .await
-        })
-        .await?;
-    ok(json)
+        },
+    )
+    .await
 }
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
-    let caller = app
-        .authorize(
-            tenant,
-            session,
-            Ask::new("environments.get", Some(session), Some(id)),
-        )
-        .await?;
+    let ask = Ask::new("environments.get", Some(session), Some(id));
     let slot = &app.runtime.environments;
-    let json = app
-        .call_slot(slot, &caller, COLLECTION, async |envs, store| {
+    app.answer(
+        tenant,
+        session,
+        ask,
+        slot,
+        COLLECTION,
+        async |envs, store, caller| {
             envs.reshost_api_environments_handler()
-                .call_get(store, &caller, id)
+                .call_get(store, caller, id)
                 .await
-        })
-        .await?;
-    ok(json)
+        },
+    )
+    .await
 }

@@ -2,7 +2,7 @@
 //! streams upload bytes into a staged blob and download bytes out of one; the
 //! component decides everything else.
 
-use super::body::{Body, json_response, ok};
+use super::body::{Body, json_response};
 use super::download;
 use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
@@ -32,71 +32,57 @@ pub async fn list(
     session: &str,
     query: &Query,
 ) -> ApiResult<Response<Body>> {
-    let caller = app
-        .authorize(tenant, session, Ask::new("files.list", Some(session), None))
-        .await?;
-    let json = app
-        .call_slot(
-            &app.runtime.files,
-            &caller,
-            COLLECTION,
-            async |files, store| {
-                files
-                    .reshost_api_files_handler()
-                    .call_list(store, &caller, query)
-                    .await
-            },
-        )
-        .await?;
-    ok(json)
+    let ask = Ask::new("files.list", Some(session), None);
+    app.answer(
+        tenant,
+        session,
+        ask,
+        &app.runtime.files,
+        COLLECTION,
+        async |files, store, caller| {
+            files
+                .reshost_api_files_handler()
+                .call_list(store, caller, query)
+                .await
+        },
+    )
+    .await
 }
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
-    let caller = app
-        .authorize(
-            tenant,
-            session,
-            Ask::new("files.get", Some(session), Some(id)),
-        )
-        .await?;
-    let json = app
-        .call_slot(
-            &app.runtime.files,
-            &caller,
-            COLLECTION,
-            async |files, store| {
-                files
-                    .reshost_api_files_handler()
-                    .call_get(store, &caller, id)
-                    .await
-            },
-        )
-        .await?;
-    ok(json)
+    let ask = Ask::new("files.get", Some(session), Some(id));
+    app.answer(
+        tenant,
+        session,
+        ask,
+        &app.runtime.files,
+        COLLECTION,
+        async |files, store, caller| {
+            files
+                .reshost_api_files_handler()
+                .call_get(store, caller, id)
+                .await
+        },
+    )
+    .await
 }
 
 pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
-    let caller = app
-        .authorize(
-            tenant,
-            session,
-            Ask::new("files.delete", Some(session), Some(id)),
-        )
-        .await?;
-    let json = app
-        .call_slot(
-            &app.runtime.files,
-            &caller,
-            COLLECTION,
-            async |files, store| {
-                files
-                    .reshost_api_files_handler()
-                    .call_delete(store, &caller, id)
-                    .await
-            },
-        )
-        .await?;
-    ok(json)
+    let ask = Ask::new("files.delete", Some(session), Some(id));
+    app.answer(
+        tenant,
+        session,
+        ask,
+        &app.runtime.files,
+        COLLECTION,
+        async |files, store, caller| {
+            files
+                .reshost_api_files_handler()
+                .call_delete(store, caller, id)
+                .await
+        },
+    )
+    .await
 }
 
 pub async fn content(

@@ -1,7 +1,7 @@
 //! Query strings and list pages for the host's own lists.
 
 use super::error::{ApiError, ApiResult};
-use reshost_paging::{PageRequest, STANDARD, Source};
+use reshost_paging::{PageError, PageRequest, STANDARD, Source};
 
 /// Query parameters, percent-decoded, in request order.
 pub type Query = Vec<(String, String)>;
@@ -21,9 +21,15 @@ pub fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
 }
 
 /// The list body of the page of `source` that `query` asks for.
-pub fn list_page<S: Source<Item = String>>(source: &mut S, query: &Query) -> ApiResult<String> {
+pub fn list_page<S>(source: &mut S, query: &Query) -> ApiResult<String>
+where
+    S: Source<Item = String, Error = redb::Error>,
+{
     let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let request = PageRequest::from_query(pairs, STANDARD).map_err(ApiError::invalid)?;
-    let page = reshost_paging::page(source, &request).map_err(ApiError::invalid)?;
+    let page = reshost_paging::page(source, &request).map_err(|e| match e {
+        PageError::UnknownCursor(message) => ApiError::invalid(message),
+        PageError::Source(e) => e.into(),
+    })?;
     Ok(page.render(""))
 }

@@ -21,40 +21,29 @@ struct SessionResources<'a> {
     store: &'a Store,
     session: &'a str,
     collection: Option<&'static str>,
-    failed: Option<redb::Error>,
-}
-
-impl SessionResources<'_> {
-    fn keep<T: Default>(&mut self, r: Result<T, redb::Error>) -> T {
-        r.unwrap_or_else(|e| {
-            self.failed = Some(e);
-            T::default()
-        })
-    }
 }
 
 impl Source for SessionResources<'_> {
     type Item = String;
-    fn contains(&mut self, id: &str) -> bool {
-        let found = self.store.resource(self.session, id);
-        let found = self.keep(found);
-        found.is_some_and(|(c, _)| self.collection.is_none_or(|want| want == c))
+    type Error = redb::Error;
+    fn contains(&mut self, id: &str) -> Result<bool, redb::Error> {
+        let found = self.store.resource(self.session, id)?;
+        Ok(found.is_some_and(|(c, _)| self.collection.is_none_or(|want| want == c)))
     }
     fn scan(
         &mut self,
         start: Option<&str>,
         ascending: bool,
         limit: usize,
-    ) -> Vec<(String, String)> {
-        let entries = match self.collection {
+    ) -> Result<Vec<(String, String)>, redb::Error> {
+        match self.collection {
             Some(c) => self
                 .store
                 .scan_records(self.session, c, start, ascending, limit),
             None => self
                 .store
                 .scan_resources(self.session, start, ascending, limit),
-        };
-        self.keep(entries)
+        }
     }
 }
 
@@ -88,13 +77,8 @@ pub async fn list(
         store: &app.store,
         session,
         collection,
-        failed: None,
     };
-    let page = list_page(&mut source, query);
-    if let Some(e) = source.failed {
-        return Err(e.into());
-    }
-    ok(page?)
+    ok(list_page(&mut source, query)?)
 }
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {

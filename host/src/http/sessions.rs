@@ -182,48 +182,29 @@ async fn register(app: &App, tenant: &str, id: &str, session: &str) -> ApiResult
 struct TenantSessions<'a> {
     app: &'a App,
     tenant: &'a str,
-    failed: Option<redb::Error>,
 }
 
 impl Source for TenantSessions<'_> {
     type Item = String;
-    fn contains(&mut self, id: &str) -> bool {
-        match self.app.store.session(self.tenant, id) {
-            Ok(found) => found.is_some(),
-            Err(e) => {
-                self.failed = Some(e);
-                false
-            }
-        }
+    type Error = redb::Error;
+    fn contains(&mut self, id: &str) -> Result<bool, redb::Error> {
+        Ok(self.app.store.session(self.tenant, id)?.is_some())
     }
     fn scan(
         &mut self,
         start: Option<&str>,
         ascending: bool,
         limit: usize,
-    ) -> Vec<(String, String)> {
+    ) -> Result<Vec<(String, String)>, redb::Error> {
         self.app
             .store
             .scan_sessions(self.tenant, start, ascending, limit)
-            .unwrap_or_else(|e| {
-                self.failed = Some(e);
-                Vec::new()
-            })
     }
 }
 
 pub async fn list(app: &App, tenant: &str, query: &Query) -> ApiResult<Response<Body>> {
     policy::check(app, tenant, Ask::new("sessions.list", None, None)).await?;
-    let mut source = TenantSessions {
-        app,
-        tenant,
-        failed: None,
-    };
-    let page = list_page(&mut source, query);
-    if let Some(e) = source.failed {
-        return Err(e.into());
-    }
-    ok(page?)
+    ok(list_page(&mut TenantSessions { app, tenant }, query)?)
 }
 
 pub async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
