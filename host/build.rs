@@ -9,7 +9,13 @@ use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
 /// Every crate of the components workspace that yields a `.wasm`.
-const COMPONENTS: &[&str] = &["files", "environments", "policy-allow", "faulty"];
+const COMPONENTS: &[&str] = &[
+    "files",
+    "environments",
+    "policy-allow",
+    "faulty",
+    "rules-policy",
+];
 /// Crates whose sources the components depend on.
 const SOURCES: &[&str] = &["guest", "paging"];
 

@@ -5,5 +5,6 @@ mod durability;
 mod files;
 mod isolation;
 mod pagination;
+mod policy;
 mod sessions;
 mod startup;

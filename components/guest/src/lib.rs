@@ -48,7 +48,7 @@ impl Source for Records {
             records::Direction::Descending
         };
         let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-                Ok(records::scan(start, direction, limit)
+        Ok(records::scan(start, direction, limit)
             .into_iter()
             .map(|e| (e.key, e.value))
             .collect())
@@ -59,7 +59,7 @@ impl Source for Records {
 pub fn list_records(query: &[(String, String)], limits: Limits) -> Result<String, Error> {
     let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let request = PageRequest::from_query(pairs, limits).map_err(invalid_input)?;
-        let page = reshost_paging::page(&mut Records, &request).map_err(|e| match e {
+    let page = reshost_paging::page(&mut Records, &request).map_err(|e| match e {
         PageError::UnknownCursor(message) => invalid_input(message),
         PageError::Source(never) => match never {},
     })?;
