@@ -53,6 +53,11 @@ impl App {
         config.data_dir.join("workspaces")
     }
 
+    /// A session's workspace directory.
+    pub fn workspace(&self, session: &str) -> PathBuf {
+        self.workspaces.join(session)
+    }
+
     pub fn policy_config(&self, tenant: &str) -> &str {
         self.policy_configs.get(tenant).map_or("{}", String::as_str)
     }
@@ -112,7 +117,10 @@ impl App {
             &mut wasmtime::Store<Guest>,
         ) -> wasmtime::Result<Result<R, ComponentError>>,
     ) -> ApiResult<R> {
-        let caps = Caps::scoped(&self.store, &caller.session_id, collection);
+        let mut caps = Caps::scoped(&self.store, &caller.session_id, collection);
+        if W::WORKSPACE {
+            caps = caps.with_workspace(self.workspace(&caller.session_id));
+        }
         let (answer, caps) = self.runtime.call(slot, caps, f).await?;
         let value = answer.map_err(ApiError::from)?;
         if caps.has_writes() {

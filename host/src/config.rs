@@ -42,6 +42,10 @@ pub struct Limits {
     pub shutdown_grace_ms: u64,
     /// Memory for the database's page cache.
     pub db_cache_bytes: usize,
+    /// How much of a file an environment read returns (the rest is cut, `truncated`).
+    pub read_cap_bytes: u64,
+    /// Largest environment write or edit request body.
+    pub max_write_bytes: usize,
 }
 
 impl Default for Limits {
@@ -54,6 +58,8 @@ impl Default for Limits {
             max_instances: 1000,
             shutdown_grace_ms: 30_000,
             db_cache_bytes: 32 * 1024 * 1024,
+            read_cap_bytes: 10 * 1024 * 1024,
+            max_write_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -141,6 +147,8 @@ impl Config {
                 l.component_memory_bytes as u64,
             ),
             ("limits.max_instances", u64::from(l.max_instances)),
+            ("limits.read_cap_bytes", l.read_cap_bytes),
+            ("limits.max_write_bytes", l.max_write_bytes as u64),
         ];
         for (key, value) in positive {
             if value == 0 {

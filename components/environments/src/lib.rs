@@ -1,5 +1,5 @@
 //! The default `environments` handler: every session has the environment `default`,
-//! rooted at its workspace.
+//! rooted at its workspace, which this component reaches as its only preopen.
 
 wit_bindgen::generate!({
     path: "../../wit",
@@ -10,14 +10,31 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::reshost::api::environments_handler::{Caller, Guest};
+mod fs;
+mod paths;
+
+use exports::reshost::api::environments_handler::{Caller, Guest, RawFile, ReadAnswer};
 use reshost_guest::types::Error;
 use reshost_guest::{not_found, records};
 use serde_json::json;
 
 const DEFAULT: &str = "default";
 
+/// What a read answers, before it becomes the WIT variant.
+pub enum Answer {
+    Json(String),
+    Raw { path: String, content_type: String },
+}
+
 struct Environments;
+
+/// Only environments the session has exist.
+fn environment(env_id: &str) -> Result<(), Error> {
+    match records::get(env_id) {
+        Some(_) => Ok(()),
+        None => Err(not_found(format!("no such environment: {env_id}"))),
+    }
+}
 
 impl Guest for Environments {
     fn init(caller: Caller) -> Result<(), Error> {
@@ -39,6 +56,40 @@ impl Guest for Environments {
 
     fn get(_: Caller, env_id: String) -> Result<String, Error> {
         records::get(&env_id).ok_or_else(|| not_found(format!("no such environment: {env_id}")))
+    }
+
+    fn read(
+        _: Caller,
+        env_id: String,
+        path: String,
+        query: Vec<(String, String)>,
+        read_cap: u64,
+    ) -> Result<ReadAnswer, Error> {
+        environment(&env_id)?;
+        Ok(match fs::read(&path, &query, read_cap)? {
+            Answer::Json(json) => ReadAnswer::Json(json),
+            Answer::Raw { path, content_type } => ReadAnswer::Raw(RawFile { path, content_type }),
+        })
+    }
+
+    fn write(_: Caller, env_id: String, path: String, body: String) -> Result<String, Error> {
+        environment(&env_id)?;
+        fs::write(&path, &body)
+    }
+
+    fn edit(_: Caller, env_id: String, path: String, body: String) -> Result<String, Error> {
+        environment(&env_id)?;
+        fs::edit(&path, &body)
+    }
+
+    fn remove(
+        _: Caller,
+        env_id: String,
+        path: String,
+        query: Vec<(String, String)>,
+    ) -> Result<String, Error> {
+        environment(&env_id)?;
+        fs::remove(&path, &query)
     }
 }
 

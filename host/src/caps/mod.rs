@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod records;
 
 use crate::store::{Batch, StagedBlob, Store};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Which records a call may touch.
@@ -22,6 +23,8 @@ pub struct Caps {
     store: Arc<Store>,
     scope: Option<Scope>,
     batch: Batch,
+    /// The session's workspace, granted as the guest's only preopen (`/`).
+    workspace: Option<PathBuf>,
     /// Blobs staged during the call (uploads handed in, blobs written); those no
     /// record claims are discarded when the call's state is dropped.
     staged: Vec<StagedBlob>,
@@ -34,8 +37,21 @@ impl Caps {
             store: store.clone(),
             scope: None,
             batch: Batch::default(),
+            workspace: None,
             staged: Vec::new(),
         }
+    }
+
+    /// Adds the session's workspace directory.
+    pub fn with_workspace(self, dir: PathBuf) -> Caps {
+        Caps {
+            workspace: Some(dir),
+            ..self
+        }
+    }
+
+    pub fn workspace(&self) -> Option<&Path> {
+        self.workspace.as_deref()
     }
 
     /// The records of one session's collection, and blobs.
@@ -65,6 +81,7 @@ impl Caps {
             store: self.store.clone(),
             scope: self.scope.take(),
             batch: std::mem::take(&mut self.batch),
+            workspace: self.workspace.take(),
             staged: std::mem::take(&mut self.staged),
         }
     }

@@ -34,18 +34,27 @@ pub fn ok(json: String) -> ApiResult<Response<Body>> {
     Ok(json_response(StatusCode::OK, json))
 }
 
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_bytes(body: Incoming, limit: usize) -> ApiResult<Bytes> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            Code::PayloadTooLarge,
+            format!("this request's body is limited to {limit} bytes"),
+        )),
+        Err(e) => Err(ApiError::invalid(format!("could not read the body: {e}"))),
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes as UTF-8 text.
+pub async fn read_text(body: Incoming, limit: usize) -> ApiResult<String> {
+    let bytes = read_bytes(body, limit).await?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| ApiError::invalid("the body is not UTF-8"))
+}
+
 /// Reads a whole JSON body of at most `limit` bytes; an empty body reads as `{}`.
 pub async fn read_json(body: Incoming, limit: usize) -> ApiResult<serde_json::Value> {
-    let bytes = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(ApiError::new(
-                Code::PayloadTooLarge,
-                format!("JSON bodies are limited to {limit} bytes"),
-            ));
-        }
-        Err(e) => return Err(ApiError::invalid(format!("could not read the body: {e}"))),
-    };
+    let bytes = read_bytes(body, limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(serde_json::Value::Object(Default::default()));
     }

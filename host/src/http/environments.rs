@@ -1,11 +1,14 @@
 //! `/v1/sessions/{sid}/resources/environments`, served by the `environments` slot.
 
-use super::body::Body;
+use super::body::{Body, ok, read_text};
 use super::error::ApiResult;
 use super::paging::Query;
 use super::policy::Ask;
+use super::raw;
 use crate::app::App;
+use crate::runtime::bindings::environments_handler::ReadAnswer;
 use http::Response;
+use hyper::body::Incoming;
 
 const COLLECTION: &str = "environment";
 
@@ -44,6 +47,134 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
         async |envs, store, caller| {
             envs.reshost_api_environments_handler()
                 .call_get(store, caller, id)
+                .await
+        },
+    )
+    .await
+}
+
+/// `GET …/environments/{env}/filesystem/{path}`: a listing, a file's content, or
+/// (`?format=raw`) its bytes streamed from the workspace.
+pub async fn read(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    path: &str,
+    query: &Query,
+    headers: &http::HeaderMap,
+) -> ApiResult<Response<Body>> {
+    let ask = Ask {
+        path: Some(path),
+        ..Ask::new("environments.read", Some(session), Some(env))
+    };
+    let caller = app.authorize(tenant, session, ask).await?;
+    let cap = app.config.limits.read_cap_bytes;
+    let answer = app
+        .call_slot(
+            &app.runtime.environments,
+            &caller,
+            COLLECTION,
+            async |envs, store| {
+                envs.reshost_api_environments_handler()
+                    .call_read(store, &caller, env, path, query, cap)
+                    .await
+            },
+        )
+        .await?;
+    match answer {
+        ReadAnswer::Json(json) => ok(json),
+        ReadAnswer::Raw(file) => {
+            raw::respond(
+                &app.workspace(session),
+                &file.path,
+                &file.content_type,
+                headers,
+            )
+            .await
+        }
+    }
+}
+
+pub async fn write(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    path: &str,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let ask = Ask {
+        path: Some(path),
+        ..Ask::new("environments.write", Some(session), Some(env))
+    };
+    let caller = app.authorize(tenant, session, ask).await?;
+    let body = read_text(body, app.config.limits.max_write_bytes).await?;
+    let json = app
+        .call_slot(
+            &app.runtime.environments,
+            &caller,
+            COLLECTION,
+            async |envs, store| {
+                envs.reshost_api_environments_handler()
+                    .call_write(store, &caller, env, path, &body)
+                    .await
+            },
+        )
+        .await?;
+    ok(json)
+}
+
+pub async fn edit(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    path: &str,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let ask = Ask {
+        path: Some(path),
+        ..Ask::new("environments.edit", Some(session), Some(env))
+    };
+    let caller = app.authorize(tenant, session, ask).await?;
+    let body = read_text(body, app.config.limits.max_write_bytes).await?;
+    let json = app
+        .call_slot(
+            &app.runtime.environments,
+            &caller,
+            COLLECTION,
+            async |envs, store| {
+                envs.reshost_api_environments_handler()
+                    .call_edit(store, &caller, env, path, &body)
+                    .await
+            },
+        )
+        .await?;
+    ok(json)
+}
+
+pub async fn remove(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    path: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let ask = Ask {
+        path: Some(path),
+        ..Ask::new("environments.delete", Some(session), Some(env))
+    };
+    app.answer(
+        tenant,
+        session,
+        ask,
+        &app.runtime.environments,
+        COLLECTION,
+        async |envs, store, caller| {
+            envs.reshost_api_environments_handler()
+                .call_remove(store, caller, env, path, query)
                 .await
         },
     )

@@ -172,6 +172,7 @@ impl From<CallError> for ApiError {
             CallError::Trapped(_) => ApiError::new(Code::ComponentError, e.to_string()),
             CallError::Timeout(_) => ApiError::new(Code::ComponentTimeout, e.to_string()),
             CallError::Storage(s) => ApiError::internal("accessing storage", s),
+            CallError::Workspace(e) => ApiError::internal("opening the workspace", e),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod error;
 mod files;
 mod paging;
 pub mod policy;
+mod raw;
 mod resources;
 mod sessions;
 
@@ -172,6 +173,30 @@ async fn v1(
         }
         (["sessions", _, "resources", "environments", _], _) => {
             Err(ApiError::method_not_allowed("GET"))
+        }
+        (
+            [
+                "sessions",
+                sid,
+                "resources",
+                "environments",
+                eid,
+                "filesystem",
+                rest @ ..,
+            ],
+            m,
+        ) => {
+            let path = rest.join("/");
+            let (sid, eid) = (*sid, *eid);
+            match *m {
+                M::GET => {
+                    environments::read(app, tenant, sid, eid, &path, &query, &parts.headers).await
+                }
+                M::PUT => environments::write(app, tenant, sid, eid, &path, body).await,
+                M::PATCH => environments::edit(app, tenant, sid, eid, &path, body).await,
+                M::DELETE => environments::remove(app, tenant, sid, eid, &path, &query).await,
+                _ => Err(ApiError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
         }
         (["sessions", sid, "resources", rid], &M::GET) => {
             resources::get(app, tenant, sid, rid).await

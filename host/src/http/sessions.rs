@@ -139,7 +139,7 @@ pub async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Respon
     })
     .to_string();
 
-    let dir = app.workspaces.join(&id);
+    let dir = app.workspace(&id);
     let template = new.template.map(|t| app.config.templates[&t].clone());
     let made = dir.clone();
     tokio::task::spawn_blocking(move || workspace::create(&made, template.as_deref()))
@@ -227,7 +227,7 @@ pub async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Bod
     if !existed {
         return Err(ApiError::not_found(format!("no such session: {id}")));
     }
-    let dir = app.workspaces.join(id);
+    let dir = app.workspace(id);
     tokio::task::spawn_blocking(move || workspace::remove(&dir))
         .await
         .map_err(|e| ApiError::internal("removing the workspace", e))?

@@ -7,7 +7,7 @@ use crate::store::StagedBlob;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 /// How much of a component's stderr (panic messages) is kept for the log.
 const STDERR_BYTES: usize = 4096;
@@ -23,10 +23,20 @@ pub struct Guest {
 impl Guest {
     /// A guest with no filesystem, network, environment or arguments: only clocks,
     /// randomness, and the given capabilities.
-    pub fn new(caps: Caps, memory_bytes: usize) -> Guest {
+    /// A workspace in `caps` becomes the guest's one preopen, `/`.
+    pub fn new(caps: Caps, memory_bytes: usize) -> std::io::Result<Guest> {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
-        Guest {
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone());
+        if let Some(dir) = caps.workspace() {
+            wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
+                .map_err(std::io::Error::other)?
+                // File I/O runs inline instead of hopping to the blocking pool: the
+                // call already runs off the request's critical async paths.
+                .allow_blocking_current_thread(true);
+        }
+        let wasi = wasi.build();
+        Ok(Guest {
             wasi,
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new()
@@ -36,7 +46,7 @@ impl Guest {
                 .build(),
             stderr,
             caps,
-        }
+        })
     }
 
     /// Hands an upload the host has staged to the component as a blob handle.

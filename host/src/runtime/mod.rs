@@ -44,6 +44,8 @@ pub enum CallError {
     Timeout(&'static str),
     #[error("storage: {0}")]
     Storage(#[from] redb::Error),
+    #[error("opening the workspace: {0}")]
+    Workspace(std::io::Error),
 }
 
 pub struct Runtime {
@@ -178,7 +180,8 @@ impl Runtime {
         f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
     ) -> Result<(R, Caps), CallError> {
         let bound = slot.current();
-        let mut store = Store::new(&self.engine, Guest::new(caps, self.memory_bytes));
+        let guest = Guest::new(caps, self.memory_bytes).map_err(CallError::Workspace)?;
+        let mut store = Store::new(&self.engine, guest);
         store.limiter(|g| &mut g.limits);
         // At every epoch tick, code still running in wasm either yields (so a busy
         // component never holds an executor thread that other requests need) or,

@@ -16,6 +16,8 @@ pub trait World: Sized + Send + Sync + 'static {
     type Instance: Send;
     /// The world's name in `wit/`.
     const NAME: &'static str;
+    /// Whether its calls get the session's workspace as their preopen.
+    const WORKSPACE: bool;
     /// Checks that the component exports the world's interface.
     fn check(pre: InstancePre<Guest>) -> wasmtime::Result<Self>;
     fn instantiate(
@@ -25,10 +27,11 @@ pub trait World: Sized + Send + Sync + 'static {
 }
 
 macro_rules! world {
-    ($pre:ty, $instance:ty, $name:literal) => {
+    ($pre:ty, $instance:ty, $name:literal, workspace: $workspace:literal) => {
         impl World for $pre {
             type Instance = $instance;
             const NAME: &'static str = $name;
+            const WORKSPACE: bool = $workspace;
             fn check(pre: InstancePre<Guest>) -> wasmtime::Result<Self> {
                 <$pre>::new(pre)
             }
@@ -42,13 +45,9 @@ macro_rules! world {
     };
 }
 
-world!(bindings::FilesPre<Guest>, bindings::Files, "files");
-world!(
-    bindings::EnvironmentsPre<Guest>,
-    bindings::Environments,
-    "environments"
-);
-world!(bindings::PolicyPre<Guest>, bindings::Policy, "policy");
+world!(bindings::FilesPre<Guest>, bindings::Files, "files", workspace: false);
+world!(bindings::EnvironmentsPre<Guest>, bindings::Environments, "environments", workspace: true);
+world!(bindings::PolicyPre<Guest>, bindings::Policy, "policy", workspace: false);
 
 /// What is bound to a slot, for operators.
 #[derive(Clone, Debug, Serialize)]

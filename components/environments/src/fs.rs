@@ -1,0 +1,439 @@
+//! The environment's filesystem operations: browse, read, write, edit, delete.
+//! Paths arrive as the API gives them; each is normalized and confined (see
+//! `paths`) before the filesystem is touched.
+
+use crate::paths::{self, guest, normalize, resolve};
+use base64::Engine;
+use reshost_guest::types::{Error, ErrorCode};
+use reshost_guest::{error, invalid_input};
+use reshost_paging::{PageError, PageRequest, STANDARD, Sorted};
+use serde_json::{Map, Value, json};
+use std::io::{ErrorKind, Read};
+
+/// How much of a file is examined for a NUL byte to call it binary.
+const SNIFF_BYTES: usize = 8192;
+
+fn b64() -> base64::engine::GeneralPurpose {
+    base64::engine::general_purpose::STANDARD
+}
+
+/// Maps an I/O error on `path` to the API's errors; messages name only the
+/// environment-relative path.
+pub fn io_error(e: std::io::Error, path: &str) -> Error {
+    let shown = if path.is_empty() { "/" } else { path };
+    match e.kind() {
+        ErrorKind::NotFound => error(
+            ErrorCode::PathNotFound,
+            format!("no such file or directory: {shown}"),
+        ),
+        ErrorKind::PermissionDenied => error(
+            ErrorCode::PathForbidden,
+            format!("{shown} resolves outside the environment"),
+        ),
+        ErrorKind::DirectoryNotEmpty => error(
+            ErrorCode::DirectoryNotEmpty,
+            format!("{shown} is a non-empty directory; pass recursive=true to delete it"),
+        ),
+        ErrorKind::NotADirectory => error(
+            ErrorCode::Conflict,
+            format!("a parent of {shown} is not a directory"),
+        ),
+        ErrorKind::IsADirectory => error(ErrorCode::Conflict, format!("{shown} is a directory")),
+        _ => error(ErrorCode::InternalError, format!("{shown}: {}", e.kind())),
+    }
+}
+
+fn mtime(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+fn kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "directory"
+    } else {
+        "file"
+    }
+}
+
+/// The entry object of `path`, from its own (not followed) metadata.
+pub fn entry(path: &str, meta: &std::fs::Metadata) -> Value {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let kind = kind(meta);
+    json!({
+        "id": path,
+        "object": "session.environment.filesystem.entry",
+        "name": name,
+        "path": path,
+        "type": kind,
+        "bytes": if kind == "directory" { Value::Null } else { meta.len().into() },
+        "modified_at": mtime(meta),
+    })
+}
+
+fn entry_of(path: &str) -> Result<Value, Error> {
+    let meta = std::fs::symlink_metadata(guest(path)).map_err(|e| io_error(e, path))?;
+    Ok(entry(path, &meta))
+}
+
+/// The content type shown for a file: by extension, else by what its bytes are.
+fn content_type(path: &str, text: bool) -> String {
+    match mime_guess::from_path(path).first_raw() {
+        Some(t) => t.to_owned(),
+        None if text => "text/plain".to_owned(),
+        None => "application/octet-stream".to_owned(),
+    }
+}
+
+/// `GET …/filesystem/{path}`: a listing for a directory, content for a file.
+pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::Answer, Error> {
+    let shown = normalize(path)?;
+    let real = resolve(&shown, true)?;
+    let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    let raw = match query
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str())
+    {
+        None => false,
+        Some("raw") => true,
+        Some(other) => {
+            return Err(invalid_input(format!(
+                "format must be \"raw\", not {other:?}"
+            )));
+        }
+    };
+    if meta.is_dir() {
+        if raw {
+            return Err(invalid_input(format!(
+                "{} is a directory; format=raw is for files",
+                display(&shown)
+            )));
+        }
+        return list_dir(&shown, &real, query).map(crate::Answer::Json);
+    }
+    if raw {
+        let text = !looks_binary(&real)?;
+        return Ok(crate::Answer::Raw {
+            path: real,
+            content_type: content_type(&shown, text),
+        });
+    }
+    let mut file = std::fs::File::open(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    let mut bytes = Vec::with_capacity(meta.len().min(cap) as usize);
+    (&mut file)
+        .take(cap)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(e, &shown))?;
+    let truncated = meta.len() > bytes.len() as u64;
+    let binary = bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0);
+    let (encoding, content) = match (binary, std::str::from_utf8(&bytes)) {
+        (false, Ok(text)) => ("utf-8", text.to_owned()),
+        // Cut inside the last character: the cap falls mid-character.
+        (false, Err(e)) if truncated && e.error_len().is_none() => (
+            "utf-8",
+            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
+        ),
+        _ => ("base64", b64().encode(&bytes)),
+    };
+    Ok(crate::Answer::Json(
+        json!({
+            "object": "session.environment.filesystem.file_content",
+            "path": shown,
+            "content_type": content_type(&shown, encoding == "utf-8"),
+            "bytes": meta.len(),
+            "truncated": truncated,
+            "encoding": encoding,
+            "content": content,
+        })
+        .to_string(),
+    ))
+}
+
+fn display(path: &str) -> &str {
+    if path.is_empty() { "/" } else { path }
+}
+
+fn looks_binary(real: &str) -> Result<bool, Error> {
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    std::fs::File::open(guest(real))
+        .and_then(|f| f.take(SNIFF_BYTES as u64).read_to_end(&mut head))
+        .map_err(|e| io_error(e, real))?;
+    Ok(head.contains(&0) || std::str::from_utf8(&head).is_err_and(|e| e.error_len().is_some()))
+}
+
+fn list_dir(shown: &str, real: &str, query: &[(String, String)]) -> Result<String, Error> {
+    let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+    let request = PageRequest::from_query(pairs, STANDARD).map_err(invalid_input)?;
+    let mut entries = Vec::new();
+    for item in std::fs::read_dir(guest(real)).map_err(|e| io_error(e, shown))? {
+        let item = item.map_err(|e| io_error(e, shown))?;
+        let Ok(name) = item.file_name().into_string() else {
+            continue; // Not UTF-8: not addressable through the API.
+        };
+        let path = if shown.is_empty() {
+            name
+        } else {
+            format!("{shown}/{name}")
+        };
+        let meta = item.metadata().map_err(|e| io_error(e, &path))?;
+        entries.push((path.clone(), (path, meta)));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut source = Sorted(entries);
+    let page = reshost_paging::page(&mut source, &request).map_err(|e| match e {
+        PageError::UnknownCursor(m) => invalid_input(m),
+        PageError::Source(never) => match never {},
+    })?;
+    let rendered = reshost_paging::Page {
+        items: page
+            .items
+            .into_iter()
+            .map(|(id, (path, meta))| (id, entry(&path, &meta).to_string()))
+            .collect(),
+        has_more: page.has_more,
+    };
+    Ok(rendered.render(&format!("\"base\":{},", Value::from(shown))))
+}
+
+/// A JSON object body with only the given fields.
+fn object(body: &str, fields: &[&str]) -> Result<Map<String, Value>, Error> {
+    let value: Value =
+        serde_json::from_str(body).map_err(|e| invalid_input(format!("invalid JSON: {e}")))?;
+    let Value::Object(map) = value else {
+        return Err(invalid_input("the body must be a JSON object"));
+    };
+    if let Some(unknown) = map.keys().find(|k| !fields.contains(&k.as_str())) {
+        return Err(invalid_input(format!("unknown field {unknown:?}")));
+    }
+    Ok(map)
+}
+
+fn text_field<'a>(map: &'a Map<String, Value>, name: &str) -> Result<&'a str, Error> {
+    match map.get(name) {
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(invalid_input(format!("{name} must be a string"))),
+        None => Err(invalid_input(format!("{name} is required"))),
+    }
+}
+
+/// A path that names something below the root (not the root itself), with its
+/// parents resolved and the last component as given.
+fn target(path: &str, what: &str) -> Result<(String, String), Error> {
+    let shown = normalize(path)?;
+    if shown.is_empty() {
+        return Err(invalid(format!("the environment root cannot be {what}")));
+    }
+    Ok((resolve(&shown, true)?, shown))
+}
+
+fn invalid(message: String) -> Error {
+    paths::invalid(message)
+}
+
+/// Replaces the file at `real` with `bytes` atomically: written beside it, then
+/// renamed over it, so a reader sees the old or the new content, never a mix.
+fn replace(real: &str, shown: &str, bytes: &[u8]) -> Result<(), Error> {
+    let (dir, name) = real.rsplit_once('/').unwrap_or(("", real));
+    let tmp = format!(
+        "{}.{name}.reshost-{:016x}.tmp",
+        if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        },
+        nonce()
+    );
+    let written =
+        std::fs::write(guest(&tmp), bytes).and_then(|()| std::fs::rename(guest(&tmp), guest(real)));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(guest(&tmp));
+        return Err(io_error(e, shown));
+    }
+    Ok(())
+}
+
+/// A random name part for temporary files (std's hasher keys come from WASI's
+/// random source).
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
+/// `PUT …/filesystem/{path}`.
+pub fn write(path: &str, body: &str) -> Result<String, Error> {
+    let (real, shown) = target(path, "written")?;
+    let map = object(body, &["content", "encoding"])?;
+    let content = text_field(&map, "content")?;
+    let bytes = match map.get("encoding") {
+        None | Some(Value::Null) => content.as_bytes().to_vec(),
+        Some(Value::String(e)) if e == "utf-8" => content.as_bytes().to_vec(),
+        Some(Value::String(e)) if e == "base64" => b64()
+            .decode(content)
+            .map_err(|e| invalid_input(format!("content is not valid base64: {e}")))?,
+        Some(_) => return Err(invalid_input("encoding must be \"utf-8\" or \"base64\"")),
+    };
+    let existing = std::fs::metadata(guest(&real));
+    if existing.as_ref().is_ok_and(|m| m.is_dir()) {
+        return Err(error(
+            ErrorCode::Conflict,
+            format!("{shown} is a directory"),
+        ));
+    }
+    if let Some((parent, _)) = real.rsplit_once('/') {
+        // A file where a directory must be: WASI's errors for it are uncategorized.
+        let mut at = String::new();
+        for part in parent.split('/') {
+            at = if at.is_empty() {
+                part.to_owned()
+            } else {
+                format!("{at}/{part}")
+            };
+            match std::fs::metadata(guest(&at)) {
+                Ok(m) if !m.is_dir() => {
+                    return Err(io_error(ErrorKind::NotADirectory.into(), &shown));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        std::fs::create_dir_all(guest(parent)).map_err(|e| io_error(e, &shown))?;
+    }
+    replace(&real, &shown, &bytes)?;
+    Ok(json!({
+        "object": "session.environment.filesystem.write_result",
+        "operation": "write",
+        "path": shown,
+        "created": existing.is_err(),
+        "bytes_written": bytes.len(),
+        "entry": entry_of(&real).map(|mut e| { rename_entry(&mut e, &shown); e })?,
+    })
+    .to_string())
+}
+
+/// An entry read through a symlink is shown under the path the client used.
+fn rename_entry(entry: &mut Value, shown: &str) {
+    entry["id"] = shown.into();
+    entry["path"] = shown.into();
+    entry["name"] = shown.rsplit('/').next().unwrap_or(shown).into();
+}
+
+/// `PATCH …/filesystem/{path}`: replace `old_text` by `new_text`.
+pub fn edit(path: &str, body: &str) -> Result<String, Error> {
+    let (real, shown) = target(path, "edited")?;
+    let map = object(body, &["old_text", "new_text", "replace_all"])?;
+    let old = text_field(&map, "old_text")?;
+    let new = text_field(&map, "new_text")?;
+    let replace_all = match map.get("replace_all") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid_input("replace_all must be a boolean")),
+    };
+    if old.is_empty() {
+        return Err(invalid_input("old_text must not be empty"));
+    }
+    if old == new {
+        return Err(invalid_input("old_text and new_text are the same"));
+    }
+    let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    if meta.is_dir() {
+        return Err(invalid_input(format!("{shown} is a directory")));
+    }
+    let bytes = std::fs::read(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| invalid_input(format!("{shown} is not UTF-8 text")))?;
+    let starts: Vec<usize> = text.match_indices(old).map(|(i, _)| i).collect();
+    match starts.len() {
+        0 => {
+            return Err(error(
+                ErrorCode::NoMatch,
+                format!("old_text does not occur in {shown}"),
+            ));
+        }
+        1 => {}
+        n if !replace_all => {
+            let lines: Vec<String> = starts
+                .iter()
+                .map(|&i| (text[..i].matches('\n').count() + 1).to_string())
+                .collect();
+            return Err(error(
+                ErrorCode::AmbiguousMatch,
+                format!(
+                    "old_text occurs {n} times in {shown}, on lines {}; pass replace_all or give more context",
+                    lines.join(", ")
+                ),
+            ));
+        }
+        _ => {}
+    }
+    let edited = text.replace(old, new);
+    replace(&real, &shown, edited.as_bytes())?;
+    let mut entry = entry_of(&real)?;
+    rename_entry(&mut entry, &shown);
+    Ok(json!({
+        "object": "session.environment.filesystem.edit_result",
+        "operation": "edit",
+        "path": shown,
+        "replacements": starts.len(),
+        "bytes_before": text.len(),
+        "bytes_after": edited.len(),
+        "entry": entry,
+    })
+    .to_string())
+}
+
+/// `DELETE …/filesystem/{path}[?recursive=true]`. A symlink is removed itself,
+/// never what it points at.
+pub fn remove(path: &str, query: &[(String, String)]) -> Result<String, Error> {
+    let shown = normalize(path)?;
+    if shown.is_empty() {
+        return Err(invalid("the environment root cannot be deleted".into()));
+    }
+    let recursive = match query
+        .iter()
+        .find(|(k, _)| k == "recursive")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(invalid_input(format!(
+                "recursive must be true or false, not {other:?}"
+            )));
+        }
+    };
+    let real = resolve(&shown, false)?;
+    let meta = std::fs::symlink_metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    let kind = kind(&meta);
+    let removed = match kind {
+        "directory" if recursive => std::fs::remove_dir_all(guest(&real)),
+        "directory" => {
+            // WASI reports ENOTEMPTY as an uncategorized error: look for ourselves.
+            let has_entries = std::fs::read_dir(guest(&real))
+                .map_err(|e| io_error(e, &shown))?
+                .next()
+                .is_some();
+            if has_entries {
+                return Err(io_error(ErrorKind::DirectoryNotEmpty.into(), &shown));
+            }
+            std::fs::remove_dir(guest(&real))
+        }
+        _ => std::fs::remove_file(guest(&real)),
+    };
+    removed.map_err(|e| io_error(e, &shown))?;
+    Ok(json!({
+        "object": "session.environment.filesystem.delete_result",
+        "operation": "delete",
+        "path": shown,
+        "deleted": true,
+        "type": kind,
+    })
+    .to_string())
+}

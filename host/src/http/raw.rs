@@ -1,0 +1,56 @@
+//! Streaming a workspace file's raw bytes (`?format=raw`). The component has
+//! checked the path; the host opens it through a capability-scoped directory all
+//! the same, so nothing outside the workspace can be served whatever the path.
+
+use super::body::Body;
+use super::error::{ApiError, ApiResult};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http::{HeaderValue, Response, header};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::path::Path;
+
+/// Read size when streaming a file.
+const READ_BYTES: usize = 256 * 1024;
+
+pub async fn respond(
+    workspace: &Path,
+    path: &str,
+    content_type: &str,
+    _request: &http::HeaderMap,
+) -> ApiResult<Response<Body>> {
+    let (workspace, path) = (workspace.to_owned(), path.to_owned());
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
+        let dir = cap_std::fs::Dir::open_ambient_dir(&workspace, cap_std::ambient_authority())?;
+        let file = dir.open(&path)?;
+        let len = file.metadata()?.len();
+        Ok((file.into_std(), len))
+    })
+    .await
+    .map_err(|e| ApiError::internal("opening a file", e))?;
+    let (file, len) = opened.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ApiError::new(super::error::Code::PathNotFound, "no such file")
+        }
+        std::io::ErrorKind::PermissionDenied => ApiError::new(
+            super::error::Code::PathForbidden,
+            "the path resolves outside the environment",
+        ),
+        _ => ApiError::internal("opening a file", e),
+    })?;
+    let stream =
+        tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_BYTES)
+            .map_ok(|bytes: Bytes| Frame::data(bytes));
+    let mut response = Response::new(StreamBody::new(stream).boxed());
+    let headers = response.headers_mut();
+    let content_type = HeaderValue::from_str(content_type)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
+    headers.insert(header::CONTENT_TYPE, content_type);
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(response)
+}
