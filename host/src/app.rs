@@ -119,7 +119,10 @@ impl App {
     ) -> ApiResult<R> {
         let mut caps = Caps::scoped(&self.store, &caller.session_id, collection);
         if W::WORKSPACE {
-            caps = caps.with_workspace(self.workspace(&caller.session_id));
+            let limits = crate::caps::exec::ExecLimits {
+                output_bytes: self.config.limits.shell_output_bytes,
+            };
+            caps = caps.with_workspace(self.workspace(&caller.session_id), limits);
         }
         let (answer, caps) = self.runtime.call(slot, caps, f).await?;
         let value = answer.map_err(ApiError::from)?;

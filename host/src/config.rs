@@ -46,6 +46,8 @@ pub struct Limits {
     pub read_cap_bytes: u64,
     /// Largest environment write or edit request body.
     pub max_write_bytes: usize,
+    /// Bytes kept of each output stream of a shell command.
+    pub shell_output_bytes: usize,
 }
 
 impl Default for Limits {
@@ -60,6 +62,7 @@ impl Default for Limits {
             db_cache_bytes: 32 * 1024 * 1024,
             read_cap_bytes: 10 * 1024 * 1024,
             max_write_bytes: 16 * 1024 * 1024,
+            shell_output_bytes: 1024 * 1024,
         }
     }
 }
@@ -149,6 +152,7 @@ impl Config {
             ("limits.max_instances", u64::from(l.max_instances)),
             ("limits.read_cap_bytes", l.read_cap_bytes),
             ("limits.max_write_bytes", l.max_write_bytes as u64),
+            ("limits.shell_output_bytes", l.shell_output_bytes as u64),
         ];
         for (key, value) in positive {
             if value == 0 {

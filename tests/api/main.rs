@@ -7,4 +7,5 @@ mod isolation;
 mod pagination;
 mod policy;
 mod sessions;
+mod shell;
 mod startup;

@@ -437,3 +437,83 @@ pub fn remove(path: &str, query: &[(String, String)]) -> Result<String, Error> {
     })
     .to_string())
 }
+
+/// Longest accepted shell timeout, in seconds.
+const MAX_TIMEOUT_SECS: u64 = 3600;
+/// Shell timeout when the request gives none, in seconds.
+const DEFAULT_TIMEOUT_SECS: u64 = 30;
+
+/// `POST …/shell`: runs a command in the workspace (or a directory inside it).
+pub fn shell(body: &str) -> Result<String, Error> {
+    use reshost_guest::exec::{Command, run};
+    let map = object(body, &["command", "timeout", "cwd", "env"])?;
+    let command = text_field(&map, "command")?;
+    if command.trim().is_empty() {
+        return Err(invalid_input("command must not be blank"));
+    }
+    let timeout = match map.get("timeout") {
+        None | Some(Value::Null) => DEFAULT_TIMEOUT_SECS,
+        Some(v) => v
+            .as_u64()
+            .filter(|t| (1..=MAX_TIMEOUT_SECS).contains(t))
+            .ok_or_else(|| {
+                invalid_input(format!(
+                    "timeout must be an integer from 1 to {MAX_TIMEOUT_SECS} (seconds)"
+                ))
+            })?,
+    };
+    let (cwd, shown) = match map.get("cwd") {
+        None | Some(Value::Null) => (String::new(), String::new()),
+        Some(Value::String(cwd)) => {
+            let shown = normalize(cwd)?;
+            let real = resolve(&shown, true)?;
+            let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
+            if !meta.is_dir() {
+                return Err(invalid_input(format!("cwd {shown} is not a directory")));
+            }
+            (real, shown)
+        }
+        Some(_) => return Err(invalid_input("cwd must be a string")),
+    };
+    let env = match map.get("env") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(vars)) => vars
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(v) if valid_env_name(k) && !v.contains('\0') => {
+                    Ok((k.clone(), v.clone()))
+                }
+                _ => Err(invalid_input(format!(
+                    "env.{k}: names are [A-Za-z_][A-Za-z0-9_]* and values strings without NUL"
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(invalid_input("env must be an object of strings")),
+    };
+    let outcome = run(&Command {
+        command: command.to_owned(),
+        cwd,
+        env,
+        timeout_ms: timeout * 1000,
+    })
+    .map_err(invalid_input)?;
+    Ok(json!({
+        "object": "session.environment.shell_result",
+        "exit_code": outcome.exit_code,
+        "stdout": outcome.stdout,
+        "stderr": outcome.stderr,
+        "stdout_truncated": outcome.stdout_truncated,
+        "stderr_truncated": outcome.stderr_truncated,
+        "timed_out": outcome.timed_out,
+        "cwd": shown,
+    })
+    .to_string())
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

@@ -7,6 +7,7 @@ wit_bindgen::generate!({
     with: {
         "reshost:api/types@0.1.0": reshost_guest::types,
         "reshost:api/records@0.1.0": reshost_guest::records,
+        "reshost:api/exec@0.1.0": reshost_guest::exec,
     },
 });
 
@@ -80,6 +81,11 @@ impl Guest for Environments {
     fn edit(_: Caller, env_id: String, path: String, body: String) -> Result<String, Error> {
         environment(&env_id)?;
         fs::edit(&path, &body)
+    }
+
+    fn shell(_: Caller, env_id: String, body: String) -> Result<String, Error> {
+        environment(&env_id)?;
+        fs::shell(&body)
     }
 
     fn remove(

@@ -4,6 +4,7 @@
 //! records own or that it staged itself.
 
 pub mod blobs;
+pub mod exec;
 pub mod records;
 
 use crate::store::{Batch, StagedBlob, Store};
@@ -23,8 +24,9 @@ pub struct Caps {
     store: Arc<Store>,
     scope: Option<Scope>,
     batch: Batch,
-    /// The session's workspace, granted as the guest's only preopen (`/`).
-    workspace: Option<PathBuf>,
+    /// The session's workspace, granted as the guest's only preopen (`/`) and as
+    /// the place its commands run.
+    workspace: Option<(PathBuf, exec::ExecLimits)>,
     /// Blobs staged during the call (uploads handed in, blobs written); those no
     /// record claims are discarded when the call's state is dropped.
     staged: Vec<StagedBlob>,
@@ -42,16 +44,23 @@ impl Caps {
         }
     }
 
-    /// Adds the session's workspace directory.
-    pub fn with_workspace(self, dir: PathBuf) -> Caps {
+    /// Adds the session's workspace directory, and commands run in it.
+    pub fn with_workspace(self, dir: PathBuf, exec: exec::ExecLimits) -> Caps {
         Caps {
-            workspace: Some(dir),
+            workspace: Some((dir, exec)),
             ..self
         }
     }
 
     pub fn workspace(&self) -> Option<&Path> {
-        self.workspace.as_deref()
+        self.workspace.as_ref().map(|(dir, _)| dir.as_path())
+    }
+
+    /// Where commands run, and their limits.
+    pub fn exec(&self) -> Option<(&Path, &exec::ExecLimits)> {
+        self.workspace
+            .as_ref()
+            .map(|(dir, limits)| (dir.as_path(), limits))
     }
 
     /// The records of one session's collection, and blobs.

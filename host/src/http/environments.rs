@@ -180,3 +180,34 @@ pub async fn remove(
     )
     .await
 }
+
+/// `POST …/environments/{env}/shell`.
+pub async fn shell(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let body = read_text(body, app.config.limits.max_json_bytes).await?;
+    let command = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("command")?.as_str().map(str::to_owned));
+    let ask = Ask {
+        command: command.as_deref(),
+        ..Ask::new("environments.shell", Some(session), Some(env))
+    };
+    app.answer(
+        tenant,
+        session,
+        ask,
+        &app.runtime.environments,
+        COLLECTION,
+        async |envs, store, caller| {
+            envs.reshost_api_environments_handler()
+                .call_shell(store, caller, env, &body)
+                .await
+        },
+    )
+    .await
+}

@@ -174,6 +174,12 @@ async fn v1(
         (["sessions", _, "resources", "environments", _], _) => {
             Err(ApiError::method_not_allowed("GET"))
         }
+        (["sessions", sid, "resources", "environments", eid, "shell"], &M::POST) => {
+            environments::shell(app, tenant, sid, eid, body).await
+        }
+        (["sessions", _, "resources", "environments", _, "shell"], _) => {
+            Err(ApiError::method_not_allowed("POST"))
+        }
         (
             [
                 "sessions",

@@ -5,8 +5,11 @@
 mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "capabilities",
-        imports: { default: trappable },
+                world: "capabilities",
+        imports: {
+            "reshost:api/exec.run": async | trappable,
+            default: trappable,
+        },
         with: {
             "reshost:api/blobs.blob": crate::caps::blobs::BlobHandle,
             "reshost:api/blobs.blob-writer": crate::caps::blobs::WriterHandle,
@@ -31,9 +34,10 @@ mod generated {
             path: "../wit",
             world: "environments",
             exports: { default: async },
-            with: {
+                        with: {
                 "reshost:api/types": super::reshost::api::types,
                 "reshost:api/records": super::reshost::api::records,
+                "reshost:api/exec": super::reshost::api::exec,
             },
         });
     }
@@ -51,7 +55,7 @@ pub use generated::Capabilities;
 pub use generated::environments::{Environments, EnvironmentsPre};
 pub use generated::files::{Files, FilesPre};
 pub use generated::policy::{Policy, PolicyPre};
-pub use generated::reshost::api::{blobs, records, types};
+pub use generated::reshost::api::{blobs, exec, records, types};
 
 pub mod files_handler {
     pub use super::generated::files::exports::reshost::api::files_handler::*;

@@ -1,9 +1,11 @@
 //! The per-call store state: a fresh one for every request, so nothing leaks
 //! between requests or tenants.
 
+use super::deadline::Deadline;
 use crate::caps::Caps;
 use crate::caps::blobs::BlobHandle;
 use crate::store::StagedBlob;
+use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -18,13 +20,15 @@ pub struct Guest {
     pub(crate) limits: StoreLimits,
     stderr: MemoryOutputPipe,
     pub(crate) caps: Caps,
+    /// The call's deadline; host waits with their own timeouts extend it.
+    pub(crate) deadline: Arc<Deadline>,
 }
 
 impl Guest {
     /// A guest with no filesystem, network, environment or arguments: only clocks,
     /// randomness, and the given capabilities.
     /// A workspace in `caps` becomes the guest's one preopen, `/`.
-    pub fn new(caps: Caps, memory_bytes: usize) -> std::io::Result<Guest> {
+    pub fn new(caps: Caps, memory_bytes: usize, deadline: Arc<Deadline>) -> std::io::Result<Guest> {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
         let mut wasi = WasiCtx::builder();
         wasi.stderr(stderr.clone());
@@ -46,6 +50,7 @@ impl Guest {
                 .build(),
             stderr,
             caps,
+            deadline,
         })
     }
 

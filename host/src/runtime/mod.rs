@@ -5,6 +5,7 @@
 
 pub mod bindings;
 mod cache;
+mod deadline;
 mod engine;
 mod guest;
 mod reaper;
@@ -17,10 +18,12 @@ use crate::caps::Caps;
 use crate::config::Config;
 use anyhow::Context;
 use cache::ComponentCache;
+use deadline::Deadline;
 use reaper::Reaper;
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
@@ -180,16 +183,18 @@ impl Runtime {
         f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
     ) -> Result<(R, Caps), CallError> {
         let bound = slot.current();
-        let guest = Guest::new(caps, self.memory_bytes).map_err(CallError::Workspace)?;
+        let deadline = Arc::new(Deadline::new(self.timeout));
+        let guest =
+            Guest::new(caps, self.memory_bytes, deadline.clone()).map_err(CallError::Workspace)?;
         let mut store = Store::new(&self.engine, guest);
         store.limiter(|g| &mut g.limits);
         // At every epoch tick, code still running in wasm either yields (so a busy
         // component never holds an executor thread that other requests need) or,
         // past its deadline, traps.
-        let deadline = Instant::now() + self.timeout;
         store.set_epoch_deadline(1);
+        let epoch_deadline = deadline.clone();
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+            Ok(if epoch_deadline.expired() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
@@ -199,7 +204,7 @@ impl Runtime {
             let instance = bound.pre.instantiate(&mut store).await?;
             f(&instance, &mut store).await
         };
-        let outcome = tokio::time::timeout(self.timeout + OUTER_GRACE, work).await;
+        let outcome = outer_timeout(&deadline, work).await;
         let world = W::NAME;
         let result = match outcome {
             Ok(Ok(answer)) => Ok((answer, store.data_mut().take_caps())),
@@ -225,5 +230,21 @@ impl Runtime {
         };
         self.reaper.reap(store);
         result
+    }
+}
+
+/// Runs `work` until it ends or the deadline has passed by `OUTER_GRACE` (the
+/// deadline may move while it runs).
+async fn outer_timeout<T>(deadline: &Deadline, work: impl Future<Output = T>) -> Result<T, ()> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            done = &mut work => return Ok(done),
+                        () = tokio::time::sleep(deadline.remaining() + OUTER_GRACE) => {
+                if deadline.expired() {
+                    return Err(());
+                }
+            }
+        }
     }
 }

@@ -1,0 +1,190 @@
+//! Host side of `reshost:api/exec`: shell commands in the session's workspace.
+//!
+//! `bash -c` (else `sh -c`) runs in its own process group with the workspace (or a
+//! directory inside it) as working directory; the timeout kills the whole group,
+//! background children included, and so does a call that is abandoned. Each
+//! output stream is read concurrently and capped; the rest is drained and dropped.
+
+use crate::runtime::Guest;
+use crate::runtime::bindings::exec::{Command, Host, Outcome};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// After the command exits, how long its output is still read (a background child
+/// may hold the pipes open).
+const DRAIN: Duration = Duration::from_millis(200);
+
+/// What a workspace grants to commands.
+#[derive(Clone, Debug)]
+pub struct ExecLimits {
+    /// Bytes kept of each output stream.
+    pub output_bytes: usize,
+}
+
+/// `bash` when the host has it, else `sh`.
+fn shell() -> &'static str {
+    static SHELL: OnceLock<&'static str> = OnceLock::new();
+    SHELL.get_or_init(|| {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let has_bash = std::env::split_paths(&path).any(|dir| dir.join("bash").is_file());
+        if has_bash { "bash" } else { "sh" }
+    })
+}
+
+/// The working directory `cwd` (relative) inside `workspace`, refusing anything
+/// that resolves outside it.
+fn working_dir(workspace: &Path, cwd: &str) -> Result<PathBuf, String> {
+    let root = workspace
+        .canonicalize()
+        .map_err(|_| "the workspace is missing".to_owned())?;
+    let dir = root
+        .join(cwd)
+        .canonicalize()
+        .map_err(|_| format!("cwd {cwd:?} does not exist"))?;
+    if !dir.starts_with(&root) {
+        return Err(format!("cwd {cwd:?} resolves outside the environment"));
+    }
+    if !dir.is_dir() {
+        return Err(format!("cwd {cwd:?} is not a directory"));
+    }
+    Ok(dir)
+}
+
+/// A captured output stream, shared so that what was read survives the reader.
+#[derive(Default)]
+struct Captured {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, cap: usize) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let mut c = into.lock().expect("capture lock");
+        let room = cap.saturating_sub(c.bytes.len());
+        c.truncated |= n > room;
+        c.bytes.extend_from_slice(&buf[..n.min(room)]);
+    }
+}
+
+/// Kills the process group unless disarmed: a command never outlives an
+/// abandoned call or its timeout.
+struct Group(Option<i32>);
+
+impl Group {
+    fn kill(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            // SAFETY: killpg with a group id we created; no memory is involved.
+            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        }
+    }
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub async fn run(
+    workspace: &Path,
+    limits: &ExecLimits,
+    command: Command,
+) -> std::io::Result<Result<Outcome, String>> {
+    let dir = match working_dir(workspace, &command.cwd) {
+        Ok(dir) => dir,
+        Err(message) => return Ok(Err(message)),
+    };
+    let mut cmd = tokio::process::Command::new(shell());
+    cmd.arg("-c")
+        .arg(&command.command)
+        .current_dir(&dir)
+        .env_clear()
+        .env(
+            "PATH",
+            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
+        )
+        .env("HOME", workspace)
+        .env("LANG", "C.UTF-8")
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let mut group = Group(child.id().map(|id| id as i32));
+    let (out, err) = (
+        Arc::new(Mutex::new(Captured::default())),
+        Arc::new(Mutex::new(Captured::default())),
+    );
+    let cap = limits.output_bytes;
+    let readers = [
+        tokio::spawn(capture(
+            child.stdout.take().expect("piped"),
+            out.clone(),
+            cap,
+        )),
+        tokio::spawn(capture(
+            child.stderr.take().expect("piped"),
+            err.clone(),
+            cap,
+        )),
+    ];
+    let timeout = Duration::from_millis(command.timeout_ms);
+    let (exit_code, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
+        Ok(status) => {
+            let status = status?;
+            use std::os::unix::process::ExitStatusExt;
+            let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
+            // Background children may live on; only the call is over.
+            group.0 = None;
+            (code, false)
+        }
+        Err(_) => {
+            group.kill();
+            let _ = child.wait().await;
+            (None, true)
+        }
+    };
+    let drain_until = Instant::now() + DRAIN;
+    for reader in readers {
+        let left = drain_until.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, reader).await.is_err() {
+            // Still held open by a background child: keep what was read.
+        }
+    }
+    let take = |c: &Arc<Mutex<Captured>>| {
+        let c = c.lock().expect("capture lock");
+        (String::from_utf8_lossy(&c.bytes).into_owned(), c.truncated)
+    };
+    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = (take(&out), take(&err));
+    Ok(Ok(Outcome {
+        exit_code,
+        stdout,
+        stderr,
+        stdout_truncated,
+        stderr_truncated,
+        timed_out,
+    }))
+}
+
+impl Host for Guest {
+    async fn run(&mut self, command: Command) -> wasmtime::Result<Result<Outcome, String>> {
+        let Some((workspace, limits)) = self.caps.exec() else {
+            wasmtime::bail!("commands are not granted to this call");
+        };
+        let (workspace, limits) = (workspace.to_owned(), limits.clone());
+        // The command's own timeout bounds it; it does not use up the component's.
+        let deadline = self.deadline.clone();
+        let _held = deadline.hold();
+        Ok(run(&workspace, &limits, command).await?)
+    }
+}

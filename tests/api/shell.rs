@@ -1,0 +1,220 @@
+//! `POST …/environments/default/shell`: commands run on the host in the session's
+//! workspace, in their own process group, with a timeout and capped output.
+
+use crate::common::*;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+fn shell_path(sid: &str) -> String {
+    format!("/v1/sessions/{sid}/resources/environments/default/shell")
+}
+
+async fn shell(server: &Server, sid: &str, body: Value) -> (reqwest::StatusCode, Value) {
+    server.post(&shell_path(sid), ACME, body).await
+}
+
+/// Alive and not a zombie (a zombie is dead, merely not yet reaped by its parent).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(status) => !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test]
+async fn exit_code_stdout_stderr_and_cwd_are_reported() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let (status, body) = shell(
+        &server,
+        &sid,
+        json!({"command": "echo out; echo err >&2; exit 3"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({"object": "session.environment.shell_result", "exit_code": 3, "stdout": "out\n",
+               "stderr": "err\n", "stdout_truncated": false, "stderr_truncated": false,
+               "timed_out": false, "cwd": ""})
+    );
+    let (status, body) = shell(
+        &server,
+        &sid,
+        json!({"command": "mkdir -p a/b && echo x > a/b/f"}),
+    )
+    .await;
+    assert_eq!(
+        (status.as_u16(), body["exit_code"].clone()),
+        (200, json!(0))
+    );
+    let (_, body) = shell(
+        &server,
+        &sid,
+        json!({"command": "cat f; echo \"$GREETING\"", "cwd": "a/b", "env": {"GREETING": "hi"}}),
+    )
+    .await;
+    assert_eq!(body["stdout"], "x\nhi\n");
+    assert_eq!(body["cwd"], "a/b");
+    // The file the shell wrote is what the filesystem API reads.
+    let (_, file) = server
+        .get(
+            &format!("/v1/sessions/{sid}/resources/environments/default/filesystem/a/b/f"),
+            ACME,
+        )
+        .await;
+    assert_eq!(file["content"], "x\n");
+}
+
+#[tokio::test]
+async fn invalid_utf8_output_is_replaced() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let (_, body) = shell(&server, &sid, json!({"command": "printf 'a\\377b'"})).await;
+    assert_eq!(body["stdout"], "a\u{FFFD}b");
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_whole_process_group_within_a_second() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let started = Instant::now();
+    let (status, body) = shell(
+        &server,
+        &sid,
+        json!({"command": "sleep 100 & echo $! > bg.pid; echo before; sleep 100", "timeout": 1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(body["timed_out"], true);
+    assert_eq!(body["exit_code"], Value::Null);
+    assert_eq!(body["stdout"], "before\n", "output so far is kept");
+    let pid_file = server
+        .data_dir()
+        .join("workspaces")
+        .join(&sid)
+        .join("bg.pid");
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!alive(pid), "the background sleep must be dead");
+}
+
+#[tokio::test]
+async fn output_over_the_cap_is_truncated_and_flagged() {
+    let server = Server::with_config("[limits]\nshell_output_bytes = 1000\n").await;
+    let sid = server.session(ACME).await;
+    let (_, body) = shell(
+        &server,
+        &sid,
+        json!({"command": "head -c 5000 /dev/zero | tr '\\0' a; echo e >&2"}),
+    )
+    .await;
+    assert_eq!(body["stdout"].as_str().unwrap().len(), 1000);
+    assert_eq!(body["stdout_truncated"], true);
+    assert_eq!(body["stderr"], "e\n");
+    assert_eq!(body["stderr_truncated"], false);
+    assert_eq!(body["exit_code"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn eight_concurrent_one_second_shells_run_in_parallel() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let started = Instant::now();
+    let runs = (0..8).map(|i| {
+        let (server, sid) = (&server, &sid);
+        async move {
+            shell(
+                server,
+                sid,
+                json!({"command": format!("sleep 1; echo {i}")}),
+            )
+            .await
+        }
+    });
+    for (i, (status, body)) in futures_util::future::join_all(runs)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["stdout"], format!("{i}\n"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_shell_longer_than_the_component_deadline_is_not_cut_short() {
+    let server = Server::with_config("[limits]\ncomponent_timeout_ms = 500\n").await;
+    let sid = server.session(ACME).await;
+    let (status, body) = shell(&server, &sid, json!({"command": "sleep 1.5; echo ok"})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["stdout"], "ok\n");
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    for bad in [
+        json!({}),
+        json!({"command": "  "}),
+        json!({"command": 5}),
+        json!({"command": "true", "timeout": 0}),
+        json!({"command": "true", "timeout": 3601}),
+        json!({"command": "true", "timeout": "5"}),
+        json!({"command": "true", "env": {"A": 1}}),
+        json!({"command": "true", "env": {"1A": "x"}}),
+        json!({"command": "true", "cwd": 7}),
+        json!({"command": "true", "extra": 1}),
+    ] {
+        let got = shell(&server, &sid, bad.clone()).await;
+        assert_error(&got, 400, "invalid_input");
+    }
+    assert_error(
+        &shell(&server, &sid, json!({"command": "true", "cwd": "../x"})).await,
+        400,
+        "invalid_path",
+    );
+    assert_error(
+        &shell(&server, &sid, json!({"command": "true", "cwd": "nope"})).await,
+        404,
+        "path_not_found",
+    );
+    let link = server.data_dir().join("workspaces").join(&sid).join("out");
+    std::os::unix::fs::symlink("/tmp", link).unwrap();
+    assert_error(
+        &shell(&server, &sid, json!({"command": "true", "cwd": "out"})).await,
+        403,
+        "path_forbidden",
+    );
+    let other = server.session(GLOBEX).await;
+    assert_error(
+        &shell(&server, &other, json!({"command": "true"})).await,
+        404,
+        "not_found",
+    );
+    let got = server
+        .post(
+            &format!("/v1/sessions/{sid}/resources/environments/nope/shell"),
+            ACME,
+            json!({"command": "true"}),
+        )
+        .await;
+    assert_error(&got, 404, "not_found");
+}
