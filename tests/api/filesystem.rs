@@ -123,7 +123,10 @@ async fn raw_bytes(server: &Server, sid: &str, path: &str) -> Vec<u8> {
         "raw {path}: {}",
         String::from_utf8_lossy(&bytes)
     );
-    assert!(headers.contains_key(CONTENT_TYPE), "raw {path}: {headers:?}");
+    assert!(
+        headers.contains_key(CONTENT_TYPE),
+        "raw {path}: {headers:?}"
+    );
     bytes
 }
 
@@ -276,7 +279,8 @@ fn assert_text_content(body: &Value, path: &str, content: &str) {
 #[track_caller]
 fn assert_base64_content(body: &Value, path: &str) -> Vec<u8> {
     assert_eq!(
-        body["object"], "session.environment.filesystem.file_content",
+        body["object"],
+        "session.environment.filesystem.file_content",
         "{}",
         short(body)
     );
@@ -350,7 +354,15 @@ async fn root_listing_has_the_list_shape_and_every_entry_kind() {
         keys.sort();
         assert_eq!(
             keys,
-            ["bytes", "id", "modified_at", "name", "object", "path", "type"],
+            [
+                "bytes",
+                "id",
+                "modified_at",
+                "name",
+                "object",
+                "path",
+                "type"
+            ],
             "entry fields: {e}"
         );
     }
@@ -383,9 +395,7 @@ async fn subdirectory_listing_has_its_base_and_full_paths() {
         "src/lib/util.rs",
         "file",
     );
-    let (status, body) = server
-        .get(&format!("{}/src/", fs_root(&sid)), ACME)
-        .await;
+    let (status, body) = server.get(&format!("{}/src/", fs_root(&sid)), ACME).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(assert_listing(&body, "src"), ["src/main.py", "src/lib"]);
 
@@ -605,7 +615,10 @@ async fn binary_files_are_base64() {
         let (status, body) = read(&server, &sid, name).await;
         assert_eq!(status, StatusCode::OK, "{name}: {}", short(&body));
         let decoded = assert_base64_content(&body, name);
-        assert_eq!(&decoded, bytes, "{name}: base64 content must decode to the bytes");
+        assert_eq!(
+            &decoded, bytes,
+            "{name}: base64 content must decode to the bytes"
+        );
         assert_eq!(body["bytes"].as_u64(), Some(bytes.len() as u64), "{name}");
         assert_eq!(body["truncated"], false, "{name}");
     }
@@ -648,7 +661,11 @@ async fn read_cap_cuts_content_at_a_utf8_boundary() {
     while mixed.len() < CAP * 3 / 2 {
         mixed.push_str("é日🎉\t\r\n");
     }
-    for (name, text) in [("euro.txt", &euro), ("emoji.txt", &emoji), ("mixed.txt", &mixed)] {
+    for (name, text) in [
+        ("euro.txt", &euro),
+        ("emoji.txt", &emoji),
+        ("mixed.txt", &mixed),
+    ] {
         plant(&ws, name, text);
         let (status, body) = read(&server, &sid, name).await;
         assert_eq!(status, StatusCode::OK, "{name}: {}", short(&body));
@@ -713,8 +730,15 @@ async fn read_cap_cuts_content_at_a_utf8_boundary() {
     let decoded = assert_base64_content(&body, "big.bin");
     assert_eq!(body["truncated"], true, "{}", short(&body));
     assert_eq!(body["bytes"].as_u64(), Some(bin.len() as u64));
-    assert!(decoded.len() <= CAP && decoded.len() > CAP - 4, "{}", decoded.len());
-    assert!(bin.starts_with(&decoded), "base64 content is a prefix of the file");
+    assert!(
+        decoded.len() <= CAP && decoded.len() > CAP - 4,
+        "{}",
+        decoded.len()
+    );
+    assert!(
+        bin.starts_with(&decoded),
+        "base64 content is a prefix of the file"
+    );
     assert!(raw_bytes(&server, &sid, "big.bin").await == bin);
 }
 
@@ -735,7 +759,12 @@ async fn raw_format_returns_the_exact_bytes_with_a_content_type() {
 
     let (status, headers, bytes) = read_raw(&server, &sid, "data/blob.bin").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(bytes == bin, "raw bytes differ ({} vs {})", bytes.len(), bin.len());
+    assert!(
+        bytes == bin,
+        "raw bytes differ ({} vs {})",
+        bytes.len(),
+        bin.len()
+    );
     let ct = headers.get(CONTENT_TYPE).expect("Content-Type");
     assert!(!ct.is_empty());
     if let Some(len) = headers.get(CONTENT_LENGTH) {
@@ -746,7 +775,10 @@ async fn raw_format_returns_the_exact_bytes_with_a_content_type() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(bytes, b"hello world");
     let ct = headers.get(CONTENT_TYPE).unwrap().to_str().unwrap();
-    assert!(ct.starts_with("text/plain"), "Content-Type of hello.txt: {ct}");
+    assert!(
+        ct.starts_with("text/plain"),
+        "Content-Type of hello.txt: {ct}"
+    );
 
     assert_eq!(raw_bytes(&server, &sid, "crlf.txt").await, b"a\r\nb\r\n\tc");
 
@@ -768,9 +800,17 @@ fn assert_write_result(body: &Value, ws: &Path, path: &str, created: bool, writt
     assert_eq!(body["operation"], "write", "{body}");
     assert_eq!(body["path"], path, "{body}");
     assert_eq!(body["created"], created, "{body}");
-    assert_eq!(body["bytes_written"].as_u64(), Some(written as u64), "{body}");
+    assert_eq!(
+        body["bytes_written"].as_u64(),
+        Some(written as u64),
+        "{body}"
+    );
     assert_entry(&body["entry"], ws, path, "file");
-    assert_eq!(body["entry"]["bytes"].as_u64(), Some(written as u64), "{body}");
+    assert_eq!(
+        body["entry"]["bytes"].as_u64(),
+        Some(written as u64),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -869,7 +909,10 @@ async fn put_base64_round_trips_binary_bytes() {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_write_result(&body, &ws, "bin/blob.dat", true, bytes.len());
-    assert!(on_disk(&ws, "bin/blob.dat").unwrap() == bytes, "bytes on disk");
+    assert!(
+        on_disk(&ws, "bin/blob.dat").unwrap() == bytes,
+        "bytes on disk"
+    );
 
     let (status, body) = read(&server, &sid, "bin/blob.dat").await;
     assert_eq!(status, StatusCode::OK, "{}", short(&body));
@@ -937,11 +980,23 @@ async fn bodies_over_max_write_bytes_are_413() {
     let sid = server.session(ACME).await;
     let ws = workspace(&server, &sid);
 
-    let got = put(&server, &sid, "big.txt", json!({"content": "x".repeat(70_000)})).await;
+    let got = put(
+        &server,
+        &sid,
+        "big.txt",
+        json!({"content": "x".repeat(70_000)}),
+    )
+    .await;
     assert_error(&got, 413, "payload_too_large");
     assert!(on_disk(&ws, "big.txt").is_none(), "nothing is written");
 
-    let got = put(&server, &sid, "small.txt", json!({"content": "y".repeat(60_000)})).await;
+    let got = put(
+        &server,
+        &sid,
+        "small.txt",
+        json!({"content": "y".repeat(60_000)}),
+    )
+    .await;
     assert_eq!(got.0, StatusCode::OK, "{}", short(&got.1));
     assert_eq!(on_disk(&ws, "small.txt").unwrap().len(), 60_000);
 
@@ -976,20 +1031,27 @@ async fn put_onto_a_directory_or_the_root_is_refused_and_changes_nothing() {
     let sid = server.session(ACME).await;
     let ws = workspace(&server, &sid);
     plant(&ws, "dir/inner.txt", "inner");
-    for url in [fs_url(&sid, "dir"), fs_root(&sid), format!("{}/", fs_root(&sid))] {
+    for url in [
+        fs_url(&sid, "dir"),
+        fs_root(&sid),
+        format!("{}/", fs_root(&sid)),
+    ] {
         let (status, body) =
             send_json(&server, Method::PUT, &url, ACME, &json!({"content": "x"})).await;
-        assert!(
-            status.is_client_error(),
-            "PUT {url}: {status} {body}"
-        );
+        assert!(status.is_client_error(), "PUT {url}: {status} {body}");
         assert!(body["error"]["code"].is_string(), "PUT {url}: {body}");
         assert_eq!(on_disk(&ws, "dir/inner.txt").unwrap(), b"inner");
         assert!(ws.join("dir").is_dir());
     }
     // A file used as a parent directory.
     plant(&ws, "plain.txt", "plain");
-    let (status, body) = put(&server, &sid, "plain.txt/child.txt", json!({"content": "x"})).await;
+    let (status, body) = put(
+        &server,
+        &sid,
+        "plain.txt/child.txt",
+        json!({"content": "x"}),
+    )
+    .await;
     assert!(status.is_client_error(), "{status} {body}");
     assert_eq!(on_disk(&ws, "plain.txt").unwrap(), b"plain");
 }
@@ -1009,7 +1071,11 @@ fn assert_edit_result(body: &Value, ws: &Path, path: &str, n: u64, before: usize
     assert_eq!(body["bytes_before"].as_u64(), Some(before as u64), "{body}");
     assert_eq!(body["bytes_after"].as_u64(), Some(after as u64), "{body}");
     assert_entry(&body["entry"], ws, path, "file");
-    assert_eq!(body["entry"]["bytes"].as_u64(), Some(after as u64), "{body}");
+    assert_eq!(
+        body["entry"]["bytes"].as_u64(),
+        Some(after as u64),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -1029,7 +1095,10 @@ async fn patch_replaces_the_one_match() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let after = before.replace("wörld", "reshost");
     assert_edit_result(&body, &ws, "src/main.rs", 1, before.len(), after.len());
-    assert_eq!(raw_bytes(&server, &sid, "src/main.rs").await, after.as_bytes());
+    assert_eq!(
+        raw_bytes(&server, &sid, "src/main.rs").await,
+        after.as_bytes()
+    );
 
     // Deleting text (empty new_text) is an edit too; replace_all false is the default.
     let (status, body) = patch(
@@ -1052,7 +1121,13 @@ async fn patch_without_a_match_is_422_no_match() {
     let ws = workspace(&server, &sid);
     plant(&ws, "a.txt", "alpha\nbeta\n");
     for old in ["gamma", "ALPHA", "alpha\nbeta\ngamma", "beta\r\n"] {
-        let got = patch(&server, &sid, "a.txt", json!({"old_text": old, "new_text": "x"})).await;
+        let got = patch(
+            &server,
+            &sid,
+            "a.txt",
+            json!({"old_text": old, "new_text": "x"}),
+        )
+        .await;
         assert_error(&got, 422, "no_match");
         let got = patch(
             &server,
@@ -1071,7 +1146,9 @@ async fn patch_with_two_matches_is_409_listing_their_line_numbers() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
     let ws = workspace(&server, &sid);
-    let mut lines: Vec<String> = (1..=12).map(|i| format!("line {}", "x".repeat(i))).collect();
+    let mut lines: Vec<String> = (1..=12)
+        .map(|i| format!("line {}", "x".repeat(i)))
+        .collect();
     lines[2] = "let TARGET = 1;".into(); // line 3
     lines[10] = "    return TARGET;".into(); // line 11
     let text = lines.join("\n") + "\n";
@@ -1091,7 +1168,10 @@ async fn patch_with_two_matches_is_409_listing_their_line_numbers() {
         "the message must list the 1-based lines 3 and 11: {message:?}"
     );
     assert!(!numbers.contains(&10), "0-based line numbers: {message:?}");
-    assert!(on_disk(&ws, "code.js").unwrap() == text.as_bytes(), "unchanged");
+    assert!(
+        on_disk(&ws, "code.js").unwrap() == text.as_bytes(),
+        "unchanged"
+    );
 }
 
 #[tokio::test]
@@ -1145,7 +1225,14 @@ async fn patch_with_an_invalid_body_is_400() {
         let got = patch(&server, &sid, "a.txt", body.clone()).await;
         assert_error(&got, 400, "invalid_input");
     }
-    let got = send_text(&server, Method::PATCH, &fs_url(&sid, "a.txt"), ACME, "{oops").await;
+    let got = send_text(
+        &server,
+        Method::PATCH,
+        &fs_url(&sid, "a.txt"),
+        ACME,
+        "{oops",
+    )
+    .await;
     assert_error(&got, 400, "invalid_input");
     assert_eq!(on_disk(&ws, "a.txt").unwrap(), b"same same\n");
 }
@@ -1200,7 +1287,13 @@ async fn patch_preserves_crlf_tabs_and_a_missing_trailing_newline() {
 
     // Trailing blank lines and a final newline are kept too.
     plant(&ws, "n.txt", "a\n\tb\n\n\n");
-    let (status, body) = patch(&server, &sid, "n.txt", json!({"old_text": "a", "new_text": "A"})).await;
+    let (status, body) = patch(
+        &server,
+        &sid,
+        "n.txt",
+        json!({"old_text": "a", "new_text": "A"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(on_disk(&ws, "n.txt").unwrap(), b"A\n\tb\n\n\n");
 }
@@ -1211,7 +1304,13 @@ async fn patch_of_a_missing_file_is_404_path_not_found() {
     let sid = server.session(ACME).await;
     let ws = workspace(&server, &sid);
     for path in ["missing.txt", "no/such/dir/file.txt"] {
-        let got = patch(&server, &sid, path, json!({"old_text": "a", "new_text": "b"})).await;
+        let got = patch(
+            &server,
+            &sid,
+            path,
+            json!({"old_text": "a", "new_text": "b"}),
+        )
+        .await;
         assert_error(&got, 404, "path_not_found");
         assert!(on_disk(&ws, path).is_none(), "PATCH must not create {path}");
     }
@@ -1243,7 +1342,11 @@ async fn delete_a_file_then_it_is_gone() {
     assert!(!ws.join("dir/gone.txt").exists());
     assert_eq!(on_disk(&ws, "dir/stays.txt").unwrap(), b"stay");
 
-    assert_error(&read(&server, &sid, "dir/gone.txt").await, 404, "path_not_found");
+    assert_error(
+        &read(&server, &sid, "dir/gone.txt").await,
+        404,
+        "path_not_found",
+    );
     let got = server.delete(&fs_url(&sid, "dir/gone.txt"), ACME).await;
     assert_error(&got, 404, "path_not_found");
     let (_, body) = read(&server, &sid, "dir").await;
@@ -1266,7 +1369,11 @@ async fn delete_of_a_non_empty_directory_needs_recursive() {
         let got = server.delete(&url, ACME).await;
         assert_error(&got, 409, "directory_not_empty");
         assert_eq!(on_disk(&ws, "tree/a.txt").unwrap(), b"a", "DELETE {url}");
-        assert_eq!(on_disk(&ws, "tree/sub/b.txt").unwrap(), b"b", "DELETE {url}");
+        assert_eq!(
+            on_disk(&ws, "tree/sub/b.txt").unwrap(),
+            b"b",
+            "DELETE {url}"
+        );
     }
 
     let (status, body) = server
@@ -1297,7 +1404,10 @@ async fn delete_of_a_symlink_removes_the_link_not_its_target() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_delete_result(&body, "file_link", "symlink");
     let (status, body) = server
-        .delete(&format!("{}?recursive=true", fs_url(&sid, "dir_link")), ACME)
+        .delete(
+            &format!("{}?recursive=true", fs_url(&sid, "dir_link")),
+            ACME,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_delete_result(&body, "dir_link", "symlink");
@@ -1327,7 +1437,11 @@ async fn delete_of_the_root_is_400_and_changes_nothing() {
             got.1
         );
         assert!(got.1["error"]["message"].is_string(), "{}", got.1);
-        assert_eq!(on_disk(&ws, "keep/me.txt").unwrap(), b"precious", "DELETE {url}");
+        assert_eq!(
+            on_disk(&ws, "keep/me.txt").unwrap(),
+            b"precious",
+            "DELETE {url}"
+        );
     }
     let (status, body) = read(&server, &sid, "").await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -1352,7 +1466,11 @@ async fn delete_of_an_unknown_path_is_404_path_not_found() {
 // Environment, session and auth
 
 /// The four methods on `url`; returns (method, status, body) of each.
-async fn all_methods(server: &Server, url: &str, token: Option<&str>) -> Vec<(Method, (StatusCode, Value))> {
+async fn all_methods(
+    server: &Server,
+    url: &str,
+    token: Option<&str>,
+) -> Vec<(Method, (StatusCode, Value))> {
     let mut out = Vec::new();
     for method in [Method::GET, Method::PUT, Method::PATCH, Method::DELETE] {
         let body = match method {

@@ -2,10 +2,13 @@
 
 mod common;
 mod durability;
+mod escapes;
 mod files;
+mod filesystem;
 mod isolation;
 mod pagination;
 mod policy;
+mod search;
 mod sessions;
 mod shell;
 mod startup;

@@ -13,6 +13,7 @@ wit_bindgen::generate!({
 
 mod fs;
 mod paths;
+mod search;
 
 use exports::reshost::api::environments_handler::{Caller, Guest, RawFile, ReadAnswer};
 use reshost_guest::types::Error;
@@ -81,6 +82,11 @@ impl Guest for Environments {
     fn edit(_: Caller, env_id: String, path: String, body: String) -> Result<String, Error> {
         environment(&env_id)?;
         fs::edit(&path, &body)
+    }
+
+    fn search(_: Caller, env_id: String, query: Vec<(String, String)>) -> Result<String, Error> {
+        environment(&env_id)?;
+        search::search(&query)
     }
 
     fn shell(_: Caller, env_id: String, body: String) -> Result<String, Error> {

@@ -211,3 +211,34 @@ pub async fn shell(
     )
     .await
 }
+
+/// `GET …/environments/{env}/search`.
+pub async fn search(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let scope = query
+        .iter()
+        .find(|(k, _)| k == "path")
+        .map(|(_, v)| v.as_str());
+    let ask = Ask {
+        path: scope,
+        ..Ask::new("environments.search", Some(session), Some(env))
+    };
+    app.answer(
+        tenant,
+        session,
+        ask,
+        &app.runtime.environments,
+        COLLECTION,
+        async |envs, store, caller| {
+            envs.reshost_api_environments_handler()
+                .call_search(store, caller, env, query)
+                .await
+        },
+    )
+    .await
+}

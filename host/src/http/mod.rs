@@ -174,6 +174,12 @@ async fn v1(
         (["sessions", _, "resources", "environments", _], _) => {
             Err(ApiError::method_not_allowed("GET"))
         }
+        (["sessions", sid, "resources", "environments", eid, "search"], &M::GET) => {
+            environments::search(app, tenant, sid, eid, &query).await
+        }
+        (["sessions", _, "resources", "environments", _, "search"], _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
         (["sessions", sid, "resources", "environments", eid, "shell"], &M::POST) => {
             environments::shell(app, tenant, sid, eid, body).await
         }
