@@ -355,11 +355,9 @@ fn describe(p: &Path) -> String {
 
 fn walk(p: &Path, out: &mut BTreeMap<PathBuf, String>) {
     out.insert(p.to_owned(), describe(p));
-    if let Ok(m) = std::fs::symlink_metadata(p) {
-        if m.is_dir() {
-            for e in std::fs::read_dir(p).unwrap() {
-                walk(&e.unwrap().path(), out);
-            }
+    if std::fs::symlink_metadata(p).is_ok_and(|m| m.is_dir()) {
+        for e in std::fs::read_dir(p).unwrap() {
+            walk(&e.unwrap().path(), out);
         }
     }
 }

@@ -1056,6 +1056,64 @@ async fn put_onto_a_directory_or_the_root_is_refused_and_changes_nothing() {
     assert_eq!(on_disk(&ws, "plain.txt").unwrap(), b"plain");
 }
 
+#[tokio::test]
+async fn readers_see_the_old_or_the_new_content_never_a_mix() {
+    const LEN: usize = 512 * 1024;
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let ws = workspace(&server, &sid);
+    plant(&ws, "atomic.txt", "A".repeat(LEN));
+    let server = std::sync::Arc::new(server);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+
+    let mut readers = Vec::new();
+    for r in 0..3 {
+        let (server, sid, done) = (server.clone(), sid.clone(), done.clone());
+        readers.push(tokio::spawn(async move {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) || reads < 3 {
+                let bytes = if r == 0 {
+                    let (status, body) = read(&server, &sid, "atomic.txt").await;
+                    assert_eq!(status, StatusCode::OK, "{}", short(&body));
+                    body["content"].as_str().unwrap().as_bytes().to_vec()
+                } else {
+                    raw_bytes(&server, &sid, "atomic.txt").await
+                };
+                assert_eq!(bytes.len(), LEN, "a read saw a partial file");
+                assert!(
+                    bytes.iter().all(|&b| b == bytes[0]),
+                    "a read saw a mix of two writes"
+                );
+                reads += 1;
+            }
+            reads
+        }));
+    }
+    for i in 0..16 {
+        let fill = if i % 2 == 0 { "B" } else { "A" };
+        let (status, body) = put(
+            &server,
+            &sid,
+            "atomic.txt",
+            json!({"content": fill.repeat(LEN)}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["created"], false, "{body}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.await.unwrap() >= 3);
+    }
+    assert_eq!(
+        on_disk(&ws, "atomic.txt").unwrap(),
+        "A".repeat(LEN).as_bytes()
+    );
+    // No temporary files are left behind next to it.
+    let (_, body) = read(&server, &sid, "").await;
+    assert_eq!(assert_listing(&body, ""), ["atomic.txt"], "{body}");
+}
+
 // ---------------------------------------------------------------------------
 // Edit
 
