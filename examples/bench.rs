@@ -10,84 +10,17 @@
 
 use futures_util::StreamExt;
 use reqwest::{Client, multipart};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const TOKEN: &str = "bench-token";
+#[path = "support.rs"]
+mod support;
+
+use reqwest::Method;
+use support::{TOKEN, percentile, start, timed};
+
 const GIB: u64 = 1 << 30;
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("reshost");
-    assert!(
-        path.exists(),
-        "build the server first: cargo build --release -p reshost"
-    );
-    path
-}
-
-fn start(dir: &Path) -> (Server, Duration) {
-    let config = dir.join("reshost.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[limits]\nmax_upload_bytes = {}\n[[tenants]]\nname = \"bench\"\ntokens = [\"{TOKEN}\"]\n",
-            dir.join("data"),
-            2 * GIB
-        ),
-    )
-    .unwrap();
-    let started = Instant::now();
-    let mut child = Command::new(binary())
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RESHOST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("server exited").unwrap();
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.to_owned();
-        }
-    };
-    // Ready means /healthz answers.
-    while !healthz_ok(&base) {}
-    let ready = started.elapsed();
-    std::thread::spawn(move || for _ in lines {});
-    (Server { child, base }, ready)
-}
-
-/// One blocking `GET /healthz` on a fresh connection, with no client library's
-/// set-up cost in the measurement.
-fn healthz_ok(base: &str) -> bool {
-    use std::io::{Read, Write};
-    let addr = base.trim_start_matches("http://");
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
-        return false;
-    };
-    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.starts_with("HTTP/1.1 200")
-}
 
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -110,23 +43,6 @@ fn watch_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
         }
         peak
     })
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p) as usize]
-}
-
-async fn latency(client: &Client, url: &str, n: usize) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        let r = client.get(url).bearer_auth(TOKEN).send().await.unwrap();
-        assert!(r.status().is_success());
-        r.bytes().await.unwrap();
-        out.push(t.elapsed());
-    }
-    out
 }
 
 async fn throughput(url: &str, connections: usize, for_how_long: Duration) -> f64 {
@@ -155,11 +71,12 @@ async fn throughput(url: &str, connections: usize, for_how_long: Duration) -> f6
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
+    let limits = format!("[limits]\nmax_upload_bytes = {}", 2 * GIB);
 
     // 1. Start to ready.
-    let (server, cold) = start(dir.path());
+    let (server, cold) = start(dir.path(), &limits);
     drop(server);
-    let mut warm: Vec<Duration> = (0..5).map(|_| start(dir.path()).1).collect();
+    let mut warm: Vec<Duration> = (0..5).map(|_| start(dir.path(), &limits).1).collect();
     println!(
         "start to ready: cold cache {:.0} ms, warm cache p50 {:.1} ms",
         cold.as_secs_f64() * 1e3,
@@ -167,7 +84,7 @@ async fn main() {
     );
 
     // 2. The component hop.
-    let (server, _) = start(dir.path());
+    let (server, _) = start(dir.path(), &limits);
     let client = Client::new();
     let session: serde_json::Value = client
         .post(format!("{}/v1/sessions", server.base))
@@ -195,12 +112,12 @@ async fn main() {
     let fid = file["id"].as_str().unwrap();
     let through_component = format!("{files}/{fid}");
     let native = format!("{}/v1/sessions/{sid}/resources/{fid}", server.base);
-    latency(&client, &through_component, 500).await; // warm-up
-    latency(&client, &native, 500).await;
+    timed(&client, Method::GET, &through_component, None, 500).await; // warm-up
+    timed(&client, Method::GET, &native, None, 500).await;
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..10 {
-        a.extend(latency(&client, &through_component, 500).await);
-        b.extend(latency(&client, &native, 500).await);
+        a.extend(timed(&client, Method::GET, &through_component, None, 500).await);
+        b.extend(timed(&client, Method::GET, &native, None, 500).await);
     }
     let (pa, pb) = (percentile(&mut a, 0.5), percentile(&mut b, 0.5));
     println!(

@@ -95,6 +95,12 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
     let shown = normalize(path)?;
     let real = resolve(&shown, true)?;
     let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    if path.ends_with('/') && !meta.is_dir() {
+        return Err(error(
+            ErrorCode::PathNotFound,
+            format!("no such directory: {shown}"),
+        ));
+    }
     let raw = match query
         .iter()
         .find(|(k, _)| k == "format")
@@ -116,6 +122,12 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
             )));
         }
         return list_dir(&shown, &real, query).map(crate::Answer::Json);
+    }
+    if !meta.is_file() {
+        return Err(invalid_input(format!(
+            "{} is not a regular file",
+            display(&shown)
+        )));
     }
     if raw {
         let text = !looks_binary(&real)?;
@@ -343,8 +355,8 @@ pub fn edit(path: &str, body: &str) -> Result<String, Error> {
         return Err(invalid_input("old_text and new_text are the same"));
     }
     let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
-    if meta.is_dir() {
-        return Err(invalid_input(format!("{shown} is a directory")));
+    if !meta.is_file() {
+        return Err(invalid_input(format!("{shown} is not a regular file")));
     }
     let bytes = std::fs::read(guest(&real)).map_err(|e| io_error(e, &shown))?;
     let text = String::from_utf8(bytes)
@@ -359,10 +371,11 @@ pub fn edit(path: &str, body: &str) -> Result<String, Error> {
         }
         1 => {}
         n if !replace_all => {
-            let lines: Vec<String> = starts
+            let mut lines: Vec<String> = starts
                 .iter()
                 .map(|&i| (text[..i].matches('\n').count() + 1).to_string())
                 .collect();
+            lines.dedup();
             return Err(error(
                 ErrorCode::AmbiguousMatch,
                 format!(

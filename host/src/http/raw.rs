@@ -22,10 +22,20 @@ pub async fn respond(
 ) -> ApiResult<Response<Body>> {
     let (workspace, path) = (workspace.to_owned(), path.to_owned());
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
+        use cap_std::fs::OpenOptionsExt;
         let dir = cap_std::fs::Dir::open_ambient_dir(&workspace, cap_std::ambient_authority())?;
-        let file = dir.open(&path)?;
-        let len = file.metadata()?.len();
-        Ok((file.into_std(), len))
+        // Non-blocking, so that a FIFO swapped in for the file cannot hang the open.
+        let mut options = cap_std::fs::OpenOptions::new();
+        options.read(true).custom_flags(libc::O_NONBLOCK);
+        let file = dir.open_with(&path, &options)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        Ok((file.into_std(), meta.len()))
     })
     .await
     .map_err(|e| ApiError::internal("opening a file", e))?;
@@ -37,6 +47,7 @@ pub async fn respond(
             super::error::Code::PathForbidden,
             "the path resolves outside the environment",
         ),
+        std::io::ErrorKind::InvalidInput => ApiError::invalid("not a regular file"),
         _ => ApiError::internal("opening a file", e),
     })?;
     let stream =

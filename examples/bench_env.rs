@@ -1,0 +1,175 @@
+//! Speed of the environment endpoints against a real release `reshost`:
+//! small PUT/GET/PATCH and `shell true` latency, and search and directory listing
+//! over a generated tree of 100,000 files in 5,000 directories, side by side with
+//! the same work done natively (a Rust walk of the same directory).
+//!
+//! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_env`
+
+#[path = "support.rs"]
+mod support;
+
+use reqwest::{Client, Method};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use support::{TOKEN, percentile, start, timed};
+
+const DIRS: usize = 5_000;
+const FILES_PER_DIR: usize = 20;
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn p50(
+    client: &Client,
+    method: Method,
+    url: &str,
+    body: Option<Value>,
+    n: usize,
+) -> Duration {
+    percentile(&mut timed(client, method, url, body.as_ref(), n).await, 0.5)
+}
+
+fn generate(root: &Path) {
+    for d in 0..DIRS {
+        let dir = root.join(format!("pkg{:02}/mod{d:04}", d % 50));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in 0..FILES_PER_DIR {
+            let ext = ["py", "rs", "txt", "md"][f % 4];
+            std::fs::write(dir.join(format!("file{f:02}.{ext}")), b"x").unwrap();
+        }
+    }
+}
+
+/// The search's work done natively: walk, match the path, stat the matches.
+fn native_search(root: &Path, needle: &str, ext: &str) -> usize {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for item in std::fs::read_dir(&dir).unwrap().flatten() {
+            let kind = item.file_type().unwrap();
+            let path = item.path();
+            if kind.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_lowercase();
+                if rel.contains(needle) && rel.ends_with(ext) {
+                    found.push((rel, item.metadata().unwrap().len()));
+                }
+            }
+        }
+    }
+    found.sort();
+    found.len()
+}
+
+fn native_list(dir: &Path) -> usize {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.file_name(), e.metadata().unwrap().len()))
+        .collect();
+    entries.sort();
+    entries.len()
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(dir.path(), "");
+    let client = Client::new();
+    let session: Value = client
+        .post(format!("{}/v1/sessions", server.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sid = session["id"].as_str().unwrap();
+    let env = format!(
+        "{}/v1/sessions/{sid}/resources/environments/default",
+        server.base
+    );
+    let file = format!("{env}/filesystem/notes/small.txt");
+
+    let put = p50(
+        &client,
+        Method::PUT,
+        &file,
+        Some(json!({"content": format!("counter=0\n{}", "hello world\n".repeat(8))})),
+        300,
+    )
+    .await;
+    let get = p50(&client, Method::GET, &file, None, 300).await;
+    let mut patch_samples = Vec::new();
+    for i in 0..300 {
+        let (old, new) = (format!("counter={i}\n"), format!("counter={}\n", i + 1));
+        let body = json!({"old_text": old, "new_text": new});
+        patch_samples.extend(timed(&client, Method::PATCH, &file, Some(&body), 1).await);
+    }
+    let patch = percentile(&mut patch_samples, 0.5);
+    let shell = p50(
+        &client,
+        Method::POST,
+        &format!("{env}/shell"),
+        Some(json!({"command": "true"})),
+        200,
+    )
+    .await;
+    println!(
+        "p50 (client side, loopback): PUT {:.2} ms, GET {:.2} ms, PATCH {:.2} ms, shell true {:.2} ms",
+        ms(put),
+        ms(get),
+        ms(patch),
+        ms(shell)
+    );
+
+    let root = dir.path().join("data/workspaces").join(sid);
+    let t = Instant::now();
+    generate(&root);
+    println!(
+        "generated {} files in {DIRS} directories in {:.1} s",
+        DIRS * FILES_PER_DIR,
+        t.elapsed().as_secs_f64()
+    );
+
+    let search = format!("{env}/search?q=file07&include=**/*.rs&limit=500");
+    let served = p50(&client, Method::GET, &search, None, 10).await;
+    let mut native = Vec::new();
+    for _ in 0..10 {
+        let t = Instant::now();
+        native_search(&root, "file07", ".rs");
+        native.push(t.elapsed());
+    }
+    let native = percentile(&mut native, 0.5);
+    println!(
+        "search over 100,000 files p50: served {:.1} ms, native walk {:.1} ms (ratio {:.1}x)",
+        ms(served),
+        ms(native),
+        served.as_secs_f64() / native.as_secs_f64()
+    );
+
+    let listing = format!("{env}/filesystem/pkg07?limit=100");
+    let served = p50(&client, Method::GET, &listing, None, 50).await;
+    let mut native = Vec::new();
+    for _ in 0..50 {
+        let t = Instant::now();
+        native_list(&root.join("pkg07"));
+        native.push(t.elapsed());
+    }
+    let native = percentile(&mut native, 0.5);
+    println!(
+        "listing a 100-entry directory p50: served {:.2} ms, native {:.2} ms (ratio {:.1}x)",
+        ms(served),
+        ms(native),
+        served.as_secs_f64() / native.as_secs_f64()
+    );
+}

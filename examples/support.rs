@@ -1,0 +1,107 @@
+//! What the benchmark programs share: a release `reshost` on a free port with
+//! its own data directory, and latency statistics.
+
+use reqwest::Client;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const TOKEN: &str = "bench-token";
+
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join("reshost");
+    assert!(
+        path.exists(),
+        "build the server first: cargo build --release -p reshost"
+    );
+    path
+}
+
+/// Starts a server whose config is the defaults plus `extra` TOML tables.
+pub fn start(dir: &Path, extra: &str) -> (Server, Duration) {
+    let config = dir.join("reshost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n{extra}\n[[tenants]]\nname = \"bench\"\ntokens = [\"{TOKEN}\"]\n",
+            dir.join("data"),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut child = Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RESHOST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("server exited").unwrap();
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    // Ready means /healthz answers.
+    while !healthz_ok(&base) {}
+    let ready = started.elapsed();
+    std::thread::spawn(move || for _ in lines {});
+    (Server { child, base }, ready)
+}
+
+/// One blocking `GET /healthz` on a fresh connection, with no client library's
+/// set-up cost in the measurement.
+fn healthz_ok(base: &str) -> bool {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.1 200")
+}
+
+pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p) as usize]
+}
+
+/// `n` sequential requests on one connection; each one's latency.
+pub async fn timed(
+    client: &Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<&serde_json::Value>,
+    n: usize,
+) -> Vec<Duration> {
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut rb = client.request(method.clone(), url).bearer_auth(TOKEN);
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let t = Instant::now();
+        let r = rb.send().await.unwrap();
+        assert!(r.status().is_success(), "{url}: {}", r.status());
+        r.bytes().await.unwrap();
+        samples.push(t.elapsed());
+    }
+    samples
+}
