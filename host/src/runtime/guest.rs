@@ -32,12 +32,13 @@ impl Guest {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
         let mut wasi = WasiCtx::builder();
         wasi.stderr(stderr.clone());
-        if let Some(dir) = caps.workspace() {
-            wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
-                .map_err(std::io::Error::other)?
-                // File I/O runs inline instead of hopping to the blocking pool: the
-                // call already runs off the request's critical async paths.
-                .allow_blocking_current_thread(true);
+                if let Some(dir) = caps.workspace() {
+            // File I/O runs inline instead of hopping to the blocking pool (a thread
+            // hand-off per call costs more than the I/O). Set before the preopen,
+            // which takes the setting when it is made.
+            wasi.allow_blocking_current_thread(true)
+                .preopened_dir(dir, "/", FsPerms::ReadWrite)
+                .map_err(std::io::Error::other)?;
         }
         let wasi = wasi.build();
         Ok(Guest {
