@@ -96,60 +96,44 @@ pub async fn read(
     }
 }
 
-pub async fn write(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    env: &str,
-    path: &str,
-    body: Incoming,
-) -> ApiResult<Response<Body>> {
-    let ask = Ask {
-        path: Some(path),
-        ..Ask::new("environments.write", Some(session), Some(env))
-    };
-    let caller = app.authorize(tenant, session, ask).await?;
-    let body = read_text(body, app.config.limits.max_write_bytes).await?;
-    let json = app
-        .call_slot(
-            &app.runtime.environments,
-            &caller,
-            COLLECTION,
-            async |envs, store| {
-                envs.reshost_api_environments_handler()
-                    .call_write(store, &caller, env, path, &body)
-                    .await
-            },
-        )
-        .await?;
-    ok(json)
+/// The two ways a request body changes a file.
+#[derive(Clone, Copy)]
+pub enum Change {
+    /// `PUT`: replace the whole file.
+    Write,
+    /// `PATCH`: replace text in it.
+    Edit,
 }
 
-pub async fn edit(
+/// `PUT` or `PATCH …/environments/{env}/filesystem/{path}`.
+pub async fn change(
     app: &App,
     tenant: &str,
     session: &str,
-    env: &str,
-    path: &str,
+    (env, path): (&str, &str),
     body: Incoming,
+    change: Change,
 ) -> ApiResult<Response<Body>> {
+    let operation = match change {
+        Change::Write => "environments.write",
+        Change::Edit => "environments.edit",
+    };
     let ask = Ask {
         path: Some(path),
-        ..Ask::new("environments.edit", Some(session), Some(env))
+        ..Ask::new(operation, Some(session), Some(env))
     };
     let caller = app.authorize(tenant, session, ask).await?;
+    // Read only once the request is allowed.
     let body = read_text(body, app.config.limits.max_write_bytes).await?;
+    let slot = &app.runtime.environments;
     let json = app
-        .call_slot(
-            &app.runtime.environments,
-            &caller,
-            COLLECTION,
-            async |envs, store| {
-                envs.reshost_api_environments_handler()
-                    .call_edit(store, &caller, env, path, &body)
-                    .await
-            },
-        )
+        .call_slot(slot, &caller, COLLECTION, async |envs, store| {
+            let handler = envs.reshost_api_environments_handler();
+            match change {
+                Change::Write => handler.call_write(store, &caller, env, path, &body).await,
+                Change::Edit => handler.call_edit(store, &caller, env, path, &body).await,
+            }
+        })
         .await?;
     ok(json)
 }

@@ -204,8 +204,28 @@ async fn v1(
                 M::GET => {
                     environments::read(app, tenant, sid, eid, &path, &query, &parts.headers).await
                 }
-                M::PUT => environments::write(app, tenant, sid, eid, &path, body).await,
-                M::PATCH => environments::edit(app, tenant, sid, eid, &path, body).await,
+                M::PUT => {
+                    environments::change(
+                        app,
+                        tenant,
+                        sid,
+                        (eid, &path),
+                        body,
+                        environments::Change::Write,
+                    )
+                    .await
+                }
+                M::PATCH => {
+                    environments::change(
+                        app,
+                        tenant,
+                        sid,
+                        (eid, &path),
+                        body,
+                        environments::Change::Edit,
+                    )
+                    .await
+                }
                 M::DELETE => environments::remove(app, tenant, sid, eid, &path, &query).await,
                 _ => Err(ApiError::method_not_allowed("GET, PUT, PATCH, DELETE")),
             }

@@ -32,7 +32,7 @@ impl Guest {
         let stderr = MemoryOutputPipe::new(STDERR_BYTES);
         let mut wasi = WasiCtx::builder();
         wasi.stderr(stderr.clone());
-                if let Some(dir) = caps.workspace() {
+        if let Some(dir) = caps.workspace() {
             // File I/O runs inline instead of hopping to the blocking pool (a thread
             // hand-off per call costs more than the I/O). Set before the preopen,
             // which takes the setting when it is made.
