@@ -62,7 +62,6 @@ pub async fn read(
     env: &str,
     path: &str,
     query: &Query,
-    headers: &http::HeaderMap,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask {
         path: Some(path),
@@ -85,13 +84,7 @@ pub async fn read(
     match answer {
         ReadAnswer::Json(json) => ok(json),
         ReadAnswer::Raw(file) => {
-            raw::respond(
-                &app.workspace(session),
-                &file.path,
-                &file.content_type,
-                headers,
-            )
-            .await
+            raw::respond(&app.workspace(session), &file.path, &file.content_type).await
         }
     }
 }

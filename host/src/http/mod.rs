@@ -201,9 +201,7 @@ async fn v1(
             let path = rest.join("/");
             let (sid, eid) = (*sid, *eid);
             match *m {
-                M::GET => {
-                    environments::read(app, tenant, sid, eid, &path, &query, &parts.headers).await
-                }
+                M::GET => environments::read(app, tenant, sid, eid, &path, &query).await,
                 M::PUT => {
                     environments::change(
                         app,

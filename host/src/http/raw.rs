@@ -18,7 +18,6 @@ pub async fn respond(
     workspace: &Path,
     path: &str,
     content_type: &str,
-    _request: &http::HeaderMap,
 ) -> ApiResult<Response<Body>> {
     let (workspace, path) = (workspace.to_owned(), path.to_owned());
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {

@@ -216,14 +216,6 @@ impl BlobWriter {
         })
     }
 
-    pub fn len(&self) -> u64 {
-        self.staged.info.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
         self.hasher.update(bytes);
         self.staged.info.len += bytes.len() as u64;
