@@ -119,3 +119,14 @@ async fn blank_q_bad_globs_and_bad_scopes_are_refused() {
     let (_, body) = searched(&server, &sid, "q=passwd").await;
     assert_eq!(body["data"], json!([]));
 }
+
+#[tokio::test]
+async fn a_scope_through_a_link_inside_reports_paths_under_the_link() {
+    let server = Server::start().await;
+    let sid = tree(&server).await;
+    let root = server.data_dir().join("workspaces").join(&sid);
+    std::os::unix::fs::symlink("src/a", root.join("lib")).unwrap();
+    let (status, body) = searched(&server, &sid, "q=lib/util&path=lib").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(paths(&body), ["lib/util.py", "lib/util.rs"]);
+}

@@ -7,7 +7,8 @@ wit_bindgen::generate!({
     with: {
         "reshost:api/types@0.1.0": reshost_guest::types,
         "reshost:api/records@0.1.0": reshost_guest::records,
-        "reshost:api/exec@0.1.0": reshost_guest::exec,
+                "reshost:api/exec@0.1.0": reshost_guest::exec,
+        "reshost:api/tree@0.1.0": reshost_guest::tree,
     },
 });
 

@@ -1,17 +1,17 @@
 //! `GET …/search`: files (never directories) whose environment-relative path
 //! contains `q`, case-insensitively, filtered by include and exclude globs.
 
-use crate::fs::{entry, io_error};
+use crate::fs::io_error;
 use crate::paths::{guest, normalize, resolve};
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use reshost_guest::invalid_input;
 use reshost_guest::types::Error;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Largest `limit`, and the default.
 const MAX_RESULTS: usize = 500;
 /// Most directory entries one search visits before it stops (`truncated`).
-const MAX_VISITED: usize = 1_000_000;
+const MAX_VISITED: u32 = 1_000_000;
 
 /// Splits a comma-separated glob list; a comma inside `{…}` does not split.
 fn split_globs(list: &str) -> Vec<&str> {
@@ -85,53 +85,44 @@ pub fn search(query: &[(String, String)]) -> Result<String, Error> {
         return Err(invalid_input(format!("path {scope} is not a directory")));
     }
 
-    // Depth-first over the scope without following symlinks, so the walk never
-    // leaves the scope or loops. Paths are reported under the scope as asked.
+    // The host walks the tree natively (never following symlinks) and keeps the
+    // paths containing `q`; the globs and the page are decided here.
+    // Through a linked scope the shown paths differ from the real ones: then the
+    // host cannot prefilter by `q`.
+    let prefilter = if scope == real { needle.as_str() } else { "" };
+    let found = reshost_guest::tree::find(&real, prefilter, MAX_VISITED);
+    let prefix_len = real.len();
     let mut matches: Vec<(String, String)> = Vec::new();
-    let mut truncated = false;
-    let mut visited = 0usize;
-    let mut dirs = vec![(real, scope)];
-    while let Some((real_dir, shown_dir)) = dirs.pop() {
-        let Ok(items) = std::fs::read_dir(guest(&real_dir)) else {
-            continue;
+    for file in found.files {
+        // Report paths under the scope as the client named it (it may be a link).
+        let shown = if scope == real {
+            file.path
+        } else {
+            let rest = file.path[prefix_len..].trim_start_matches('/');
+            if scope.is_empty() {
+                rest.to_owned()
+            } else {
+                format!("{scope}/{rest}")
+            }
         };
-        for item in items.flatten() {
-            visited += 1;
-            if visited > MAX_VISITED {
-                truncated = true;
-                break;
-            }
-            let Ok(name) = item.file_name().into_string() else {
-                continue;
-            };
-            let join = |base: &str| {
-                if base.is_empty() {
-                    name.clone()
-                } else {
-                    format!("{base}/{name}")
-                }
-            };
-            let (real_path, shown) = (join(&real_dir), join(&shown_dir));
-            let Ok(kind) = item.file_type() else { continue };
-            if kind.is_dir() {
-                dirs.push((real_path, shown));
-                continue;
-            }
-            if !kind.is_file()
-                || !shown.to_lowercase().contains(&needle)
-                || include.as_ref().is_some_and(|g| !g.is_match(&shown))
-                || exclude.as_ref().is_some_and(|g| g.is_match(&shown))
-            {
-                continue;
-            }
-            if let Ok(meta) = item.metadata() {
-                matches.push((shown.clone(), entry(&shown, &meta).to_string()));
-            }
+        if !shown.to_lowercase().contains(&needle)
+            || include.as_ref().is_some_and(|g| !g.is_match(&shown))
+            || exclude.as_ref().is_some_and(|g| g.is_match(&shown))
+        {
+            continue;
         }
-        if truncated {
-            break;
-        }
+        let entry = json!({
+            "id": shown,
+            "object": "session.environment.filesystem.entry",
+            "name": shown.rsplit('/').next().unwrap_or(&shown),
+            "path": shown,
+            "type": "file",
+            "bytes": file.bytes,
+            "modified_at": file.modified_at,
+        });
+        matches.push((shown, entry.to_string()));
     }
+    let truncated = found.truncated;
     matches.sort_by(|a, b| a.0.cmp(&b.0));
     let has_more = matches.len() > limit;
     matches.truncate(limit);

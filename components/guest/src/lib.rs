@@ -7,7 +7,7 @@ wit_bindgen::generate!({
     world: "capabilities",
 });
 
-pub use reshost::api::{blobs, exec, records, types};
+pub use reshost::api::{blobs, exec, records, tree, types};
 use reshost_paging::{Limits, PageError, PageRequest, Source};
 use types::{Error, ErrorCode};
 

@@ -6,6 +6,7 @@
 pub mod blobs;
 pub mod exec;
 pub mod records;
+pub mod tree;
 
 use crate::store::{Batch, StagedBlob, Store};
 use std::path::{Path, PathBuf};

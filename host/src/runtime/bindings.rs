@@ -7,7 +7,8 @@ mod generated {
         path: "../wit",
                 world: "capabilities",
         imports: {
-            "reshost:api/exec.run": async | trappable,
+                        "reshost:api/exec.run": async | trappable,
+            "reshost:api/tree.find": async | trappable,
             default: trappable,
         },
         with: {
@@ -37,7 +38,8 @@ mod generated {
                         with: {
                 "reshost:api/types": super::reshost::api::types,
                 "reshost:api/records": super::reshost::api::records,
-                "reshost:api/exec": super::reshost::api::exec,
+                                "reshost:api/exec": super::reshost::api::exec,
+                "reshost:api/tree": super::reshost::api::tree,
             },
         });
     }
@@ -55,7 +57,7 @@ pub use generated::Capabilities;
 pub use generated::environments::{Environments, EnvironmentsPre};
 pub use generated::files::{Files, FilesPre};
 pub use generated::policy::{Policy, PolicyPre};
-pub use generated::reshost::api::{blobs, exec, records, types};
+pub use generated::reshost::api::{blobs, exec, records, tree, types};
 
 pub mod files_handler {
     pub use super::generated::files::exports::reshost::api::files_handler::*;

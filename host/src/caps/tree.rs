@@ -1,0 +1,86 @@
+//! Host side of `reshost:api/tree`: bulk reads of the workspace tree, walked
+//! natively through a capability-scoped directory (never following symlinks) on a
+//! blocking thread.
+
+use crate::runtime::Guest;
+use crate::runtime::bindings::tree::{File, Found, Host};
+use cap_std::fs::Dir;
+use std::path::Path;
+
+fn unix_seconds(meta: &cap_std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.into_std().duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The walk behind `find`; `needle` is lowercase.
+pub fn find(
+    workspace: &Path,
+    scope: &str,
+    needle: &str,
+    max_visited: usize,
+) -> std::io::Result<Found> {
+    let root = Dir::open_ambient_dir(workspace, cap_std::ambient_authority())?;
+    let start = if scope.is_empty() {
+        root
+    } else {
+        root.open_dir(scope)?
+    };
+    let mut files = Vec::new();
+    let mut visited = 0usize;
+    let mut truncated = false;
+    let mut dirs = vec![(start, scope.to_owned())];
+    'walk: while let Some((dir, at)) = dirs.pop() {
+        for item in dir.entries()?.flatten() {
+            visited += 1;
+            if visited > max_visited {
+                truncated = true;
+                break 'walk;
+            }
+            let Ok(name) = item.file_name().into_string() else {
+                continue; // Not UTF-8: not addressable through the API.
+            };
+            let path = if at.is_empty() {
+                name
+            } else {
+                format!("{at}/{name}")
+            };
+            let Ok(kind) = item.file_type() else { continue };
+            if kind.is_dir() {
+                if let Ok(sub) = item.open_dir() {
+                    dirs.push((sub, path));
+                }
+            } else if kind.is_file() && path.to_lowercase().contains(needle) {
+                if let Ok(meta) = item.metadata() {
+                    files.push(File {
+                        modified_at: unix_seconds(&meta),
+                        bytes: meta.len(),
+                        path,
+                    });
+                }
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Found { files, truncated })
+}
+
+impl Host for Guest {
+    async fn find(
+        &mut self,
+        scope: String,
+        needle: String,
+        max_visited: u32,
+    ) -> wasmtime::Result<Found> {
+        let Some(workspace) = self.caps.workspace().map(Path::to_owned) else {
+            wasmtime::bail!("the workspace tree is not granted to this call");
+        };
+        let needle = needle.to_lowercase();
+        let found = tokio::task::spawn_blocking(move || {
+            find(&workspace, &scope, &needle, max_visited as usize)
+        })
+        .await??;
+        Ok(found)
+    }
+}
