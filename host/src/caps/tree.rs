@@ -51,14 +51,15 @@ pub fn find(
                 if let Ok(sub) = item.open_dir() {
                     dirs.push((sub, path));
                 }
-            } else if kind.is_file() && path.to_lowercase().contains(needle) {
-                if let Ok(meta) = item.metadata() {
-                    files.push(File {
-                        modified_at: unix_seconds(&meta),
-                        bytes: meta.len(),
-                        path,
-                    });
-                }
+            } else if kind.is_file()
+                && path.to_lowercase().contains(needle)
+                && let Ok(meta) = item.metadata()
+            {
+                files.push(File {
+                    modified_at: unix_seconds(&meta),
+                    bytes: meta.len(),
+                    path,
+                });
             }
         }
     }
