@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use reqwest::Method;
-use support::{TOKEN, percentile, start, timed};
+use support::{TOKEN, json, percentile, start, timed};
 
 const GIB: u64 = 1 << 30;
 
@@ -86,29 +86,15 @@ async fn main() {
     // 2. The component hop.
     let (server, _) = start(dir.path(), &limits);
     let client = Client::new();
-    let session: serde_json::Value = client
-        .post(format!("{}/v1/sessions", server.base))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap();
+    let sid = server.session(&client).await;
     let files = format!("{}/v1/sessions/{sid}/resources/files", server.base);
     let part = multipart::Part::bytes(vec![7u8; 1024]).file_name("one-kib.bin");
-    let file: serde_json::Value = client
-        .post(&files)
-        .bearer_auth(TOKEN)
-        .multipart(multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let file = json(
+        client
+            .post(&files)
+            .multipart(multipart::Form::new().part("file", part)),
+    )
+    .await;
     let fid = file["id"].as_str().unwrap();
     let through_component = format!("{files}/{fid}");
     let native = format!("{}/v1/sessions/{sid}/resources/{fid}", server.base);
@@ -148,16 +134,12 @@ async fn main() {
     let part = multipart::Part::stream_with_length(reqwest::Body::wrap_stream(pieces), GIB)
         .file_name("big.bin");
     let t = Instant::now();
-    let big: serde_json::Value = client
-        .post(&files)
-        .bearer_auth(TOKEN)
-        .multipart(multipart::Form::new().part("file", part))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let big = json(
+        client
+            .post(&files)
+            .multipart(multipart::Form::new().part("file", part)),
+    )
+    .await;
     let up = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let up_peak = watcher.join().unwrap();

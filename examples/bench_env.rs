@@ -12,7 +12,7 @@ use reqwest::{Client, Method};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use support::{TOKEN, percentile, start, timed};
+use support::{percentile, start, timed};
 
 const DIRS: usize = 5_000;
 const FILES_PER_DIR: usize = 20;
@@ -83,17 +83,7 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _) = start(dir.path(), "");
     let client = Client::new();
-    let session: Value = client
-        .post(format!("{}/v1/sessions", server.base))
-        .bearer_auth(TOKEN)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let sid = session["id"].as_str().unwrap();
+    let sid = server.session(&client).await;
     let env = format!(
         "{}/v1/sessions/{sid}/resources/environments/default",
         server.base
@@ -132,7 +122,7 @@ async fn main() {
         ms(shell)
     );
 
-    let root = dir.path().join("data/workspaces").join(sid);
+    let root = dir.path().join("data/workspaces").join(&sid);
     let t = Instant::now();
     generate(&root);
     println!(

@@ -83,6 +83,23 @@ pub fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples[((samples.len() as f64 - 1.0) * p) as usize]
 }
 
+/// Sends `request` with the bench token and reads the JSON answer.
+pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    let response = request.bearer_auth(TOKEN).send().await.unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+impl Server {
+    /// A new session's id.
+    pub async fn session(&self, client: &Client) -> String {
+        let request = client
+            .post(format!("{}/v1/sessions", self.base))
+            .json(&serde_json::json!({}));
+        json(request).await["id"].as_str().unwrap().to_owned()
+    }
+}
+
 /// `n` sequential requests on one connection; each one's latency.
 pub async fn timed(
     client: &Client,

@@ -25,7 +25,7 @@ pub fn unix_now() -> u64 {
 pub async fn run(config: config::Config) -> anyhow::Result<()> {
     config.validate()?;
     let started = std::time::Instant::now();
-    let store = Arc::new(store::Store::open_with_cache(
+    let store = Arc::new(store::Store::open(
         &config.data_dir,
         config.limits.db_cache_bytes,
     )?);

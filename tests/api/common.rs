@@ -125,6 +125,22 @@ impl Server {
         panic!("reshost did not exit within 15 s of SIGTERM");
     }
 
+    /// The blob store's counts, read from the stopped server's database as it is.
+    pub fn stored_blobs(&self) -> reshost::store::BlobStats {
+        assert!(self.child.is_none(), "stop the server first");
+        reshost::store::Store::inspect_blobs(&self.data_dir()).unwrap()
+    }
+
+    /// Stops the server with SIGTERM (it must exit cleanly), then counts its blobs.
+    pub fn stop_and_count_blobs(&mut self) -> reshost::store::BlobStats {
+        assert!(
+            self.terminate(),
+            "reshost did not exit cleanly: {}",
+            self.stderr()
+        );
+        self.stored_blobs()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -220,6 +236,38 @@ pub async fn json_of(response: Response) -> (StatusCode, Value) {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
     };
     (status, body)
+}
+
+/// Asserts the API's list shape (`object`, `data`, a boolean `has_more`, and
+/// `first_id`/`last_id` naming the first and last item, or null when empty);
+/// returns the item ids.
+#[track_caller]
+pub fn assert_list(body: &Value) -> Vec<String> {
+    assert_eq!(body["object"], "list", "{body}");
+    let data = body["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no data: {body}"));
+    assert!(body["has_more"].is_boolean(), "{body}");
+    let ids: Vec<String> = data
+        .iter()
+        .map(|item| {
+            item["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("item without id: {body}"))
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(
+        body["first_id"],
+        ids.first().map_or(Value::Null, |f| Value::from(f.as_str())),
+        "{body}"
+    );
+    assert_eq!(
+        body["last_id"],
+        ids.last().map_or(Value::Null, |l| Value::from(l.as_str())),
+        "{body}"
+    );
+    ids
 }
 
 /// Asserts the API's one error shape with the given status and code.

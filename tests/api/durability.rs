@@ -65,14 +65,6 @@ async fn download(server: &Server, sid: &str, fid: &str) -> Vec<u8> {
     response.bytes().await.unwrap().to_vec()
 }
 
-/// Blobs, chunks and pending blobs in the stopped server's store.
-fn blob_stats(server: &Server) -> reshost::store::BlobStats {
-    reshost::store::Store::open(&server.data_dir())
-        .unwrap()
-        .blob_stats()
-        .unwrap()
-}
-
 fn chunks_of(bytes: u64) -> u64 {
     bytes.div_ceil(reshost::store::CHUNK_BYTES as u64)
 }
@@ -176,7 +168,7 @@ async fn sigkill_during_concurrent_uploads_leaves_only_complete_files_and_no_orp
         "reshost did not exit cleanly: {}",
         server.stderr()
     );
-    let stats = blob_stats(&server);
+    let stats = server.stored_blobs();
     assert_eq!(stats.pending, 0, "{stats:?}");
     assert_eq!(
         stats.blobs,
@@ -206,7 +198,7 @@ async fn sigterm_on_an_idle_server_exits_successfully_and_promptly() {
         "shutdown took {:?}",
         started.elapsed()
     );
-    let stats = blob_stats(&server);
+    let stats = server.stored_blobs();
     assert_eq!(
         (stats.blobs, stats.chunks, stats.pending),
         (1, 1, 0),
@@ -326,7 +318,7 @@ async fn sigterm_lets_an_in_flight_upload_finish_and_keeps_it() {
 
     let (ok, mut server) = terminating.await.unwrap();
     assert!(ok, "reshost did not exit cleanly: {}", server.stderr());
-    let stats = blob_stats(&server);
+    let stats = server.stored_blobs();
     assert_eq!(stats.pending, 0, "{stats:?}");
     assert_eq!(stats.blobs, 1, "{stats:?}");
 

@@ -191,15 +191,11 @@ fn parse_disposition(cd: &str) -> (String, String) {
     (quoted, decode_ext_value(ext))
 }
 
-/// The blob store's counts, read from the database once the server has stopped.
+/// The blob store's counts once the server has stopped: nothing pending is left,
+/// and (blobs, chunks) are returned.
 fn blob_stats_after_stop(server: &mut Server) -> (u64, u64) {
-    assert!(
-        server.terminate(),
-        "reshost must exit 0 on SIGTERM: {}",
-        server.stderr()
-    );
-    let store = reshost::store::Store::open(&server.data_dir()).unwrap();
-    let stats = store.blob_stats().unwrap();
+    let stats = server.stop_and_count_blobs();
+    assert_eq!(stats.pending, 0, "{stats:?}");
     (stats.blobs, stats.chunks)
 }
 
@@ -1051,6 +1047,30 @@ async fn range_requests_answer_206_with_the_requested_bytes() {
         let got = resp.bytes().await.unwrap();
         assert!(got.as_ref() == &bytes[first..=last], "{range}: wrong bytes");
     }
+}
+
+#[tokio::test]
+async fn if_range_with_the_current_etag_honours_range_and_another_sends_everything() {
+    let (server, sid, fid, bytes) = range_fixture().await;
+    let path = content_path(&sid, &fid);
+    let etag = format!("\"{}\"", sha256_hex(&bytes));
+    let resp = get_with(
+        &server,
+        &path,
+        &[("range", "bytes=0-9"), ("if-range", &etag)],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &bytes[..10]);
+    let resp = get_with(
+        &server,
+        &path,
+        &[("range", "bytes=0-9"), ("if-range", "\"stale\"")],
+    )
+    .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("content-range").is_none());
+    assert!(resp.bytes().await.unwrap().as_ref() == bytes.as_slice());
 }
 
 #[tokio::test]

@@ -223,32 +223,8 @@ fn assert_entry(entry: &Value, ws: &Path, path: &str, kind: &str) {
 /// Asserts the list shape (with `base`); returns the ids of `data`, in order.
 #[track_caller]
 fn assert_listing(body: &Value, base: &str) -> Vec<String> {
-    assert_eq!(body["object"], "list", "{body}");
     assert_eq!(body["base"], base, "{body}");
-    let data = body["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no data: {body}"));
-    assert!(body["has_more"].is_boolean(), "{body}");
-    let ids: Vec<String> = data
-        .iter()
-        .map(|e| {
-            e["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("entry without id: {body}"))
-                .to_owned()
-        })
-        .collect();
-    match (ids.first(), ids.last()) {
-        (Some(first), Some(last)) => {
-            assert_eq!(body["first_id"], first.as_str(), "{body}");
-            assert_eq!(body["last_id"], last.as_str(), "{body}");
-        }
-        _ => {
-            assert!(body["first_id"].is_null(), "{body}");
-            assert!(body["last_id"].is_null(), "{body}");
-        }
-    }
-    ids
+    assert_list(body)
 }
 
 fn entry_of<'a>(body: &'a Value, id: &str) -> &'a Value {

@@ -122,15 +122,7 @@ async fn failed_upload_into_a_panicking_component_leaves_no_bytes() {
             .await;
         assert_error(&got, 500, "component_error");
     }
-    assert!(
-        server.terminate(),
-        "reshost did not exit cleanly: {}",
-        server.stderr()
-    );
-    let stats = reshost::store::Store::open(&server.data_dir())
-        .unwrap()
-        .blob_stats()
-        .unwrap();
+    let stats = server.stop_and_count_blobs();
     assert_eq!(
         (stats.blobs, stats.chunks, stats.pending),
         (0, 0, 0),

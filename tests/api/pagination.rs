@@ -2,7 +2,7 @@
 
 use crate::common::*;
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const N: usize = 45;
 
@@ -33,31 +33,12 @@ async fn page(server: &Server, sid: &str, query: &str) -> (Vec<String>, bool) {
         .get(&format!("{}?{query}", files_path(sid)), ACME)
         .await;
     assert_eq!(status, StatusCode::OK, "?{query}: {body}");
-    assert_eq!(body["object"], "list", "?{query}: {body}");
-    let data = body["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("?{query}: {body}"));
-    let ids: Vec<String> = data
-        .iter()
-        .map(|f| {
-            assert_eq!(f["object"], "session.resource", "?{query}: {f}");
-            assert_eq!(f["type"], "file", "?{query}: {f}");
-            f["id"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    match (ids.first(), ids.last()) {
-        (Some(first), Some(last)) => {
-            assert_eq!(body["first_id"], json!(first), "?{query}: {body}");
-            assert_eq!(body["last_id"], json!(last), "?{query}: {body}");
-        }
-        _ => {
-            assert_eq!(body["first_id"], Value::Null, "?{query}: {body}");
-            assert_eq!(body["last_id"], Value::Null, "?{query}: {body}");
-        }
+    for f in body["data"].as_array().into_iter().flatten() {
+        assert_eq!(f["object"], "session.resource", "?{query}: {f}");
+        assert_eq!(f["type"], "file", "?{query}: {f}");
     }
-    let has_more = body["has_more"]
-        .as_bool()
-        .unwrap_or_else(|| panic!("has_more must be a bool: {body}"));
+    let ids = assert_list(&body);
+    let has_more = body["has_more"].as_bool().unwrap();
     (ids, has_more)
 }
 

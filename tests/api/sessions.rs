@@ -30,36 +30,6 @@ fn assert_session_id(id: &Value) {
     );
 }
 
-/// The API's list shape; returns the ids of `data`, in order.
-#[track_caller]
-fn assert_list(body: &Value) -> Vec<String> {
-    assert_eq!(body["object"], "list", "{body}");
-    let data = body["data"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no data: {body}"));
-    assert!(body["has_more"].is_boolean(), "{body}");
-    let ids: Vec<String> = data
-        .iter()
-        .map(|item| {
-            item["id"]
-                .as_str()
-                .unwrap_or_else(|| panic!("item without id: {body}"))
-                .to_owned()
-        })
-        .collect();
-    match (ids.first(), ids.last()) {
-        (Some(first), Some(last)) => {
-            assert_eq!(body["first_id"], first.as_str(), "{body}");
-            assert_eq!(body["last_id"], last.as_str(), "{body}");
-        }
-        _ => {
-            assert!(body["first_id"].is_null(), "{body}");
-            assert!(body["last_id"].is_null(), "{body}");
-        }
-    }
-    ids
-}
-
 fn default_environment(sid: &str) -> Value {
     json!({
         "id": "default",
@@ -284,15 +254,7 @@ async fn delete_session_answers_deleted_then_404_and_its_files_are_gone() {
     assert_eq!(assert_list(&list), vec![keep]);
 
     // The file's bytes are gone from the store too.
-    assert!(
-        server.terminate(),
-        "reshost did not exit cleanly: {}",
-        server.stderr()
-    );
-    let stats = reshost::store::Store::open(&server.data_dir())
-        .unwrap()
-        .blob_stats()
-        .unwrap();
+    let stats = server.stop_and_count_blobs();
     assert_eq!(
         (stats.blobs, stats.chunks, stats.pending),
         (0, 0, 0),
@@ -587,23 +549,25 @@ async fn wrong_method_is_405_method_not_allowed() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
     let cases = [
-        (Method::PUT, "/v1/sessions".to_owned()),
-        (Method::DELETE, "/v1/sessions".to_owned()),
-        (Method::PATCH, format!("/v1/sessions/{sid}")),
-        (Method::POST, format!("/v1/sessions/{sid}")),
-        (Method::POST, "/healthz".to_owned()),
-        (Method::PUT, format!("/v1/sessions/{sid}/resources")),
+        (Method::PUT, "/v1/sessions".to_owned(), "GET, POST"),
+        (Method::DELETE, "/v1/sessions".to_owned(), "GET, POST"),
+        (Method::PATCH, format!("/v1/sessions/{sid}"), "GET, DELETE"),
+        (Method::POST, format!("/v1/sessions/{sid}"), "GET, DELETE"),
+        (Method::POST, "/healthz".to_owned(), "GET"),
+        (Method::PUT, format!("/v1/sessions/{sid}/resources"), "GET"),
         (
             Method::POST,
             format!("/v1/sessions/{sid}/resources/environments"),
+            "GET",
         ),
     ];
-    for (method, path) in cases {
+    for (method, path, allow) in cases {
         let response = server
             .request(method.clone(), &path, Some(ACME))
             .send()
             .await
             .unwrap();
+        assert_eq!(response.headers()["allow"], allow, "{method} {path}");
         let got = json_of(response).await;
         assert_eq!(got.0.as_u16(), 405, "{method} {path}: {}", got.1);
         assert_error(&got, 405, "method_not_allowed");

@@ -7,8 +7,26 @@ use super::policy::Ask;
 use super::raw;
 use crate::app::App;
 use crate::runtime::bindings::environments_handler::ReadAnswer;
+use crate::runtime::bindings::types::{Caller, Error as ComponentError};
+use crate::runtime::{Guest, bindings};
 use http::Response;
 use hyper::body::Incoming;
+
+/// Authorizes `ask` on the session and lets the environments component answer.
+async fn answer(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    ask: Ask<'_>,
+    f: impl AsyncFnOnce(
+        &bindings::Environments,
+        &mut wasmtime::Store<Guest>,
+        &Caller,
+    ) -> wasmtime::Result<Result<String, ComponentError>>,
+) -> ApiResult<Response<Body>> {
+    let slot = &app.runtime.environments;
+    app.answer(tenant, session, ask, slot, COLLECTION, f).await
+}
 
 const COLLECTION: &str = "environment";
 
@@ -19,37 +37,21 @@ pub async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.list", Some(session), None);
-    let slot = &app.runtime.environments;
-    app.answer(
-        tenant,
-        session,
-        ask,
-        slot,
-        COLLECTION,
-        async |envs, store, caller| {
-            envs.reshost_api_environments_handler()
-                .call_list(store, caller, query)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_list(store, caller, query)
+            .await
+    })
     .await
 }
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.get", Some(session), Some(id));
-    let slot = &app.runtime.environments;
-    app.answer(
-        tenant,
-        session,
-        ask,
-        slot,
-        COLLECTION,
-        async |envs, store, caller| {
-            envs.reshost_api_environments_handler()
-                .call_get(store, caller, id)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_get(store, caller, id)
+            .await
+    })
     .await
 }
 
@@ -143,18 +145,11 @@ pub async fn remove(
         path: Some(path),
         ..Ask::new("environments.delete", Some(session), Some(env))
     };
-    app.answer(
-        tenant,
-        session,
-        ask,
-        &app.runtime.environments,
-        COLLECTION,
-        async |envs, store, caller| {
-            envs.reshost_api_environments_handler()
-                .call_remove(store, caller, env, path, query)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_remove(store, caller, env, path, query)
+            .await
+    })
     .await
 }
 
@@ -174,18 +169,11 @@ pub async fn shell(
         command: command.as_deref(),
         ..Ask::new("environments.shell", Some(session), Some(env))
     };
-    app.answer(
-        tenant,
-        session,
-        ask,
-        &app.runtime.environments,
-        COLLECTION,
-        async |envs, store, caller| {
-            envs.reshost_api_environments_handler()
-                .call_shell(store, caller, env, &body)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_shell(store, caller, env, &body)
+            .await
+    })
     .await
 }
 
@@ -205,17 +193,10 @@ pub async fn search(
         path: scope,
         ..Ask::new("environments.search", Some(session), Some(env))
     };
-    app.answer(
-        tenant,
-        session,
-        ask,
-        &app.runtime.environments,
-        COLLECTION,
-        async |envs, store, caller| {
-            envs.reshost_api_environments_handler()
-                .call_search(store, caller, env, query)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_search(store, caller, env, query)
+            .await
+    })
     .await
 }

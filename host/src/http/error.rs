@@ -27,7 +27,6 @@ pub enum Code {
     InternalError,
     ComponentError,
     ComponentTimeout,
-    Overloaded,
 }
 
 impl Code {
@@ -45,7 +44,7 @@ impl Code {
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             NoMatch => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError | ComponentError => StatusCode::INTERNAL_SERVER_ERROR,
-            ComponentTimeout | Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            ComponentTimeout => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -70,7 +69,6 @@ impl Code {
             InternalError => "internal_error",
             ComponentError => "component_error",
             ComponentTimeout => "component_timeout",
-            Overloaded => "overloaded",
         }
     }
 }
@@ -135,11 +133,6 @@ impl ApiError {
             response
                 .headers_mut()
                 .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        if self.code == Code::Overloaded {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response
     }

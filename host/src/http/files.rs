@@ -9,12 +9,30 @@ use super::paging::Query;
 use super::policy::{self, Ask};
 use crate::app::App;
 use crate::runtime::bindings::files_handler::Upload;
+use crate::runtime::bindings::types::{Caller, Error as ComponentError};
+use crate::runtime::{Guest, bindings};
 use crate::store::{BlobWriter, StagedBlob};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Response, StatusCode, header};
 use http_body_util::BodyStream;
 use hyper::body::Incoming;
+
+/// Authorizes `ask` on the session and lets the files component answer.
+async fn answer(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    ask: Ask<'_>,
+    f: impl AsyncFnOnce(
+        &bindings::Files,
+        &mut wasmtime::Store<Guest>,
+        &Caller,
+    ) -> wasmtime::Result<Result<String, ComponentError>>,
+) -> ApiResult<Response<Body>> {
+    let slot = &app.runtime.files;
+    app.answer(tenant, session, ask, slot, COLLECTION, f).await
+}
 
 const COLLECTION: &str = "file";
 /// Room for multipart boundaries and part headers beyond the file's own bytes when
@@ -33,55 +51,34 @@ pub async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.list", Some(session), None);
-    app.answer(
-        tenant,
-        session,
-        ask,
-        &app.runtime.files,
-        COLLECTION,
-        async |files, store, caller| {
-            files
-                .reshost_api_files_handler()
-                .call_list(store, caller, query)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |files, store, caller| {
+        files
+            .reshost_api_files_handler()
+            .call_list(store, caller, query)
+            .await
+    })
     .await
 }
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.get", Some(session), Some(id));
-    app.answer(
-        tenant,
-        session,
-        ask,
-        &app.runtime.files,
-        COLLECTION,
-        async |files, store, caller| {
-            files
-                .reshost_api_files_handler()
-                .call_get(store, caller, id)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |files, store, caller| {
+        files
+            .reshost_api_files_handler()
+            .call_get(store, caller, id)
+            .await
+    })
     .await
 }
 
 pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.delete", Some(session), Some(id));
-    app.answer(
-        tenant,
-        session,
-        ask,
-        &app.runtime.files,
-        COLLECTION,
-        async |files, store, caller| {
-            files
-                .reshost_api_files_handler()
-                .call_delete(store, caller, id)
-                .await
-        },
-    )
+    answer(app, tenant, session, ask, async |files, store, caller| {
+        files
+            .reshost_api_files_handler()
+            .call_delete(store, caller, id)
+            .await
+    })
     .await
 }
 

@@ -202,27 +202,13 @@ async fn v1(
             let (sid, eid) = (*sid, *eid);
             match *m {
                 M::GET => environments::read(app, tenant, sid, eid, &path, &query).await,
-                M::PUT => {
-                    environments::change(
-                        app,
-                        tenant,
-                        sid,
-                        (eid, &path),
-                        body,
-                        environments::Change::Write,
-                    )
-                    .await
-                }
-                M::PATCH => {
-                    environments::change(
-                        app,
-                        tenant,
-                        sid,
-                        (eid, &path),
-                        body,
-                        environments::Change::Edit,
-                    )
-                    .await
+                M::PUT | M::PATCH => {
+                    let change = if *m == M::PUT {
+                        environments::Change::Write
+                    } else {
+                        environments::Change::Edit
+                    };
+                    environments::change(app, tenant, sid, (eid, &path), body, change).await
                 }
                 M::DELETE => environments::remove(app, tenant, sid, eid, &path, &query).await,
                 _ => Err(ApiError::method_not_allowed("GET, PUT, PATCH, DELETE")),

@@ -7,7 +7,9 @@
 //! at start-up (a crash mid-upload): no orphaned bytes survive.
 
 use super::{Result, Store};
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{
+    ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction,
+};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
@@ -126,8 +128,11 @@ impl Store {
         Ok(out)
     }
 
-    pub fn blob_stats(&self) -> anyhow::Result<BlobStats> {
-        let tx = self.read()?;
+    /// Counts the blobs of a stopped server's database, reading it as it is (no
+    /// start-up sweep): pending blobs left behind show up.
+    pub fn inspect_blobs(data_dir: &std::path::Path) -> anyhow::Result<BlobStats> {
+        let db = redb::ReadOnlyDatabase::open(Self::path(data_dir))?;
+        let tx = db.begin_read()?;
         Ok(BlobStats {
             blobs: tx.open_table(BLOBS)?.len()?,
             chunks: tx.open_table(CHUNKS)?.len()?,

@@ -59,15 +59,10 @@ impl Store {
         data_dir.join("reshost.redb")
     }
 
-    /// Opens the database of `data_dir` with the default page cache.
-    pub fn open(data_dir: &Path) -> anyhow::Result<Store> {
-        Self::open_with_cache(data_dir, crate::config::Limits::default().db_cache_bytes)
-    }
-
     /// Opens (or creates) the database of `data_dir` and discards blobs that no record
     /// owns: uploads cut short by a crash. `cache_bytes` bounds redb's page cache,
     /// which would otherwise grow to 1 GiB while large blobs stream through it.
-    pub fn open_with_cache(data_dir: &Path, cache_bytes: usize) -> anyhow::Result<Store> {
+    pub fn open(data_dir: &Path, cache_bytes: usize) -> anyhow::Result<Store> {
         std::fs::create_dir_all(data_dir)?;
         let db = Database::builder()
             .set_cache_size(cache_bytes)
