@@ -9,7 +9,7 @@ use crate::http::body::{Body, ok};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::policy::{self, Ask};
 use crate::runtime::bindings::types::{Caller, Error as ComponentError};
-use crate::runtime::{Guest, Runtime, Slot, World};
+use crate::runtime::{Guest, ResourceWorld, Runtime};
 use crate::store::Store;
 use http::Response;
 use std::collections::HashMap;
@@ -83,13 +83,11 @@ impl App {
 
     /// Authorizes `ask` on the tenant's `session`, then lets the slot's component
     /// answer with a JSON body.
-    pub async fn answer<W: World>(
+    pub async fn answer<W: ResourceWorld>(
         &self,
         tenant: &str,
         session: &str,
         ask: Ask<'_>,
-        slot: &Slot<W>,
-        collection: &'static str,
         f: impl AsyncFnOnce(
             &W::Instance,
             &mut wasmtime::Store<Guest>,
@@ -98,33 +96,31 @@ impl App {
     ) -> ApiResult<Response<Body>> {
         let caller = self.authorize(tenant, session, ask).await?;
         let json = self
-            .call_slot(slot, &caller, collection, async |instance, store| {
+            .call_slot::<W, _>(&caller, async |instance, store| {
                 f(instance, store, &caller).await
             })
             .await?;
         ok(json)
     }
 
-    /// Calls a resource slot's component with the session's records of `collection`;
-    /// its writes are committed only if it answers `ok`.
-    pub async fn call_slot<W: World, R>(
+    /// Calls a resource slot's component with the session's records of its
+    /// collection; its writes are committed only if it answers `ok`.
+    pub async fn call_slot<W: ResourceWorld, R>(
         &self,
-        slot: &Slot<W>,
         caller: &Caller,
-        collection: &'static str,
         f: impl AsyncFnOnce(
             &W::Instance,
             &mut wasmtime::Store<Guest>,
         ) -> wasmtime::Result<Result<R, ComponentError>>,
     ) -> ApiResult<R> {
-        let mut caps = Caps::scoped(&self.store, &caller.session_id, collection);
+        let mut caps = Caps::scoped(&self.store, &caller.session_id, W::COLLECTION);
         if W::WORKSPACE {
             let limits = crate::caps::exec::ExecLimits {
                 output_bytes: self.config.limits.shell_output_bytes,
             };
             caps = caps.with_workspace(self.workspace(&caller.session_id), limits);
         }
-        let (answer, caps) = self.runtime.call(slot, caps, f).await?;
+        let (answer, caps) = self.runtime.call(W::slot(&self.runtime), caps, f).await?;
         let value = answer.map_err(ApiError::from)?;
         if caps.has_writes() {
             tokio::task::spawn_blocking(move || caps.commit())

@@ -6,29 +6,10 @@ use super::paging::Query;
 use super::policy::Ask;
 use super::raw;
 use crate::app::App;
+use crate::runtime::EnvironmentsWorld;
 use crate::runtime::bindings::environments_handler::ReadAnswer;
-use crate::runtime::bindings::types::{Caller, Error as ComponentError};
-use crate::runtime::{Guest, bindings};
 use http::Response;
 use hyper::body::Incoming;
-
-/// Authorizes `ask` on the session and lets the environments component answer.
-async fn answer(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    ask: Ask<'_>,
-    f: impl AsyncFnOnce(
-        &bindings::Environments,
-        &mut wasmtime::Store<Guest>,
-        &Caller,
-    ) -> wasmtime::Result<Result<String, ComponentError>>,
-) -> ApiResult<Response<Body>> {
-    let slot = &app.runtime.environments;
-    app.answer(tenant, session, ask, slot, COLLECTION, f).await
-}
-
-const COLLECTION: &str = "environment";
 
 pub async fn list(
     app: &App,
@@ -37,7 +18,7 @@ pub async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.list", Some(session), None);
-    answer(app, tenant, session, ask, async |envs, store, caller| {
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_list(store, caller, query)
             .await
@@ -47,7 +28,7 @@ pub async fn list(
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.get", Some(session), Some(id));
-    answer(app, tenant, session, ask, async |envs, store, caller| {
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_get(store, caller, id)
             .await
@@ -72,16 +53,11 @@ pub async fn read(
     let caller = app.authorize(tenant, session, ask).await?;
     let cap = app.config.limits.read_cap_bytes;
     let answer = app
-        .call_slot(
-            &app.runtime.environments,
-            &caller,
-            COLLECTION,
-            async |envs, store| {
-                envs.reshost_api_environments_handler()
-                    .call_read(store, &caller, env, path, query, cap)
-                    .await
-            },
-        )
+        .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
+            envs.reshost_api_environments_handler()
+                .call_read(store, &caller, env, path, query, cap)
+                .await
+        })
         .await?;
     match answer {
         ReadAnswer::Json(json) => ok(json),
@@ -120,9 +96,8 @@ pub async fn change(
     let caller = app.authorize(tenant, session, ask).await?;
     // Read only once the request is allowed.
     let body = read_text(body, app.config.limits.max_write_bytes).await?;
-    let slot = &app.runtime.environments;
     let json = app
-        .call_slot(slot, &caller, COLLECTION, async |envs, store| {
+        .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
             let handler = envs.reshost_api_environments_handler();
             match change {
                 Change::Write => handler.call_write(store, &caller, env, path, &body).await,
@@ -145,7 +120,7 @@ pub async fn remove(
         path: Some(path),
         ..Ask::new("environments.delete", Some(session), Some(env))
     };
-    answer(app, tenant, session, ask, async |envs, store, caller| {
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_remove(store, caller, env, path, query)
             .await
@@ -169,7 +144,7 @@ pub async fn shell(
         command: command.as_deref(),
         ..Ask::new("environments.shell", Some(session), Some(env))
     };
-    answer(app, tenant, session, ask, async |envs, store, caller| {
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_shell(store, caller, env, &body)
             .await
@@ -193,7 +168,7 @@ pub async fn search(
         path: scope,
         ..Ask::new("environments.search", Some(session), Some(env))
     };
-    answer(app, tenant, session, ask, async |envs, store, caller| {
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_search(store, caller, env, query)
             .await

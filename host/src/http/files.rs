@@ -8,9 +8,8 @@ use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
 use super::policy::{self, Ask};
 use crate::app::App;
+use crate::runtime::FilesWorld;
 use crate::runtime::bindings::files_handler::Upload;
-use crate::runtime::bindings::types::{Caller, Error as ComponentError};
-use crate::runtime::{Guest, bindings};
 use crate::store::{BlobWriter, StagedBlob};
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
@@ -18,23 +17,6 @@ use http::{HeaderMap, Response, StatusCode, header};
 use http_body_util::BodyStream;
 use hyper::body::Incoming;
 
-/// Authorizes `ask` on the session and lets the files component answer.
-async fn answer(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    ask: Ask<'_>,
-    f: impl AsyncFnOnce(
-        &bindings::Files,
-        &mut wasmtime::Store<Guest>,
-        &Caller,
-    ) -> wasmtime::Result<Result<String, ComponentError>>,
-) -> ApiResult<Response<Body>> {
-    let slot = &app.runtime.files;
-    app.answer(tenant, session, ask, slot, COLLECTION, f).await
-}
-
-const COLLECTION: &str = "file";
 /// Room for multipart boundaries and part headers beyond the file's own bytes when
 /// judging a declared `Content-Length`.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
@@ -51,7 +33,7 @@ pub async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.list", Some(session), None);
-    answer(app, tenant, session, ask, async |files, store, caller| {
+    app.answer::<FilesWorld>(tenant, session, ask, async |files, store, caller| {
         files
             .reshost_api_files_handler()
             .call_list(store, caller, query)
@@ -62,7 +44,7 @@ pub async fn list(
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.get", Some(session), Some(id));
-    answer(app, tenant, session, ask, async |files, store, caller| {
+    app.answer::<FilesWorld>(tenant, session, ask, async |files, store, caller| {
         files
             .reshost_api_files_handler()
             .call_get(store, caller, id)
@@ -73,7 +55,7 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
 
 pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.delete", Some(session), Some(id));
-    answer(app, tenant, session, ask, async |files, store, caller| {
+    app.answer::<FilesWorld>(tenant, session, ask, async |files, store, caller| {
         files
             .reshost_api_files_handler()
             .call_delete(store, caller, id)
@@ -97,24 +79,19 @@ pub async fn content(
         )
         .await?;
     let (blob, content_type, filename) = app
-        .call_slot(
-            &app.runtime.files,
-            &caller,
-            COLLECTION,
-            async |files, store| {
-                let answer = files
-                    .reshost_api_files_handler()
-                    .call_content(&mut *store, &caller, id)
-                    .await?;
-                Ok(match answer {
-                    Ok(d) => {
-                        let blob = store.data_mut().table.delete(d.data)?.info;
-                        Ok((blob, d.content_type, d.filename))
-                    }
-                    Err(e) => Err(e),
-                })
-            },
-        )
+        .call_slot::<FilesWorld, _>(&caller, async |files, store| {
+            let answer = files
+                .reshost_api_files_handler()
+                .call_content(&mut *store, &caller, id)
+                .await?;
+            Ok(match answer {
+                Ok(d) => {
+                    let blob = store.data_mut().table.delete(d.data)?.info;
+                    Ok((blob, d.content_type, d.filename))
+                }
+                Err(e) => Err(e),
+            })
+        })
         .await?;
     download::respond(&app.store, &blob, &content_type, &filename, request)
 }
@@ -257,24 +234,19 @@ pub async fn upload(
 
     let mut staged = Some(staged);
     let json = app
-        .call_slot(
-            &app.runtime.files,
-            &caller,
-            COLLECTION,
-            async |files, store| {
-                let staged = staged.take().expect("called once");
-                let data = store.data_mut().stage_upload(staged)?;
-                let upload = Upload {
-                    data,
-                    filename: filename.clone(),
-                    content_type: part_type.clone(),
-                };
-                files
-                    .reshost_api_files_handler()
-                    .call_create(store, &caller, &upload)
-                    .await
-            },
-        )
+        .call_slot::<FilesWorld, _>(&caller, async |files, store| {
+            let staged = staged.take().expect("called once");
+            let data = store.data_mut().stage_upload(staged)?;
+            let upload = Upload {
+                data,
+                filename: filename.clone(),
+                content_type: part_type.clone(),
+            };
+            files
+                .reshost_api_files_handler()
+                .call_create(store, &caller, &upload)
+                .await
+        })
         .await?;
     Ok(json_response(StatusCode::CREATED, json))
 }

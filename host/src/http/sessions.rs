@@ -7,6 +7,7 @@ use super::paging::{Query, list_page};
 use super::policy::{self, Ask};
 use crate::app::App;
 use crate::caps::Caps;
+use crate::runtime::{EnvironmentsWorld, ResourceWorld};
 use crate::workspace;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -162,7 +163,7 @@ async fn register(app: &App, tenant: &str, id: &str, session: &str) -> ApiResult
         tenant: tenant.to_owned(),
         session_id: id.to_owned(),
     };
-    let caps = Caps::scoped(&app.store, id, "environment");
+    let caps = Caps::scoped(&app.store, id, EnvironmentsWorld::COLLECTION);
     let (answer, caps) = app
         .runtime
         .call(&app.runtime.environments, caps, async |envs, store| {

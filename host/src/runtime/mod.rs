@@ -34,6 +34,32 @@ pub mod embedded {
     pub const POLICY: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_ALLOW"));
 }
 
+/// The world of the `files` slot, as the host instantiates it.
+pub type FilesWorld = bindings::FilesPre<Guest>;
+/// The world of the `environments` slot.
+pub type EnvironmentsWorld = bindings::EnvironmentsPre<Guest>;
+
+/// A world whose slot keeps a session's resources.
+pub trait ResourceWorld: World {
+    /// The records collection its calls are scoped to: the API's resource type.
+    const COLLECTION: &'static str;
+    fn slot(runtime: &Runtime) -> &Slot<Self>;
+}
+
+impl ResourceWorld for FilesWorld {
+    const COLLECTION: &'static str = "file";
+    fn slot(runtime: &Runtime) -> &Slot<Self> {
+        &runtime.files
+    }
+}
+
+impl ResourceWorld for EnvironmentsWorld {
+    const COLLECTION: &'static str = "environment";
+    fn slot(runtime: &Runtime) -> &Slot<Self> {
+        &runtime.environments
+    }
+}
+
 /// Extra time the outer timeout allows beyond the epoch deadline, so that the
 /// epoch (which yields a precise trap) fires first for code running in wasm.
 const OUTER_GRACE: Duration = Duration::from_millis(100);
