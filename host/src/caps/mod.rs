@@ -22,7 +22,9 @@ pub struct Scope {
 
 /// The capability state of one component call.
 pub struct Caps {
-    store: Arc<Store>,
+    /// None only in a spent call's leftover state (see `take`), so that a dropped
+    /// store never keeps the database open.
+    store: Option<Arc<Store>>,
     scope: Option<Scope>,
     batch: Batch,
     /// The session's workspace, granted as the guest's only preopen (`/`) and as
@@ -37,7 +39,7 @@ impl Caps {
     /// No capability at all (policies).
     pub fn none(store: &Arc<Store>) -> Caps {
         Caps {
-            store: store.clone(),
+            store: Some(store.clone()),
             scope: None,
             batch: Batch::default(),
             workspace: None,
@@ -76,7 +78,9 @@ impl Caps {
     }
 
     pub fn store(&self) -> &Arc<Store> {
-        &self.store
+        self.store
+            .as_ref()
+            .expect("a call's capabilities stay in place until it ends")
     }
 
     /// Hands a blob staged by the host (an upload) to the call.
@@ -88,7 +92,7 @@ impl Caps {
     /// can be dropped elsewhere).
     pub fn take(&mut self) -> Caps {
         Caps {
-            store: self.store.clone(),
+            store: self.store.take(),
             scope: self.scope.take(),
             batch: std::mem::take(&mut self.batch),
             workspace: self.workspace.take(),
@@ -106,14 +110,14 @@ impl Caps {
             .scope
             .as_ref()
             .expect("a session-creating call is scoped");
-        self.store
+        self.store()
             .create_session(tenant, &scope.session, json, scope.collection, &self.batch)
     }
 
     /// Applies the call's writes atomically; blobs left unclaimed are discarded.
     pub fn commit(self) -> crate::store::Result<()> {
         if let Some(scope) = &self.scope {
-            self.store
+            self.store()
                 .commit(&scope.session, scope.collection, &self.batch)?;
         }
         Ok(())

@@ -31,7 +31,7 @@ impl Guest {
         let scope = self.scope()?;
         Ok(self
             .caps
-            .store
+            .store()
             .record(&scope.session, scope.collection, key)?)
     }
 }
@@ -50,7 +50,7 @@ impl Host for Guest {
         let scope = self.scope()?;
         let ascending = matches!(direction, Direction::Ascending);
         let limit = limit.min(MAX_SCAN) as usize;
-        let entries = self.caps.store.scan_records(
+        let entries = self.caps.store().scan_records(
             &scope.session,
             scope.collection,
             start.as_deref(),
@@ -105,7 +105,7 @@ impl Host for Guest {
         let Some(id) = self.current(&key)?.and_then(|r| r.blob) else {
             return Ok(None);
         };
-        let Some(info) = self.caps.store.blob_info(id)? else {
+        let Some(info) = self.caps.store().blob_info(id)? else {
             return Ok(None);
         };
         Ok(Some(self.table.push(BlobHandle { info, fresh: false })?))

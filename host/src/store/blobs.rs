@@ -144,9 +144,11 @@ impl Store {
     fn discard(&self, id: u128) -> Result<()> {
         let tx = self.write_lazy()?;
         let pending = tx.open_table(PENDING)?.get(id)?.is_some();
-        if pending {
-            delete(&tx, id)?;
+        if !pending {
+            tx.abort()?;
+            return Ok(());
         }
+        delete(&tx, id)?;
         tx.commit()?;
         Ok(())
     }

@@ -80,6 +80,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Makes every earlier lazy commit durable.
+    fn flush(&self) -> Result<()> {
+        self.write()?.commit()?;
+        Ok(())
+    }
+
     fn read(&self) -> Result<ReadTransaction> {
         Ok(self.db.begin_read()?)
     }
@@ -97,5 +103,15 @@ impl Store {
         tx.set_durability(redb::Durability::None)
             .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e))))?;
         Ok(tx)
+    }
+}
+
+impl Drop for Store {
+    /// Closes the database cleanly: lazy commits (upload chunks, discards) are made
+    /// durable, so the next start needs no repair.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            tracing::error!(error = %e, "closing the database");
+        }
     }
 }
