@@ -3,7 +3,7 @@
 use super::error::{ApiError, ApiResult, Code};
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 
 /// Every response body: a whole buffer or a stream.
@@ -34,16 +34,39 @@ pub fn ok(json: String) -> ApiResult<Response<Body>> {
     Ok(json_response(StatusCode::OK, json))
 }
 
+/// How much of an oversized body is read and thrown away so that the client gets
+/// its `413` instead of a reset connection; beyond it the answer closes the
+/// connection.
+pub const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads a whole body of at most `limit` bytes.
-pub async fn read_bytes(body: Incoming, limit: usize) -> ApiResult<Bytes> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            Code::PayloadTooLarge,
-            format!("this request's body is limited to {limit} bytes"),
-        )),
-        Err(e) => Err(ApiError::invalid(format!("could not read the body: {e}"))),
+pub async fn read_bytes(mut body: Incoming, limit: usize) -> ApiResult<Bytes> {
+    let mut bytes = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if bytes.len() + data.len() > limit {
+            let mut error = ApiError::new(
+                Code::PayloadTooLarge,
+                format!("this request's body is limited to {limit} bytes"),
+            );
+            let mut drained = data.len() as u64;
+            while drained <= DRAIN_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len() as u64),
+                    None => return Err(error),
+                    Some(Err(_)) => break,
+                }
+            }
+            error.close = true;
+            return Err(error);
+        }
+        bytes.extend_from_slice(&data);
     }
+    Ok(Bytes::from(bytes))
 }
 
 /// Reads a whole body of at most `limit` bytes as UTF-8 text.

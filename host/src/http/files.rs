@@ -2,7 +2,7 @@
 //! streams upload bytes into a staged blob and download bytes out of one; the
 //! component decides everything else.
 
-use super::body::{Body, json_response};
+use super::body::{Body, DRAIN_BYTES, json_response};
 use super::download;
 use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
@@ -20,9 +20,6 @@ use hyper::body::Incoming;
 /// Room for multipart boundaries and part headers beyond the file's own bytes when
 /// judging a declared `Content-Length`.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
-/// How much of an oversized upload is read and thrown away so the client gets its
-/// `413` instead of a reset connection.
-const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
 /// Upload pieces queued between the network and the blob writer.
 const UPLOAD_QUEUE: usize = 8;
 

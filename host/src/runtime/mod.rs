@@ -232,26 +232,31 @@ impl Runtime {
         };
         let outcome = outer_timeout(&deadline, work).await;
         let world = W::NAME;
+        // The call's state leaves the store here, on the runtime: blobs it staged
+        // are discarded by the runtime's blocking pool, which shutdown waits for,
+        // never on the reaper thread, which it does not.
+        let caps = store.data_mut().take_caps();
         let result = match outcome {
-            Ok(Ok(answer)) => Ok((answer, store.data_mut().take_caps())),
+            Ok(Ok(answer)) => Ok((answer, caps)),
             Err(_) => {
                 tracing::warn!(world, "component call timed out (blocked outside wasm)");
                 Err(CallError::Timeout(world))
             }
             Ok(Err(e)) => {
-                if let Some(storage) = e.downcast_ref::<redb::Error>() {
+                drop(caps);
+                Err(if let Some(storage) = e.downcast_ref::<redb::Error>() {
                     tracing::error!(world, error = %storage, "storage failed during a component call");
-                    return Err(CallError::Storage(redb::Error::from(
-                        redb::StorageError::Io(std::io::Error::other(storage.to_string())),
-                    )));
-                }
-                if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                    CallError::Storage(redb::Error::from(redb::StorageError::Io(
+                        std::io::Error::other(storage.to_string()),
+                    )))
+                } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                     tracing::warn!(world, "component ran past its deadline");
-                    return Err(CallError::Timeout(world));
-                }
-                let stderr = store.data().stderr();
-                tracing::warn!(world, error = ?e, stderr, "component failed");
-                Err(CallError::Trapped(world))
+                    CallError::Timeout(world)
+                } else {
+                    let stderr = store.data().stderr();
+                    tracing::warn!(world, error = ?e, stderr, "component failed");
+                    CallError::Trapped(world)
+                })
             }
         };
         self.reaper.reap(store);
