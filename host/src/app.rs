@@ -11,6 +11,7 @@ use crate::http::policy::{self, Ask};
 use crate::runtime::bindings::types::{Caller, Error as ComponentError};
 use crate::runtime::{Guest, ResourceWorld, Runtime};
 use crate::store::Store;
+use crate::watch::Tracker;
 use http::Response;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -25,10 +26,18 @@ pub struct App {
     policy_configs: HashMap<String, String>,
     /// Where session workspaces live.
     pub workspaces: PathBuf,
+    /// Change tracking of the workspaces.
+    pub tracker: Arc<Tracker>,
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<Store>, runtime: Runtime, tenants: Tenants) -> App {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        runtime: Runtime,
+        tenants: Tenants,
+        tracker: Arc<Tracker>,
+    ) -> App {
         let policy_configs = config
             .tenants
             .iter()
@@ -45,6 +54,7 @@ impl App {
             tenants,
             policy_configs,
             workspaces,
+            tracker,
         }
     }
 
@@ -115,10 +125,13 @@ impl App {
     ) -> ApiResult<R> {
         let mut caps = Caps::scoped(&self.store, &caller.session_id, W::COLLECTION);
         if W::WORKSPACE {
-            let limits = crate::caps::exec::ExecLimits {
-                output_bytes: self.config.limits.shell_output_bytes,
-            };
-            caps = caps.with_workspace(self.workspace(&caller.session_id), limits);
+            caps = caps.with_workspace(crate::caps::Workspace {
+                dir: self.workspace(&caller.session_id),
+                exec: crate::caps::exec::ExecLimits {
+                    output_bytes: self.config.limits.shell_output_bytes,
+                },
+                tracker: self.tracker.clone(),
+            });
         }
         let (answer, caps) = self.runtime.call(W::slot(&self.runtime), caps, f).await?;
         let value = answer.map_err(ApiError::from)?;

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod runtime;
 pub mod store;
+pub mod watch;
 pub mod workspace;
 
 use std::sync::Arc;
@@ -33,6 +34,11 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     if orphans > 0 {
         tracing::info!(workspaces = orphans, "removed workspaces of no session");
     }
+    let tracker = Arc::new(watch::Tracker::new(
+        store.clone(),
+        &app::App::workspaces(&config),
+        &config.data_dir.join("watch"),
+    )?);
     let runtime = runtime::Runtime::new(&config)?;
     let (tenants, generated) =
         http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
@@ -41,7 +47,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let app = Arc::new(app::App::new(config, store, runtime, tenants));
+    let app = Arc::new(app::App::new(config, store, runtime, tenants, tracker));
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
     println!("listening on http://{addr}");
     http::serve(app.clone(), listener, shutdown_signal()).await;

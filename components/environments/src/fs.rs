@@ -143,15 +143,9 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
         .read_to_end(&mut bytes)
         .map_err(|e| io_error(e, &shown))?;
     let truncated = meta.len() > bytes.len() as u64;
-    let binary = bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0);
-    let (encoding, content) = match (binary, std::str::from_utf8(&bytes)) {
-        (false, Ok(text)) => ("utf-8", text.to_owned()),
-        // Cut inside the last character: the cap falls mid-character.
-        (false, Err(e)) if truncated && e.error_len().is_none() => (
-            "utf-8",
-            String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned(),
-        ),
-        _ => ("base64", b64().encode(&bytes)),
+    let (encoding, content) = match text_of(&bytes, truncated) {
+        Some(text) => ("utf-8", text),
+        None => ("base64", b64().encode(&bytes)),
     };
     Ok(crate::Answer::Json(
         json!({
@@ -165,6 +159,26 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
         })
         .to_string(),
     ))
+}
+
+/// The bytes as text, unless they are binary: a NUL in the first `SNIFF_BYTES`,
+/// or invalid UTF-8. A character cut by the read cap (`truncated`) is dropped.
+pub fn text_of(bytes: &[u8], truncated: bool) -> Option<String> {
+    if bytes[..bytes.len().min(SNIFF_BYTES)].contains(&0) {
+        return None;
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Some(text.to_owned()),
+        Err(e) if truncated && e.error_len().is_none() => {
+            Some(String::from_utf8_lossy(&bytes[..e.valid_up_to()]).into_owned())
+        }
+        Err(_) => None,
+    }
+}
+
+/// Base64 of binary content, as the API sends it.
+pub fn base64(bytes: &[u8]) -> String {
+    b64().encode(bytes)
 }
 
 fn display(path: &str) -> &str {

@@ -7,11 +7,13 @@ wit_bindgen::generate!({
     with: {
         "reshost:api/types@0.1.0": reshost_guest::types,
         "reshost:api/records@0.1.0": reshost_guest::records,
-                "reshost:api/exec@0.1.0": reshost_guest::exec,
+        "reshost:api/exec@0.1.0": reshost_guest::exec,
         "reshost:api/tree@0.1.0": reshost_guest::tree,
+        "reshost:api/watch@0.1.0": reshost_guest::watch,
     },
 });
 
+mod changes;
 mod fs;
 mod paths;
 mod search;
@@ -103,6 +105,22 @@ impl Guest for Environments {
     ) -> Result<String, Error> {
         environment(&env_id)?;
         fs::remove(&path, &query)
+    }
+
+    fn changes(_: Caller, env_id: String, _: Vec<(String, String)>) -> Result<String, Error> {
+        environment(&env_id)?;
+        changes::list()
+    }
+
+    fn diff(
+        _: Caller,
+        env_id: String,
+        path: String,
+        query: Vec<(String, String)>,
+        read_cap: u64,
+    ) -> Result<String, Error> {
+        environment(&env_id)?;
+        changes::diff(&path, &query, read_cap)
     }
 }
 

@@ -7,8 +7,10 @@ pub mod blobs;
 pub mod exec;
 pub mod records;
 pub mod tree;
+pub mod watch;
 
 use crate::store::{Batch, StagedBlob, Store};
+use crate::watch::Tracker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -20,6 +22,14 @@ pub struct Scope {
     pub collection: &'static str,
 }
 
+/// A session's workspace, granted as the guest's only preopen (`/`), as the place
+/// its commands run, and with its change tracking.
+pub struct Workspace {
+    pub dir: PathBuf,
+    pub exec: exec::ExecLimits,
+    pub tracker: Arc<Tracker>,
+}
+
 /// The capability state of one component call.
 pub struct Caps {
     /// None only in a spent call's leftover state (see `take`), so that a dropped
@@ -27,9 +37,7 @@ pub struct Caps {
     store: Option<Arc<Store>>,
     scope: Option<Scope>,
     batch: Batch,
-    /// The session's workspace, granted as the guest's only preopen (`/`) and as
-    /// the place its commands run.
-    workspace: Option<(PathBuf, exec::ExecLimits)>,
+    workspace: Option<Workspace>,
     /// Blobs staged during the call (uploads handed in, blobs written); those no
     /// record claims are discarded when the call's state is dropped.
     staged: Vec<StagedBlob>,
@@ -47,23 +55,28 @@ impl Caps {
         }
     }
 
-    /// Adds the session's workspace directory, and commands run in it.
-    pub fn with_workspace(self, dir: PathBuf, exec: exec::ExecLimits) -> Caps {
+    /// Adds the session's workspace.
+    pub fn with_workspace(self, workspace: Workspace) -> Caps {
         Caps {
-            workspace: Some((dir, exec)),
+            workspace: Some(workspace),
             ..self
         }
     }
 
     pub fn workspace(&self) -> Option<&Path> {
-        self.workspace.as_ref().map(|(dir, _)| dir.as_path())
+        self.workspace.as_ref().map(|w| w.dir.as_path())
     }
 
     /// Where commands run, and their limits.
     pub fn exec(&self) -> Option<(&Path, &exec::ExecLimits)> {
-        self.workspace
-            .as_ref()
-            .map(|(dir, limits)| (dir.as_path(), limits))
+        self.workspace.as_ref().map(|w| (w.dir.as_path(), &w.exec))
+    }
+
+    /// The workspace's change tracking: the tracker, the session, the workspace.
+    pub fn watch(&self) -> Option<(Arc<Tracker>, String, PathBuf)> {
+        let w = self.workspace.as_ref()?;
+        let scope = self.scope.as_ref()?;
+        Some((w.tracker.clone(), scope.session.clone(), w.dir.clone()))
     }
 
     /// The records of one session's collection, and blobs.

@@ -4,6 +4,7 @@
 
 use crate::runtime::Guest;
 use crate::runtime::bindings::tree::{File, Found, Host};
+use crate::workspace::walk::{Next, walk};
 use cap_std::fs::Dir;
 use std::path::Path;
 
@@ -30,39 +31,24 @@ pub fn find(
     let mut files = Vec::new();
     let mut visited = 0usize;
     let mut truncated = false;
-    let mut dirs = vec![(start, scope.to_owned())];
-    'walk: while let Some((dir, at)) = dirs.pop() {
-        for item in dir.entries()?.flatten() {
-            visited += 1;
-            if visited > max_visited {
-                truncated = true;
-                break 'walk;
-            }
-            let Ok(name) = item.file_name().into_string() else {
-                continue; // Not UTF-8: not addressable through the API.
-            };
-            let path = if at.is_empty() {
-                name
-            } else {
-                format!("{at}/{name}")
-            };
-            let Ok(kind) = item.file_type() else { continue };
-            if kind.is_dir() {
-                if let Ok(sub) = item.open_dir() {
-                    dirs.push((sub, path));
-                }
-            } else if kind.is_file()
-                && path.to_lowercase().contains(needle)
-                && let Ok(meta) = item.metadata()
-            {
-                files.push(File {
-                    modified_at: unix_seconds(&meta),
-                    bytes: meta.len(),
-                    path,
-                });
-            }
+    walk(start, scope, |item| {
+        visited += 1;
+        if visited > max_visited {
+            truncated = true;
+            return Next::Stop;
         }
-    }
+        if item.kind.is_file()
+            && item.path.to_lowercase().contains(needle)
+            && let Ok(meta) = item.entry.metadata()
+        {
+            files.push(File {
+                modified_at: unix_seconds(&meta),
+                bytes: meta.len(),
+                path: item.path.to_owned(),
+            });
+        }
+        Next::Continue
+    })?;
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(Found { files, truncated })
 }

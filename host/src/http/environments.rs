@@ -175,3 +175,42 @@ pub async fn search(
     })
     .await
 }
+
+/// `GET …/environments/{env}/changes`.
+pub async fn changes(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let ask = Ask::new("environments.changes", Some(session), Some(env));
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_changes(store, caller, env, query)
+            .await
+    })
+    .await
+}
+
+/// `GET …/environments/{env}/diff/{path}`.
+pub async fn diff(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    env: &str,
+    path: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let ask = Ask {
+        path: Some(path),
+        ..Ask::new("environments.diff", Some(session), Some(env))
+    };
+    let cap = app.config.limits.read_cap_bytes;
+    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+        envs.reshost_api_environments_handler()
+            .call_diff(store, caller, env, path, query, cap)
+            .await
+    })
+    .await
+}

@@ -186,6 +186,27 @@ async fn v1(
         (["sessions", _, "resources", "environments", _, "shell"], _) => {
             Err(ApiError::method_not_allowed("POST"))
         }
+        (["sessions", sid, "resources", "environments", eid, "changes"], &M::GET) => {
+            environments::changes(app, tenant, sid, eid, &query).await
+        }
+        (["sessions", _, "resources", "environments", _, "changes"], _) => {
+            Err(ApiError::method_not_allowed("GET"))
+        }
+        (
+            [
+                "sessions",
+                sid,
+                "resources",
+                "environments",
+                eid,
+                "diff",
+                rest @ ..,
+            ],
+            m,
+        ) => match *m {
+            M::GET => environments::diff(app, tenant, sid, eid, &rest.join("/"), &query).await,
+            _ => Err(ApiError::method_not_allowed("GET")),
+        },
         (
             [
                 "sessions",

@@ -21,19 +21,9 @@ pub async fn respond(
 ) -> ApiResult<Response<Body>> {
     let (workspace, path) = (workspace.to_owned(), path.to_owned());
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
-        use cap_std::fs::OpenOptionsExt;
         let dir = cap_std::fs::Dir::open_ambient_dir(&workspace, cap_std::ambient_authority())?;
-        // Non-blocking, so that a FIFO swapped in for the file cannot hang the open.
-        let mut options = cap_std::fs::OpenOptions::new();
-        options.read(true).custom_flags(libc::O_NONBLOCK);
-        let file = dir.open_with(&path, &options)?;
+        let file = crate::workspace::open_file(&dir, &path)?;
         let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
-        }
         Ok((file.into_std(), meta.len()))
     })
     .await

@@ -142,18 +142,35 @@ pub async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Respon
 
     let dir = app.workspace(&id);
     let template = new.template.map(|t| app.config.templates[&t].clone());
-    let made = dir.clone();
-    tokio::task::spawn_blocking(move || workspace::create(&made, template.as_deref()))
-        .await
-        .map_err(|e| ApiError::internal("creating the workspace", e))?
-        .map_err(|e| ApiError::internal("creating the workspace", e))?;
+    let (made, tracker, sid) = (dir.clone(), app.tracker.clone(), id.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        workspace::create(&made, template.as_deref())?;
+        tracker.start(&sid, &made)?;
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::internal("creating the workspace", e))?
+    .map_err(|e| ApiError::internal("creating the workspace", format!("{e:#}")))
+    .inspect_err(|_| discard(app, &id))?;
 
-    let created = register(app, tenant, &id, &session).await;
-    if created.is_err() {
-        let _ = tokio::task::spawn_blocking(move || workspace::remove(&dir)).await;
-    }
-    created?;
+    register(app, tenant, &id, &session)
+        .await
+        .inspect_err(|_| discard(app, &id))?;
     Ok(json_response(StatusCode::CREATED, session))
+}
+
+/// Undoes a session creation that failed: its workspace, tracking and baseline go.
+fn discard(app: &App, id: &str) {
+    app.tracker.stop(id);
+    let (dir, store, id) = (app.workspace(id), app.store.clone(), id.to_owned());
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = workspace::remove(&dir) {
+            tracing::error!(error = %e, "removing the workspace of a failed session");
+        }
+        if let Err(e) = store.delete_baseline(&id) {
+            tracing::error!(error = %e, "deleting the baseline of a failed session");
+        }
+    });
 }
 
 /// Lets the environments component set the session's environments up, then stores
@@ -228,6 +245,7 @@ pub async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Bod
     if !existed {
         return Err(ApiError::not_found(format!("no such session: {id}")));
     }
+    app.tracker.stop(id);
     let dir = app.workspace(id);
     tokio::task::spawn_blocking(move || workspace::remove(&dir))
         .await

@@ -5,10 +5,12 @@
 mod generated {
     wasmtime::component::bindgen!({
         path: "../wit",
-                world: "capabilities",
+        world: "capabilities",
         imports: {
-                        "reshost:api/exec.run": async | trappable,
+            "reshost:api/exec.run": async | trappable,
             "reshost:api/tree.find": async | trappable,
+            "reshost:api/watch.changes": async | trappable,
+            "reshost:api/watch.baseline": async | trappable,
             default: trappable,
         },
         with: {
@@ -35,11 +37,12 @@ mod generated {
             path: "../wit",
             world: "environments",
             exports: { default: async },
-                        with: {
+            with: {
                 "reshost:api/types": super::reshost::api::types,
                 "reshost:api/records": super::reshost::api::records,
-                                "reshost:api/exec": super::reshost::api::exec,
+                "reshost:api/exec": super::reshost::api::exec,
                 "reshost:api/tree": super::reshost::api::tree,
+                "reshost:api/watch": super::reshost::api::watch,
             },
         });
     }
@@ -57,7 +60,7 @@ pub use generated::Capabilities;
 pub use generated::environments::{Environments, EnvironmentsPre};
 pub use generated::files::{Files, FilesPre};
 pub use generated::policy::{Policy, PolicyPre};
-pub use generated::reshost::api::{blobs, exec, records, tree, types};
+pub use generated::reshost::api::{blobs, exec, records, tree, types, watch};
 
 pub mod files_handler {
     pub use super::generated::files::exports::reshost::api::files_handler::*;

@@ -2,10 +2,12 @@
 //! components keep, and blobs. Writes that must happen together share one
 //! transaction, so a crash leaves either all of them or none.
 
+mod baseline;
 mod blobs;
 mod records;
 mod sessions;
 
+pub use baseline::{BaselineFile, BaselineWriter, FileStat};
 pub use blobs::{BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, StagedBlob};
 pub use records::{Batch, Record};
 
@@ -72,10 +74,16 @@ impl Store {
         sessions::create_tables(&tx)?;
         records::create_tables(&tx)?;
         blobs::create_tables(&tx)?;
+        baseline::create_tables(&tx)?;
         let swept = blobs::discard_all_pending(&tx)?;
+        let live = sessions::ids(&tx.open_table(sessions::SESSIONS)?)?;
+        let baselines = baseline::sweep(&tx, &|s| live.contains(s))?;
         tx.commit()?;
         if swept > 0 {
             tracing::info!(blobs = swept, "discarded blobs of unfinished uploads");
+        }
+        if baselines > 0 {
+            tracing::info!(baselines, "discarded baselines of no session");
         }
         Ok(store)
     }

@@ -1,14 +1,25 @@
 //! Sessions, keyed by (tenant, id) so that a tenant can only ever name its own.
 
-use super::{MAX, Result, Store, records, take, window};
+use super::{MAX, Result, Store, baseline, records, take, window};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use std::collections::HashSet;
 
 /// (tenant, session id) → the session object as JSON.
-const SESSIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("sessions");
+pub(super) const SESSIONS: TableDefinition<(&str, &str), &str> = TableDefinition::new("sessions");
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(SESSIONS)?;
     Ok(())
+}
+
+/// Every session id of every tenant, in `table`.
+pub(super) fn ids(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static str>,
+) -> Result<HashSet<String>> {
+    table
+        .iter()?
+        .map(|e| Ok(e?.0.value().1.to_owned()))
+        .collect()
 }
 
 impl Store {
@@ -59,22 +70,19 @@ impl Store {
     }
 
     /// Every session id of every tenant.
-    pub fn session_ids(&self) -> Result<std::collections::HashSet<String>> {
+    pub fn session_ids(&self) -> Result<HashSet<String>> {
         let tx = self.read()?;
-        let table = tx.open_table(SESSIONS)?;
-        table
-            .iter()?
-            .map(|e| Ok(e?.0.value().1.to_owned()))
-            .collect()
+        ids(&tx.open_table(SESSIONS)?)
     }
 
-    /// Deletes the session with everything it owns (records and their blobs) in one
-    /// transaction. False when there was no such session.
+    /// Deletes the session with everything it owns (records and their blobs, its
+    /// baseline) in one transaction. False when there was no such session.
     pub fn delete_session(&self, tenant: &str, id: &str) -> Result<bool> {
         let tx = self.write()?;
         let existed = tx.open_table(SESSIONS)?.remove((tenant, id))?.is_some();
         if existed {
             records::delete_all(&tx, id)?;
+            baseline::delete_all(&tx, id)?;
         }
         tx.commit()?;
         Ok(existed)

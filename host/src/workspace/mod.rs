@@ -1,6 +1,8 @@
 //! Session workspaces: the directory each session's `default` environment is rooted
 //! at, created empty or as a copy of an operator's template.
 
+pub mod walk;
+
 use std::io;
 use std::path::Path;
 
@@ -58,4 +60,21 @@ pub fn remove(dir: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
+}
+
+/// Opens a regular file of `dir` for reading. Non-blocking, so that a FIFO swapped
+/// in for the file cannot hang the open; anything but a regular file is refused
+/// with `InvalidInput`.
+pub fn open_file(dir: &cap_std::fs::Dir, path: &str) -> io::Result<cap_std::fs::File> {
+    use cap_std::fs::OpenOptionsExt;
+    let mut options = cap_std::fs::OpenOptions::new();
+    options.read(true).custom_flags(libc::O_NONBLOCK);
+    let file = dir.open_with(path, &options)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
 }

@@ -1,0 +1,165 @@
+//! `changes` and `diff`: what differs from the environment's baseline (the
+//! workspace as the session began), as the host's change tracking reports it.
+
+use crate::fs::{base64, io_error, text_of};
+use crate::paths::{guest, normalize, resolve};
+use reshost_guest::types::{Error, ErrorCode};
+use reshost_guest::watch::{self, Change, Status};
+use reshost_guest::{error, invalid_input, not_found};
+use serde_json::{Value, json};
+use std::io::Read;
+use std::time::Duration;
+
+/// How long a unified diff may search for the smallest edit before it settles for
+/// a larger one.
+const DIFF_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn tracking_failed(message: String) -> Error {
+    error(ErrorCode::InternalError, message)
+}
+
+fn status(status: Status) -> &'static str {
+    match status {
+        Status::Created => "created",
+        Status::Modified => "modified",
+        Status::Deleted => "deleted",
+    }
+}
+
+/// `GET …/changes`: every changed file, sorted by path.
+pub fn list() -> Result<String, Error> {
+    let changes = watch::changes().map_err(tracking_failed)?;
+    let data: Vec<Value> = changes
+        .iter()
+        .map(|c| {
+            json!({
+                "path": c.path,
+                "status": status(c.status),
+                "bytes": c.bytes,
+                "modified_at": c.modified_at,
+            })
+        })
+        .collect();
+    Ok(json!({"object": "list", "data": data, "has_more": false}).to_string())
+}
+
+/// One side of a diff: up to the cap of the content, and its whole length.
+struct Side {
+    bytes: Vec<u8>,
+    size: u64,
+}
+
+impl Side {
+    fn truncated(&self) -> bool {
+        self.size > self.bytes.len() as u64
+    }
+}
+
+/// The file's content now (a symlink's target), up to `cap` bytes.
+fn current(real: &str, shown: &str, cap: u64) -> Result<Side, Error> {
+    let at = guest(real);
+    let meta = std::fs::symlink_metadata(&at).map_err(|e| io_error(e, shown))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(&at).map_err(|e| io_error(e, shown))?;
+        let bytes = target.to_string_lossy().into_owned().into_bytes();
+        let size = bytes.len() as u64;
+        let bytes = bytes.into_iter().take(cap as usize).collect();
+        return Ok(Side { bytes, size });
+    }
+    let mut bytes = Vec::with_capacity(meta.len().min(cap) as usize);
+    std::fs::File::open(&at)
+        .and_then(|f| f.take(cap).read_to_end(&mut bytes))
+        .map_err(|e| io_error(e, shown))?;
+    Ok(Side {
+        bytes,
+        size: meta.len(),
+    })
+}
+
+/// `GET …/diff/{path}`: the file in the baseline and now.
+pub fn diff(path: &str, query: &[(String, String)], cap: u64) -> Result<String, Error> {
+    let unified = match query
+        .iter()
+        .find(|(k, _)| k == "format")
+        .map(|(_, v)| v.as_str())
+    {
+        None => false,
+        Some("unified") => true,
+        Some(other) => {
+            return Err(invalid_input(format!(
+                "format must be \"unified\", not {other:?}"
+            )));
+        }
+    };
+    let shown = normalize(path)?;
+    if shown.is_empty() {
+        return Err(invalid_input("diff needs a file path"));
+    }
+    // Changes are tracked by real paths; links inside the root lead to them, and
+    // links leading outside are refused here.
+    let real = resolve(&shown, false)?;
+    let changes = watch::changes().map_err(tracking_failed)?;
+    let Some(change) = changes.iter().find(|c| c.path == real) else {
+        return Err(not_found(format!("{shown} has not changed in this session")));
+    };
+    let before = match change.status {
+        Status::Created => None,
+        _ => watch::baseline(&real, cap)
+            .map_err(tracking_failed)?
+            .map(|o| Side {
+                bytes: o.bytes,
+                size: o.size,
+            }),
+    };
+    let after = match change.status {
+        Status::Deleted => None,
+        _ => Some(current(&real, &shown, cap)?),
+    };
+    Ok(render(&shown, change, before, after, unified).to_string())
+}
+
+fn render(
+    shown: &str,
+    change: &Change,
+    before: Option<Side>,
+    after: Option<Side>,
+    unified: bool,
+) -> Value {
+    let truncated = [&before, &after]
+        .iter()
+        .any(|s| s.as_ref().is_some_and(Side::truncated));
+    let text = |side: &Option<Side>| side.as_ref().map(|s| text_of(&s.bytes, s.truncated()));
+    let (old, new) = (text(&before), text(&after));
+    let binary = matches!(old, Some(None)) || matches!(new, Some(None));
+    let (a, b) = (
+        if before.is_some() { format!("a/{shown}") } else { "/dev/null".into() },
+        if after.is_some() { format!("b/{shown}") } else { "/dev/null".into() },
+    );
+    let mut body = json!({
+        "object": "session.environment.filesystem.file_diff",
+        "path": shown,
+        "status": status(change.status),
+        "truncated": truncated,
+    });
+    if binary {
+        let encode = |side: &Option<Side>| side.as_ref().map(|s| base64(&s.bytes));
+        body["encoding"] = "base64".into();
+        body["before"] = encode(&before).into();
+        body["after"] = encode(&after).into();
+        if unified {
+            body["unified"] = format!("Binary files {a} and {b} differ\n").into();
+        }
+    } else {
+        let (old, new) = (old.flatten(), new.flatten());
+        if unified {
+            let diff = similar::TextDiff::configure()
+                .timeout(DIFF_TIMEOUT)
+                .diff_lines(old.as_deref().unwrap_or(""), new.as_deref().unwrap_or(""));
+            body["unified"] = diff.unified_diff().header(&a, &b).to_string().into();
+        }
+        body["encoding"] = "utf-8".into();
+        body["before"] = old.into();
+        body["after"] = new.into();
+    }
+    body
+}
