@@ -1,7 +1,9 @@
 //! Speed of the environment endpoints against a real release `reshost`:
-//! small PUT/GET/PATCH and `shell true` latency, and search and directory listing
-//! over a generated tree of 100,000 files in 5,000 directories, side by side with
-//! the same work done natively (a Rust walk of the same directory).
+//! small PUT/GET/PATCH and `shell true` latency; then, on a session made from a
+//! template of 100,000 files in 5,000 directories: its creation (baseline
+//! included), server memory, `changes` after 100 modifications, and search and
+//! directory listing side by side with the same work done natively (a Rust walk
+//! of the same directory).
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_env`
 
@@ -78,10 +80,42 @@ fn native_list(dir: &Path) -> usize {
     entries.len()
 }
 
+/// The server's resident memory, in MiB.
+fn rss_mib(server: &support::Server) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+/// Rewrites 100 files of the tree: half keep their size (so only their content
+/// tells), half grow.
+fn modify_100(root: &Path, round: usize) {
+    for i in 0..100 {
+        let d = (i * 37 + round * 11) % DIRS;
+        let f = (i + round) % FILES_PER_DIR;
+        let ext = ["py", "rs", "txt", "md"][f % 4];
+        let path = root.join(format!("pkg{:02}/mod{d:04}/file{f:02}.{ext}", d % 50));
+        let content: &[u8] = if i % 2 == 0 { b"y" } else { b"grown" };
+        std::fs::write(path, content).unwrap();
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _) = start(dir.path(), "");
+    let template = dir.path().join("template");
+    let t = Instant::now();
+    generate(&template);
+    println!(
+        "generated a template of {} files in {DIRS} directories in {:.1} s",
+        DIRS * FILES_PER_DIR,
+        t.elapsed().as_secs_f64()
+    );
+    let (server, _) = start(dir.path(), &format!("[templates]\nbig = {template:?}\n"));
     let client = Client::new();
     let sid = server.session(&client).await;
     let env = format!(
@@ -122,13 +156,59 @@ async fn main() {
         ms(shell)
     );
 
+    let idle = rss_mib(&server);
+    let mut made = Vec::new();
+    let mut sid = String::new();
+    for _ in 0..2 {
+        let t = Instant::now();
+        let request = client
+            .post(format!("{}/v1/sessions", server.base))
+            .json(&json!({"environment": {"template": "big"}}));
+        sid = support::json(request).await["id"].as_str().unwrap().to_owned();
+        made.push(t.elapsed());
+    }
+    let env = format!(
+        "{}/v1/sessions/{sid}/resources/environments/default",
+        server.base
+    );
     let root = dir.path().join("data/workspaces").join(&sid);
+    // The same copy done natively, for scale: this machine's file creation speed
+    // varies several-fold from run to run.
     let t = Instant::now();
-    generate(&root);
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(&template)
+        .arg(dir.path().join("native-copy"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let native = t.elapsed();
     println!(
-        "generated {} files in {DIRS} directories in {:.1} s",
-        DIRS * FILES_PER_DIR,
-        t.elapsed().as_secs_f64()
+        "session from the 100,000-file template, baseline included: first {:.2} s, second (contents shared) {:.2} s; native cp -r {:.2} s",
+        made[0].as_secs_f64(),
+        made[1].as_secs_f64(),
+        native.as_secs_f64()
+    );
+
+    let changes = format!("{env}/changes");
+    let mut after_100 = Vec::new();
+    for round in 0..20 {
+        modify_100(&root, round);
+        after_100.extend(timed(&client, Method::GET, &changes, None, 1).await);
+    }
+    let listed = support::json(client.get(&changes)).await["data"]
+        .as_array()
+        .unwrap()
+        .len();
+    let unchanged = p50(&client, Method::GET, &changes, None, 50).await;
+    println!(
+        "changes p50: after 100 modifications {:.2} ms, with nothing new {:.2} ms ({listed} files listed)",
+        ms(percentile(&mut after_100, 0.5)),
+        ms(unchanged)
+    );
+    println!(
+        "server RSS: {idle:.0} MiB idle, {:.0} MiB with two watched 100,000-file environments",
+        rss_mib(&server)
     );
 
     let search = format!("{env}/search?q=file07&include=**/*.rs&limit=500");
