@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API against a spawned `reshost`, over real sockets.
 
+mod changes;
 mod common;
 mod durability;
 mod escapes;

@@ -144,8 +144,17 @@ pub async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Respon
     let template = new.template.map(|t| app.config.templates[&t].clone());
     let (made, tracker, sid) = (dir.clone(), app.tracker.clone(), id.clone());
     tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let t = std::time::Instant::now();
         workspace::create(&made, template.as_deref())?;
-        tracker.start(&sid, &made)?;
+        let copied = t.elapsed();
+        let files = tracker.start(&sid, &made)?;
+        tracing::info!(
+            session = sid,
+            files,
+            copy_ms = copied.as_millis() as u64,
+            baseline_ms = (t.elapsed() - copied).as_millis() as u64,
+            "workspace created"
+        );
         Ok(())
     })
     .await
