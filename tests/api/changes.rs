@@ -608,6 +608,28 @@ async fn directories_are_never_listed_but_files_and_symlinks_are() {
 }
 
 #[tokio::test]
+async fn diff_of_a_symlink_shows_its_target_when_it_stays_inside() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    sh(
+        &server,
+        &sid,
+        "mkdir -p d/e && echo x > d/f.txt && ln -s f.txt d/same && ln -s ../d/f.txt d/e/up \
+         && ln -s ../../.. d/e/out",
+    )
+    .await;
+    let same = diff(&server, &sid, "d/same").await;
+    assert_eq!(
+        (same["before"].clone(), same["after"].clone()),
+        (Value::Null, json!("f.txt"))
+    );
+    assert_eq!(diff(&server, &sid, "d/e/up").await["after"], "../d/f.txt");
+    // A target climbing above the root would reveal what lies outside.
+    let url = format!("{}/diff/d/e/out", env(&sid));
+    assert_error(&server.get(&url, ACME).await, 403, "path_forbidden");
+}
+
+#[tokio::test]
 async fn ignored_directories_and_editor_swap_files_are_not_listed() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;

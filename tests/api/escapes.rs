@@ -1,6 +1,8 @@
 //! Hostile paths against the environment filesystem endpoints: lexical escapes,
 //! encodings, overlong names and symlinks leading out of the workspace (to `/etc`, to
-//! a sentinel file next to the data directory, to sibling sessions' workspaces).
+//! a sentinel file next to the data directory, to sibling sessions' workspaces), some
+//! made on disk and some made by the session itself with the shell endpoint. The same
+//! corpus is tried on `GET …/diff/{path}` and as the `path` scope of `GET …/search`.
 //!
 //! Requests go over a hand-written HTTP/1.1 client so the request target reaches the
 //! server exactly as written (URL libraries normalize `..` and `%2e%2e` segments).
@@ -169,6 +171,40 @@ fn pct_all(s: &str) -> String {
         .collect()
 }
 
+/// A filesystem-path suffix (as sent in a request target) as a query-string value
+/// that decodes to the same bytes: `%XX` escapes are kept as they are, `/` and
+/// unreserved bytes are sent literally, every other byte (`&`, `+`, `;`, `#`, `=`, …)
+/// is escaped.
+fn query_value(suffix: &str) -> String {
+    let b = suffix.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%'
+            && i + 2 < b.len()
+            && b[i + 1].is_ascii_hexdigit()
+            && b[i + 2].is_ascii_hexdigit()
+        {
+            out.push_str(&suffix[i..i + 3]);
+            i += 3;
+            continue;
+        }
+        if c.is_ascii_alphanumeric() || b"-._~/".contains(&c) {
+            out.push(c as char);
+        } else {
+            out.push_str(&format!("%{c:02X}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `s` as one single-quoted shell word.
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
 fn rand_hex() -> String {
     use rand::RngCore;
     let mut b = [0u8; 12];
@@ -235,6 +271,7 @@ impl Fixture {
             outside,
         };
         f.arm();
+        f.arm_shell_links().await;
         f
     }
 
@@ -267,6 +304,50 @@ impl Fixture {
             ("inside_dir_link", "inner".into()),
             ("inner/up", "..".into()),
         ]
+    }
+
+    /// Links the session makes itself through the shell endpoint (not on disk), so
+    /// the refusals also hold for links made by the session's own commands.
+    fn shell_links(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("sh_etc", "/etc".to_owned()),
+            ("sh_sibling", self.sibling_ws.display().to_string()),
+            ("sh_rel_sibling", format!("../{}", self.sibling)),
+        ]
+    }
+
+    /// `POST …/shell {"command": …}`, which must answer `200` with `exit_code: 0`.
+    async fn shell(&self, command: &str) -> Value {
+        let target = format!("{}/shell", self.env_path());
+        let body = json!({ "command": command });
+        let reply = raw_request(&self.server, "POST", &target, Some(ACME), Some(&body)).await;
+        assert_eq!(reply.status, 200, "shell {command:?}: {}", reply.text());
+        let v = reply.json().unwrap_or_default();
+        assert_eq!(v["exit_code"], 0, "shell {command:?}: {v}");
+        v
+    }
+
+    /// (Re)makes, with the shell endpoint, each shell link that is missing or
+    /// altered (a DELETE of the link itself may have removed it).
+    async fn arm_shell_links(&self) {
+        for (name, target) in self.shell_links() {
+            let at = self.ws.join(name);
+            if std::fs::read_link(&at).ok() == Some(PathBuf::from(&target)) {
+                continue;
+            }
+            // No trailing slash: `rm` removes the link itself, never its target.
+            self.shell(&format!(
+                "rm -rf -- {n} && ln -s -- {t} {n}",
+                n = sh_quote(name),
+                t = sh_quote(&target)
+            ))
+            .await;
+            assert_eq!(
+                std::fs::read_link(&at).ok(),
+                Some(PathBuf::from(&target)),
+                "the shell made the link {name}"
+            );
+        }
     }
 
     /// (Re)creates the victim's files and links, whatever an earlier request did.
@@ -324,11 +405,40 @@ impl Fixture {
         v
     }
 
+    fn env_path(&self) -> String {
+        format!("/v1/sessions/{}/resources/environments/default", self.sid)
+    }
+
     fn target(&self, suffix: &str) -> String {
+        format!("{}/filesystem/{suffix}", self.env_path())
+    }
+
+    fn diff_target(&self, suffix: &str) -> String {
+        format!("{}/diff/{suffix}", self.env_path())
+    }
+
+    /// A search for `q` scoped to the suffix's path (the `path` query parameter).
+    fn search_target(&self, q: &str, suffix: &str) -> String {
         format!(
-            "/v1/sessions/{}/resources/environments/default/filesystem/{suffix}",
-            self.sid
+            "{}/search?q={q}&path={}",
+            self.env_path(),
+            query_value(suffix)
         )
+    }
+
+    /// Whether `rel` (as a search lists it) names something that really lies inside
+    /// the victim's workspace once every link is resolved.
+    fn is_inside(&self, rel: &str) -> bool {
+        let Ok(root) = self.ws.canonicalize() else {
+            return false;
+        };
+        !rel.is_empty()
+            && !rel.starts_with('/')
+            && self
+                .ws
+                .join(rel)
+                .canonicalize()
+                .is_ok_and(|p| p.starts_with(&root))
     }
 
     /// Removes stray probe files a buggy host may have created in system places.
@@ -661,7 +771,48 @@ fn symlink_corpus(f: &Fixture) -> Vec<Case> {
         ),
         case("loop_a (symlink loop)", "loop_a", RefusedLink),
         case("loop_a/x (through a loop)", "loop_a/x", Refused),
+        // Links the session made itself with the shell endpoint.
+        case("sh_etc (shell-made link to /etc)", "sh_etc", ForbiddenLink),
+        system_case(
+            "sh_etc/passwd (shell-made link to /etc)",
+            "sh_etc/passwd",
+            format!("sh_etc/{probe}"),
+            Forbidden,
+        ),
+        case(
+            "sh_sibling (shell-made link to the sibling's workspace)",
+            "sh_sibling",
+            ForbiddenLink,
+        ),
+        case(
+            "sh_sibling/secret.txt (shell-made)",
+            "sh_sibling/secret.txt",
+            Forbidden,
+        ),
+        case(
+            "sh_sibling/src/app.py (shell-made)",
+            "sh_sibling/src/app.py",
+            Forbidden,
+        ),
+        case(
+            "sh_sibling/new.txt (shell-made)",
+            "sh_sibling/new.txt",
+            Forbidden,
+        ),
+        case(
+            "sh_rel_sibling/secret.txt (shell-made ../<sibling>)",
+            "sh_rel_sibling/secret.txt",
+            Forbidden,
+        ),
     ]
+}
+
+/// Every case of the three corpora.
+fn full_corpus(f: &Fixture) -> Vec<Case> {
+    let mut cases = lexical_corpus(f);
+    cases.extend(inert_corpus());
+    cases.extend(symlink_corpus(f));
+    cases
 }
 
 // ---------------------------------------------------------------------------
@@ -669,34 +820,69 @@ fn symlink_corpus(f: &Fixture) -> Vec<Case> {
 
 const METHODS: [&str; 5] = ["GET", "GET raw", "PATCH", "DELETE", "PUT"];
 
+/// `GET …/diff/{path}`, plain and `?format=unified`.
+const DIFF_METHODS: [&str; 2] = ["DIFF", "DIFF unified"];
+
+/// `GET …/search?q=…&path={path}`: `q=a`, and `q=/`, which every path under a
+/// (non-root) scope holds, so a scope that got out would list all it reached.
+const SEARCH_METHODS: [&str; 2] = ["SEARCH", "SEARCH all"];
+
 fn allowed(expect: Expect, method: &str) -> &'static [&'static str] {
     use Expect::*;
     match (expect, method) {
         (Invalid, _) => &["400 invalid_path"],
         (Forbidden, _) => &["403 path_forbidden"],
         (ForbiddenLink, "DELETE") => &["403 path_forbidden", "200"],
+        // Including DIFF: a diff of the link itself would show its content, the
+        // link's target (a host path), so it is refused like a read through it.
         (ForbiddenLink, _) => &["403 path_forbidden"],
         (Refused, _) => &["400 invalid_path", "403 path_forbidden"],
         (RefusedLink, "DELETE") => &["400 invalid_path", "403 path_forbidden", "200"],
+        // A diff may look at the link itself (a loop between two links inside,
+        // whose content is the other's name): changed (`200`) or not (`404`).
+        (RefusedLink, "DIFF" | "DIFF unified") => &[
+            "400 invalid_path",
+            "403 path_forbidden",
+            "404 not_found",
+            "200",
+        ],
         (RefusedLink, _) => &["400 invalid_path", "403 path_forbidden"],
+        // Nothing changed there this session.
+        (Inert, "DIFF" | "DIFF unified") => &["400 invalid_path", "404 not_found"],
+        // An absent scope, or (checked in `run_methods`) an empty result.
+        (Inert, "SEARCH" | "SEARCH all") => &["400 invalid_path", "404 path_not_found", "200"],
         (Inert, "PUT") => &["400 invalid_path", "200"],
         // A PUT may have created it just before (PUT runs last, but an earlier
         // case may share a name): then PATCH finds no match and DELETE removes it.
         (Inert, "PATCH") => &["400 invalid_path", "404 path_not_found", "422 no_match"],
         (Inert, "DELETE") => &["400 invalid_path", "404 path_not_found", "200"],
         (Inert, _) => &["400 invalid_path", "404 path_not_found", "200"],
+        (TooLong, "DIFF" | "DIFF unified") => &["400 invalid_path", "404 not_found"],
         (TooLong, "PUT") => &["400 invalid_path"],
         (TooLong, _) => &["400 invalid_path", "404 path_not_found"],
+        // Query values are decoded lossily (invalid bytes become U+FFFD), which
+        // names an absent scope inside.
+        (BadUtf8, "SEARCH" | "SEARCH all") => &[
+            "400 invalid_path",
+            "400 invalid_input",
+            "404 path_not_found",
+        ],
         (BadUtf8, _) => &["400 invalid_path", "400 invalid_input"],
     }
 }
 
-/// Runs every case with every method; returns one line per violation.
+/// Runs every case with every filesystem method; returns one line per violation.
 async fn run(f: &Fixture, cases: &[Case]) -> Vec<String> {
+    run_methods(f, cases, &METHODS).await
+}
+
+/// Runs every case with each of `methods`; returns one line per violation.
+async fn run_methods(f: &Fixture, cases: &[Case], methods: &[&str]) -> Vec<String> {
     let mut failures = Vec::new();
     for c in cases {
-        for method in METHODS {
+        for &method in methods {
             f.arm();
+            f.arm_shell_links().await;
             let before = f.snapshot();
             let suffix = match (method, &c.write_suffix) {
                 ("PUT" | "DELETE", Some(w)) => w.as_str(),
@@ -715,7 +901,16 @@ async fn run(f: &Fixture, cases: &[Case]) -> Vec<String> {
                     format!("{}?recursive=true", f.target(suffix)),
                     None,
                 ),
-                _ => ("PUT", f.target(suffix), Some(json!({"content": "PWNED"}))),
+                "PUT" => ("PUT", f.target(suffix), Some(json!({"content": "PWNED"}))),
+                "DIFF" => ("GET", f.diff_target(suffix), None),
+                "DIFF unified" => (
+                    "GET",
+                    format!("{}?format=unified", f.diff_target(suffix)),
+                    None,
+                ),
+                "SEARCH" => ("GET", f.search_target("a", suffix), None),
+                "SEARCH all" => ("GET", f.search_target("%2F", suffix), None),
+                other => unreachable!("unknown method {other}"),
             };
             let reply = raw_request(&f.server, verb, &target, Some(ACME), body.as_ref()).await;
             let after = f.snapshot();
@@ -752,6 +947,32 @@ async fn run(f: &Fixture, cases: &[Case]) -> Vec<String> {
                 {
                     problems.push(format!("DELETE of the link itself answered {v}"));
                 }
+            }
+            if method.starts_with("SEARCH") && reply.status == 200 {
+                let v = reply.json().unwrap_or_default();
+                match v["data"].as_array() {
+                    None => problems.push(format!("search answer without data: {v}")),
+                    Some(listed) => {
+                        if c.expect == Expect::Inert && !listed.is_empty() {
+                            problems.push(format!("an absent scope listed files: {v}"));
+                        }
+                        for e in listed {
+                            if !f.is_inside(e["path"].as_str().unwrap_or_default()) {
+                                problems.push(format!(
+                                    "search listed a file outside the workspace: {e}"
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+            if method.starts_with("DIFF")
+                && reply.status == 200
+                && reply
+                    .json()
+                    .is_none_or(|v| v["object"] != "session.environment.filesystem.file_diff")
+            {
+                problems.push(format!("not a file diff: {}", reply.text()));
             }
             if before != after {
                 let changed: Vec<String> = after
@@ -793,6 +1014,7 @@ async fn run(f: &Fixture, cases: &[Case]) -> Vec<String> {
         }
     }
     f.arm();
+    f.arm_shell_links().await;
     failures
 }
 
@@ -812,7 +1034,7 @@ fn report(what: &str, n: usize, failures: Vec<String>) {
 #[tokio::test]
 async fn the_corpus_is_big_enough() {
     let f = Fixture::new().await;
-    let n = lexical_corpus(&f).len() + inert_corpus().len() + symlink_corpus(&f).len();
+    let n = full_corpus(&f).len();
     assert!(n >= 40, "{n} hostile paths");
 }
 
@@ -849,6 +1071,22 @@ async fn symlinks_leading_outside_are_403_path_forbidden() {
     let cases = symlink_corpus(&f);
     let failures = run(&f, &cases).await;
     report("symlink", cases.len() * METHODS.len(), failures);
+}
+
+#[tokio::test]
+async fn diff_refuses_every_hostile_path() {
+    let f = Fixture::new().await;
+    let cases = full_corpus(&f);
+    let failures = run_methods(&f, &cases, &DIFF_METHODS).await;
+    report("diff", cases.len() * DIFF_METHODS.len(), failures);
+}
+
+#[tokio::test]
+async fn search_scope_refuses_every_hostile_path() {
+    let f = Fixture::new().await;
+    let cases = full_corpus(&f);
+    let failures = run_methods(&f, &cases, &SEARCH_METHODS).await;
+    report("search", cases.len() * SEARCH_METHODS.len(), failures);
 }
 
 #[tokio::test]

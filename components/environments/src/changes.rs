@@ -2,7 +2,7 @@
 //! workspace as the session began), as the host's change tracking reports it.
 
 use crate::fs::{base64, io_error, text_of};
-use crate::paths::{guest, normalize, resolve};
+use crate::paths::{forbidden, guest, normalize, resolve};
 use reshost_guest::types::{Error, ErrorCode};
 use reshost_guest::watch::{self, Change, Status};
 use reshost_guest::{error, invalid_input, not_found};
@@ -49,6 +49,28 @@ struct Side {
     size: u64,
 }
 
+/// Refuses a symlink side whose target leads outside the root: showing the target
+/// would reveal what lies outside.
+fn confined_link(real: &str, shown: &str, side: Side) -> Result<Side, Error> {
+    let target = String::from_utf8_lossy(&side.bytes);
+    // Depth below the root of the link's directory, then of each step of the target.
+    let mut depth = real.matches('/').count() as i64;
+    let inside = !target.starts_with('/')
+        && target.split('/').all(|part| {
+            match part {
+                "" | "." => {}
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+            depth >= 0
+        });
+    if inside {
+        Ok(side)
+    } else {
+        Err(forbidden(shown))
+    }
+}
+
 impl Side {
     fn truncated(&self) -> bool {
         self.size > self.bytes.len() as u64
@@ -64,7 +86,7 @@ fn current(real: &str, shown: &str, cap: u64) -> Result<Side, Error> {
         let bytes = target.to_string_lossy().into_owned().into_bytes();
         let size = bytes.len() as u64;
         let bytes = bytes.into_iter().take(cap as usize).collect();
-        return Ok(Side { bytes, size });
+        return confined_link(real, shown, Side { bytes, size });
     }
     let mut bytes = Vec::with_capacity(meta.len().min(cap) as usize);
     std::fs::File::open(&at)
@@ -100,16 +122,26 @@ pub fn diff(path: &str, query: &[(String, String)], cap: u64) -> Result<String, 
     let real = resolve(&shown, false)?;
     let changes = watch::changes().map_err(tracking_failed)?;
     let Some(change) = changes.iter().find(|c| c.path == real) else {
-        return Err(not_found(format!("{shown} has not changed in this session")));
+        return Err(not_found(format!(
+            "{shown} has not changed in this session"
+        )));
     };
     let before = match change.status {
         Status::Created => None,
-        _ => watch::baseline(&real, cap)
-            .map_err(tracking_failed)?
-            .map(|o| Side {
-                bytes: o.bytes,
-                size: o.size,
-            }),
+        _ => match watch::baseline(&real, cap).map_err(tracking_failed)? {
+            None => None,
+            Some(o) => {
+                let side = Side {
+                    bytes: o.bytes,
+                    size: o.size,
+                };
+                Some(if o.symlink {
+                    confined_link(&real, &shown, side)?
+                } else {
+                    side
+                })
+            }
+        },
     };
     let after = match change.status {
         Status::Deleted => None,
@@ -132,8 +164,16 @@ fn render(
     let (old, new) = (text(&before), text(&after));
     let binary = matches!(old, Some(None)) || matches!(new, Some(None));
     let (a, b) = (
-        if before.is_some() { format!("a/{shown}") } else { "/dev/null".into() },
-        if after.is_some() { format!("b/{shown}") } else { "/dev/null".into() },
+        if before.is_some() {
+            format!("a/{shown}")
+        } else {
+            "/dev/null".into()
+        },
+        if after.is_some() {
+            format!("b/{shown}")
+        } else {
+            "/dev/null".into()
+        },
     );
     let mut body = json!({
         "object": "session.environment.filesystem.file_diff",

@@ -20,7 +20,7 @@ pub fn invalid(message: impl Into<String>) -> Error {
     error(ErrorCode::InvalidPath, message)
 }
 
-fn forbidden(path: &str) -> Error {
+pub fn forbidden(path: &str) -> Error {
     error(
         ErrorCode::PathForbidden,
         format!("{path} resolves outside the environment"),

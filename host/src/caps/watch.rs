@@ -58,6 +58,7 @@ impl Host for Guest {
             Ok(found.map(|(file, bytes)| Original {
                 bytes,
                 size: file.stat.size,
+                symlink: file.stat.symlink,
             }))
         })
         .await
