@@ -12,6 +12,7 @@ const TARGET: &str = "wasm32-wasip2";
 const COMPONENTS: &[&str] = &[
     "files",
     "environments",
+    "terminals",
     "policy-allow",
     "faulty",
     "rules-policy",

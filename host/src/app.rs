@@ -8,6 +8,7 @@ use crate::http::auth::Tenants;
 use crate::http::body::{Body, ok};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::policy::{self, Ask};
+use crate::pty::Terminals;
 use crate::runtime::bindings::types::{Caller, Error as ComponentError};
 use crate::runtime::{Guest, ResourceWorld, Runtime};
 use crate::store::Store;
@@ -28,6 +29,8 @@ pub struct App {
     pub workspaces: PathBuf,
     /// Change tracking of the workspaces.
     pub tracker: Arc<Tracker>,
+    /// Every live terminal.
+    pub terminals: Arc<Terminals>,
 }
 
 impl App {
@@ -55,6 +58,7 @@ impl App {
             policy_configs,
             workspaces,
             tracker,
+            terminals: Arc::default(),
         }
     }
 
@@ -131,6 +135,14 @@ impl App {
                     output_bytes: self.config.limits.shell_output_bytes,
                 },
                 tracker: self.tracker.clone(),
+            });
+        }
+        if W::TERMINALS {
+            caps = caps.with_terminals(crate::caps::TerminalsCap {
+                terminals: self.terminals.clone(),
+                tenant: caller.tenant.clone(),
+                workspace: self.workspace(&caller.session_id),
+                client_buffer_bytes: self.config.limits.terminal_client_buffer_bytes,
             });
         }
         let (answer, caps) = self.runtime.call(W::slot(&self.runtime), caps, f).await?;

@@ -48,6 +48,11 @@ pub struct Limits {
     pub max_write_bytes: usize,
     /// Bytes kept of each output stream of a shell command.
     pub shell_output_bytes: usize,
+    /// Terminal output queued for one attached client before it is cut off as too
+    /// slow (close code 1008).
+    pub terminal_client_buffer_bytes: usize,
+    /// How often idle terminal connections are pinged.
+    pub terminal_ping_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -63,6 +68,8 @@ impl Default for Limits {
             read_cap_bytes: 10 * 1024 * 1024,
             max_write_bytes: 16 * 1024 * 1024,
             shell_output_bytes: 1024 * 1024,
+            terminal_client_buffer_bytes: 4 * 1024 * 1024,
+            terminal_ping_interval_ms: 20_000,
         }
     }
 }
@@ -72,6 +79,7 @@ impl Default for Limits {
 pub struct Components {
     pub files: Option<PathBuf>,
     pub environments: Option<PathBuf>,
+    pub terminals: Option<PathBuf>,
     /// The policy of tenants that do not name their own.
     pub policy: Option<PathBuf>,
 }
@@ -122,10 +130,15 @@ impl Config {
         fix(&mut self.data_dir);
         self.cache_dir.iter_mut().for_each(fix);
         let c = &mut self.components;
-        [&mut c.files, &mut c.environments, &mut c.policy]
-            .into_iter()
-            .flatten()
-            .for_each(fix);
+        [
+            &mut c.files,
+            &mut c.environments,
+            &mut c.terminals,
+            &mut c.policy,
+        ]
+        .into_iter()
+        .flatten()
+        .for_each(fix);
         for tenant in &mut self.tenants {
             tenant.policy.iter_mut().for_each(fix);
         }
@@ -166,6 +179,7 @@ impl Config {
         for (slot, path) in [
             ("files", &c.files),
             ("environments", &c.environments),
+            ("terminals", &c.terminals),
             ("policy", &c.policy),
         ] {
             if let Some(path) = path

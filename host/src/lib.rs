@@ -8,6 +8,7 @@ pub mod app;
 pub mod caps;
 pub mod config;
 pub mod http;
+pub mod pty;
 pub mod runtime;
 pub mod store;
 pub mod watch;
@@ -51,6 +52,8 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
     println!("listening on http://{addr}");
     http::serve(app.clone(), listener, shutdown_signal()).await;
+    // No terminal outlives the server.
+    app.terminals.close_all();
     // The last reference closes the database cleanly.
     drop(app);
     tracing::info!("stopped");

@@ -13,3 +13,4 @@ mod search;
 mod sessions;
 mod shell;
 mod startup;
+mod terminals;

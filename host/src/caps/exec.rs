@@ -7,6 +7,7 @@
 
 use crate::runtime::Guest;
 use crate::runtime::bindings::exec::{Command, Host, Outcome};
+use crate::runtime::bindings::types::{Error, ErrorCode};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -35,20 +36,39 @@ fn shell() -> &'static str {
 }
 
 /// The working directory `cwd` (relative) inside `workspace`, refusing anything
-/// that resolves outside it.
-fn working_dir(workspace: &Path, cwd: &str) -> Result<PathBuf, String> {
-    let root = workspace
-        .canonicalize()
-        .map_err(|_| "the workspace is missing".to_owned())?;
-    let dir = root
-        .join(cwd)
-        .canonicalize()
-        .map_err(|_| format!("cwd {cwd:?} does not exist"))?;
-    if !dir.starts_with(&root) {
-        return Err(format!("cwd {cwd:?} resolves outside the environment"));
+/// that resolves outside it. The path is resolved through the workspace's
+/// capability-scoped directory, so an escape is refused where it is met and
+/// nothing outside (not even whether a path exists there) is ever looked at.
+pub fn working_dir(workspace: &Path, cwd: &str) -> Result<PathBuf, Error> {
+    let fail = |code, message: String| Error { code, message };
+    let missing = || fail(ErrorCode::InternalError, "the workspace is missing".into());
+    let root = cap_std::fs::Dir::open_ambient_dir(workspace, cap_std::ambient_authority())
+        .map_err(|_| missing())?;
+    let target = if cwd.is_empty() { "." } else { cwd };
+    if let Err(e) = root.open_dir(target) {
+        return Err(match e.kind() {
+            std::io::ErrorKind::PermissionDenied => fail(
+                ErrorCode::PathForbidden,
+                format!("cwd {cwd:?} resolves outside the environment"),
+            ),
+            std::io::ErrorKind::NotADirectory => fail(
+                ErrorCode::InvalidInput,
+                format!("cwd {cwd:?} is not a directory"),
+            ),
+            _ => fail(
+                ErrorCode::PathNotFound,
+                format!("cwd {cwd:?} does not exist"),
+            ),
+        });
     }
-    if !dir.is_dir() {
-        return Err(format!("cwd {cwd:?} is not a directory"));
+    // It resolved inside: name it by its real path for the process to start in.
+    let root = workspace.canonicalize().map_err(|_| missing())?;
+    let dir = root.join(target).canonicalize().map_err(|_| missing())?;
+    if !dir.starts_with(&root) {
+        return Err(fail(
+            ErrorCode::PathForbidden,
+            format!("cwd {cwd:?} resolves outside the environment"),
+        ));
     }
     Ok(dir)
 }
@@ -100,7 +120,7 @@ pub async fn run(
 ) -> std::io::Result<Result<Outcome, String>> {
     let dir = match working_dir(workspace, &command.cwd) {
         Ok(dir) => dir,
-        Err(message) => return Ok(Err(message)),
+        Err(e) => return Ok(Err(e.message)),
     };
     let mut cmd = tokio::process::Command::new(shell());
     cmd.arg("-c")
@@ -186,5 +206,50 @@ impl Host for Guest {
         let deadline = self.deadline.clone();
         let _held = deadline.hold();
         Ok(run(&workspace, &limits, command).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn code(workspace: &Path, cwd: &str) -> Result<(), ErrorCode> {
+        working_dir(workspace, cwd).map(drop).map_err(|e| e.code)
+    }
+
+    #[test]
+    fn working_dir_refuses_every_escape_alike_whether_or_not_the_target_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("ws");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::write(root.join("file"), "x").unwrap();
+        symlink("/etc", root.join("to-etc")).unwrap();
+        symlink("/no/such/place", root.join("to-nowhere")).unwrap();
+        symlink("/etc/passwd", root.join("to-passwd")).unwrap();
+        symlink("sub", root.join("to-sub")).unwrap();
+        assert_eq!(code(&root, ""), Ok(()));
+        assert_eq!(code(&root, "sub"), Ok(()));
+        assert_eq!(code(&root, "to-sub"), Ok(()));
+        assert_eq!(
+            working_dir(&root, "to-sub").unwrap(),
+            root.canonicalize().unwrap().join("sub")
+        );
+        for escape in [
+            "..",
+            "sub/../..",
+            "to-etc",
+            "to-nowhere",
+            "to-passwd",
+            "to-etc/ssl",
+        ] {
+            assert_eq!(
+                code(&root, escape),
+                Err(ErrorCode::PathForbidden),
+                "{escape}"
+            );
+        }
+        assert_eq!(code(&root, "missing"), Err(ErrorCode::PathNotFound));
+        assert_eq!(code(&root, "file"), Err(ErrorCode::InvalidInput));
     }
 }

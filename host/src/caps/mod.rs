@@ -5,6 +5,7 @@
 
 pub mod blobs;
 pub mod exec;
+pub mod pty;
 pub mod records;
 pub mod tree;
 pub mod watch;
@@ -30,6 +31,16 @@ pub struct Workspace {
     pub tracker: Arc<Tracker>,
 }
 
+/// The session's terminals, as granted to a call of the `terminals` slot.
+pub struct TerminalsCap {
+    pub terminals: Arc<crate::pty::Terminals>,
+    /// The caller's tenant: terminals move only between its sessions.
+    pub tenant: String,
+    /// Where terminals start (their `cwd` is inside it).
+    pub workspace: PathBuf,
+    pub client_buffer_bytes: usize,
+}
+
 /// The capability state of one component call.
 pub struct Caps {
     /// None only in a spent call's leftover state (see `take`), so that a dropped
@@ -38,6 +49,7 @@ pub struct Caps {
     scope: Option<Scope>,
     batch: Batch,
     workspace: Option<Workspace>,
+    terminals: Option<TerminalsCap>,
     /// Blobs staged during the call (uploads handed in, blobs written); those no
     /// record claims are discarded when the call's state is dropped.
     staged: Vec<StagedBlob>,
@@ -51,6 +63,7 @@ impl Caps {
             scope: None,
             batch: Batch::default(),
             workspace: None,
+            terminals: None,
             staged: Vec::new(),
         }
     }
@@ -65,6 +78,19 @@ impl Caps {
 
     pub fn workspace(&self) -> Option<&Path> {
         self.workspace.as_ref().map(|w| w.dir.as_path())
+    }
+
+    /// Adds the session's terminals.
+    pub fn with_terminals(self, terminals: TerminalsCap) -> Caps {
+        Caps {
+            terminals: Some(terminals),
+            ..self
+        }
+    }
+
+    /// The session's terminals, and the session.
+    pub fn terminals(&self) -> Option<(&TerminalsCap, &str)> {
+        Some((self.terminals.as_ref()?, &self.scope.as_ref()?.session))
     }
 
     /// Where commands run, and their limits.
@@ -109,6 +135,7 @@ impl Caps {
             scope: self.scope.take(),
             batch: std::mem::take(&mut self.batch),
             workspace: self.workspace.take(),
+            terminals: self.terminals.take(),
             staged: std::mem::take(&mut self.staged),
         }
     }

@@ -1,5 +1,6 @@
 //! The HTTP side: the accept loop with graceful shutdown, and the route table.
 
+mod attach;
 pub mod auth;
 pub mod body;
 mod download;
@@ -11,6 +12,7 @@ pub mod policy;
 mod raw;
 mod resources;
 mod sessions;
+mod terminals;
 
 use crate::app::App;
 use body::{Body, ok};
@@ -20,7 +22,6 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
@@ -30,7 +31,11 @@ use tokio::net::TcpListener;
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
 /// configured grace period).
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let graceful = GracefulShutdown::new();
+    // Connections are told to stop through `stopping` and awaited through
+    // `connections` (hyper-util's GracefulShutdown does not take connections that
+    // can upgrade, which terminal attach needs).
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let connections = tokio_util::task::TaskTracker::new();
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -54,18 +59,30 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            tokio::pin!(conn);
+            let ended = tokio::select! {
+                ended = conn.as_mut() => ended,
+                _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                    // Finish the request in flight, then close.
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            };
+            if let Err(e) = ended {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });
     }
     drop(listener);
+    let _ = stop.send(true);
+    connections.close();
     let grace = Duration::from_millis(app.config.limits.shutdown_grace_ms);
     tracing::info!("shutting down: waiting for in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown())
+    if tokio::time::timeout(grace, connections.wait())
         .await
         .is_err()
     {
@@ -106,7 +123,16 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult<Response<Body>> {
             _ => Err(ApiError::method_not_allowed("GET")),
         },
         ["v1", rest @ ..] => {
-            let tenant = app.tenants.authenticate(req.headers(), None)?.to_owned();
+            // Browsers cannot set headers on a WebSocket: attach also takes `?token=`.
+            let query_token = if rest.last() == Some(&"attach") {
+                paging::param(&paging::parse_query(req.uri()), "token").map(str::to_owned)
+            } else {
+                None
+            };
+            let tenant = app
+                .tenants
+                .authenticate(req.headers(), query_token.as_deref())?
+                .to_owned();
             v1(app, &tenant, rest, req).await
         }
         _ => Err(no_route()),
@@ -125,8 +151,14 @@ async fn v1(
 ) -> ApiResult<Response<Body>> {
     let query = paging::parse_query(req.uri());
     let method = req.method().clone();
-    let (parts, body) = req.into_parts();
     use Method as M;
+    if let ["sessions", sid, "resources", "terminals", tid, "attach"] = path {
+        return match method {
+            M::GET => attach::attach(app, tenant, (sid, tid), &query, req).await,
+            _ => Err(ApiError::method_not_allowed("GET")),
+        };
+    }
+    let (parts, body) = req.into_parts();
     match (path, &method) {
         (["sessions"], &M::GET) => sessions::list(app, tenant, &query).await,
         (["sessions"], &M::POST) => sessions::create(app, tenant, body).await,
@@ -161,6 +193,30 @@ async fn v1(
         }
         (["sessions", _, "resources", "files", _, "content"], _) => {
             Err(ApiError::method_not_allowed("GET"))
+        }
+        (["sessions", sid, "resources", "terminals"], &M::GET) => {
+            terminals::list(app, tenant, sid, &query).await
+        }
+        (["sessions", sid, "resources", "terminals"], &M::POST) => {
+            terminals::launch(app, tenant, sid, body).await
+        }
+        (["sessions", _, "resources", "terminals"], _) => {
+            Err(ApiError::method_not_allowed("GET, POST"))
+        }
+        (["sessions", sid, "resources", "terminals", tid], &M::GET) => {
+            terminals::one(app, tenant, sid, tid, terminals::One::Get).await
+        }
+        (["sessions", sid, "resources", "terminals", tid], &M::DELETE) => {
+            terminals::one(app, tenant, sid, tid, terminals::One::Close).await
+        }
+        (["sessions", _, "resources", "terminals", _], _) => {
+            Err(ApiError::method_not_allowed("GET, DELETE"))
+        }
+        (["sessions", sid, "resources", "terminals", tid, "transfer"], &M::POST) => {
+            terminals::transfer(app, tenant, sid, tid, body).await
+        }
+        (["sessions", _, "resources", "terminals", _, "transfer"], _) => {
+            Err(ApiError::method_not_allowed("POST"))
         }
         (["sessions", sid, "resources", "environments"], &M::GET) => {
             environments::list(app, tenant, sid, &query).await

@@ -78,7 +78,7 @@ pub async fn list(
         session,
         collection,
     };
-    ok(list_page(&mut source, query)?)
+    ok(app.terminals.overlay(list_page(&mut source, query)?))
 }
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
@@ -89,7 +89,7 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
     )
     .await?;
     match app.store.resource(session, id)? {
-        Some((_, value)) => ok(value),
+        Some((_, value)) => ok(app.terminals.overlay(value)),
         None => Err(ApiError::not_found(format!("no such resource: {id}"))),
     }
 }

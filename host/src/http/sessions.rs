@@ -255,6 +255,7 @@ pub async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Bod
         return Err(ApiError::not_found(format!("no such session: {id}")));
     }
     app.tracker.stop(id);
+    app.terminals.close_session(id);
     let dir = app.workspace(id);
     tokio::task::spawn_blocking(move || workspace::remove(&dir))
         .await

@@ -47,6 +47,19 @@ mod generated {
         });
     }
 
+    pub mod terminals {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "terminals",
+            exports: { default: async },
+            with: {
+                "reshost:api/types": super::reshost::api::types,
+                "reshost:api/records": super::reshost::api::records,
+                "reshost:api/pty": super::reshost::api::pty,
+            },
+        });
+    }
+
     pub mod policy {
         wasmtime::component::bindgen!({
             path: "../wit",
@@ -60,13 +73,17 @@ pub use generated::Capabilities;
 pub use generated::environments::{Environments, EnvironmentsPre};
 pub use generated::files::{Files, FilesPre};
 pub use generated::policy::{Policy, PolicyPre};
-pub use generated::reshost::api::{blobs, exec, records, tree, types, watch};
+pub use generated::reshost::api::{blobs, exec, pty, records, tree, types, watch};
+pub use generated::terminals::{Terminals, TerminalsPre};
 
 pub mod files_handler {
     pub use super::generated::files::exports::reshost::api::files_handler::*;
 }
 pub mod environments_handler {
     pub use super::generated::environments::exports::reshost::api::environments_handler::*;
+}
+pub mod terminals_handler {
+    pub use super::generated::terminals::exports::reshost::api::terminals_handler::*;
 }
 pub mod decider {
     pub use super::generated::policy::exports::reshost::api::decider::*;

@@ -31,6 +31,7 @@ use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 pub mod embedded {
     pub const FILES: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_FILES"));
     pub const ENVIRONMENTS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_ENVIRONMENTS"));
+    pub const TERMINALS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_TERMINALS"));
     pub const POLICY: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_ALLOW"));
 }
 
@@ -38,11 +39,15 @@ pub mod embedded {
 pub type FilesWorld = bindings::FilesPre<Guest>;
 /// The world of the `environments` slot.
 pub type EnvironmentsWorld = bindings::EnvironmentsPre<Guest>;
+/// The world of the `terminals` slot.
+pub type TerminalsWorld = bindings::TerminalsPre<Guest>;
 
 /// A world whose slot keeps a session's resources.
 pub trait ResourceWorld: World {
     /// The records collection its calls are scoped to: the API's resource type.
     const COLLECTION: &'static str;
+    /// Its calls get the session's terminals.
+    const TERMINALS: bool = false;
     fn slot(runtime: &Runtime) -> &Slot<Self>;
 }
 
@@ -57,6 +62,14 @@ impl ResourceWorld for EnvironmentsWorld {
     const COLLECTION: &'static str = "environment";
     fn slot(runtime: &Runtime) -> &Slot<Self> {
         &runtime.environments
+    }
+}
+
+impl ResourceWorld for TerminalsWorld {
+    const COLLECTION: &'static str = "terminal";
+    const TERMINALS: bool = true;
+    fn slot(runtime: &Runtime) -> &Slot<Self> {
+        &runtime.terminals
     }
 }
 
@@ -84,6 +97,7 @@ pub struct Runtime {
     memory_bytes: usize,
     pub files: Slot<bindings::FilesPre<Guest>>,
     pub environments: Slot<bindings::EnvironmentsPre<Guest>>,
+    pub terminals: Slot<bindings::TerminalsPre<Guest>>,
     default_policy: Slot<bindings::PolicyPre<Guest>>,
     policies: HashMap<String, Slot<bindings::PolicyPre<Guest>>>,
 }
@@ -169,6 +183,10 @@ impl Runtime {
             source(&c.environments, "environments", embedded::ENVIRONMENTS),
             &loader.resources,
         )?;
+        let terminals = loader.bind(
+            source(&c.terminals, "terminals", embedded::TERMINALS),
+            &loader.resources,
+        )?;
         let default_policy = loader.bind(
             source(&c.policy, "policy-allow", embedded::POLICY),
             &loader.policy,
@@ -189,6 +207,7 @@ impl Runtime {
             memory_bytes: config.limits.component_memory_bytes,
             files: Slot::new(files),
             environments: Slot::new(environments),
+            terminals: Slot::new(terminals),
             default_policy: Slot::new(default_policy),
             policies,
         })

@@ -47,6 +47,7 @@ macro_rules! world {
 
 world!(bindings::FilesPre<Guest>, bindings::Files, "files", workspace: false);
 world!(bindings::EnvironmentsPre<Guest>, bindings::Environments, "environments", workspace: true);
+world!(bindings::TerminalsPre<Guest>, bindings::Terminals, "terminals", workspace: false);
 world!(bindings::PolicyPre<Guest>, bindings::Policy, "policy", workspace: false);
 
 /// What is bound to a slot, for operators.

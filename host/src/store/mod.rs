@@ -9,7 +9,7 @@ mod sessions;
 
 pub use baseline::{BaselineFile, BaselineWriter, FileStat};
 pub use blobs::{BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, StagedBlob};
-pub use records::{Batch, Record};
+pub use records::{Batch, Move, Record};
 
 use redb::{Database, Key, ReadTransaction, ReadableDatabase, Value, WriteTransaction};
 use std::ops::Bound;

@@ -3,7 +3,7 @@
 //! `resources` endpoints read.
 
 use super::{MAX, Result, Store, blobs, take, window};
-use redb::{TableDefinition, WriteTransaction};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::BTreeMap;
 
 /// (session, collection, key) → (value, blob the record owns).
@@ -38,6 +38,18 @@ impl Batch {
 }
 
 type Entry = (String, String);
+
+/// How a `move_record` went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Move {
+    Moved,
+    /// The target session is not the tenant's.
+    NoTarget,
+    /// The target session already has a record of that key.
+    Taken,
+    /// The record is not there (any more).
+    Gone,
+}
 
 impl Store {
     pub fn record(&self, session: &str, collection: &str, key: &str) -> Result<Option<Record>> {
@@ -110,6 +122,42 @@ impl Store {
             let value = records.get((session, collection, key))?;
             Ok(value.map(|v| (key.to_owned(), v.value().0.to_owned())))
         })
+    }
+
+    /// Moves record `key` (owning no blob) of `collection` from session `from` to the
+    /// tenant's session `to`, stored as `value`, in one transaction.
+    pub fn move_record(
+        &self,
+        tenant: &str,
+        (from, to): (&str, &str),
+        collection: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<Move> {
+        let tx = self.write()?;
+        let outcome = {
+            let sessions = tx.open_table(super::sessions::SESSIONS)?;
+            let mut records = tx.open_table(RECORDS)?;
+            if sessions.get((tenant, to))?.is_none() {
+                Move::NoTarget
+            } else if records.get((to, collection, key))?.is_some() {
+                Move::Taken
+            } else if records.remove((from, collection, key))?.is_none() {
+                Move::Gone
+            } else {
+                records.insert((to, collection, key), (value, None))?;
+                let mut index = tx.open_table(RESOURCES)?;
+                index.remove((from, key))?;
+                index.insert((to, key), collection)?;
+                Move::Moved
+            }
+        };
+        if outcome == Move::Moved {
+            tx.commit()?;
+        } else {
+            tx.abort()?;
+        }
+        Ok(outcome)
     }
 
     /// Applies a call's writes to one collection in one durable transaction.

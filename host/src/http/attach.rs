@@ -1,0 +1,203 @@
+//! `GET …/terminals/{tid}/attach`: a WebSocket onto a terminal. The client first
+//! gets the scrollback, then live output, as binary frames; its binary frames are
+//! input (dropped when `read_only`), its text frames JSON commands (`resize`).
+//! When the process ends the client gets `{"type": "exit", "exit_code": n}` and
+//! close code 4404; a client too slow to keep up is closed with 1008.
+
+use super::body::Body;
+use super::error::{ApiError, ApiResult};
+use super::paging::{Query, param};
+use super::policy::Ask;
+use crate::app::App;
+use crate::pty::{Attachment, Output, Terminal};
+use futures_util::{SinkExt, StreamExt};
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+
+/// Largest binary frame of output sent at once (the scrollback is split into these).
+const FRAME_BYTES: usize = 64 * 1024;
+/// The terminal is unknown or has ended.
+const GONE: u16 = 4404;
+
+fn close(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    }))
+}
+
+/// Checks the request, answers `101 Switching Protocols` and serves the socket in
+/// a task of its own.
+pub async fn attach(
+    app: &App,
+    tenant: &str,
+    (session, id): (&str, &str),
+    query: &Query,
+    mut req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    let key = req
+        .headers()
+        .get(header::SEC_WEBSOCKET_KEY)
+        .filter(|_| {
+            req.headers()
+                .get(header::UPGRADE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+        })
+        .ok_or_else(|| ApiError::invalid("attach is a WebSocket endpoint: send an upgrade"))?
+        .clone();
+    let read_only = match param(query, "read_only") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "read_only must be true or false, not {other:?}"
+            )));
+        }
+    };
+    app.authorize(
+        tenant,
+        session,
+        Ask::new("terminals.attach", Some(session), Some(id)),
+    )
+    .await?;
+    // A terminal the session does not own (or no longer has a process) is refused
+    // on the socket, with 4404.
+    let known = app.store.record(session, "terminal", id)?.is_some();
+    let terminal = app.terminals.get(session, id).filter(|_| known);
+    let ping = Duration::from_millis(app.config.limits.terminal_ping_interval_ms);
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let io = match upgrade.await {
+            Ok(io) => TokioIo::new(io),
+            Err(e) => return tracing::debug!(error = %e, "a terminal upgrade failed"),
+        };
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        serve(ws, terminal, read_only, ping).await;
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let mut response = Response::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed());
+    *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let headers = response.headers_mut();
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(
+        header::SEC_WEBSOCKET_ACCEPT,
+        HeaderValue::from_str(&accept).map_err(|e| ApiError::internal("accepting", e))?,
+    );
+    Ok(response)
+}
+
+type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+async fn serve(mut ws: Socket, terminal: Option<Arc<Terminal>>, read_only: bool, ping: Duration) {
+    let Some(terminal) = terminal else {
+        let _ = ws.send(close(GONE, "no such terminal")).await;
+        return;
+    };
+    let Attachment {
+        replay,
+        mut output,
+        queued,
+        slow,
+        exited,
+    } = terminal.attach();
+    for chunk in replay.chunks(FRAME_BYTES) {
+        if ws.send(Message::binary(chunk.to_vec())).await.is_err() {
+            return;
+        }
+    }
+    if let Some(code) = exited {
+        let _ = finish(&mut ws, code).await;
+        return;
+    }
+    let (mut sink, mut stream) = ws.split();
+    let mut pings = tokio::time::interval(ping);
+    pings.tick().await;
+    loop {
+        tokio::select! {
+            out = output.recv() => match out {
+                Some(Output::Data(bytes)) => {
+                    let len = bytes.len();
+                    if sink.send(Message::Binary(bytes)).await.is_err() {
+                        return;
+                    }
+                    queued.fetch_sub(len, Ordering::SeqCst);
+                }
+                Some(Output::Exit(code)) => {
+                    let mut ws = match sink.reunite(stream) {
+                        Ok(ws) => ws,
+                        Err(_) => return,
+                    };
+                    let _ = finish(&mut ws, code).await;
+                    return;
+                }
+                None => {
+                    // Cut off by the terminal: too slow, or the terminal was closed.
+                    let frame = if slow.load(Ordering::SeqCst) {
+                        close(1008, "client too slow")
+                    } else {
+                        close(GONE, "terminal closed")
+                    };
+                    let _ = sink.send(frame).await;
+                    return;
+                }
+            },
+            input = stream.next() => match input {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if !read_only && terminal.write(&bytes).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Text(text))) => {
+                    if !read_only {
+                        command(&terminal, &text);
+                    }
+                }
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {} // Pings are answered by the library; pongs need nothing.
+            },
+            _ = pings.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A JSON command from the client; unknown ones are ignored.
+fn command(terminal: &Terminal, text: &str) {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(text) else {
+        return;
+    };
+    if value["type"] == "resize" {
+        let size = |field: &str| {
+            value[field]
+                .as_u64()
+                .filter(|n| (1..=1000).contains(n))
+                .map(|n| n as u16)
+        };
+        if let (Some(cols), Some(rows)) = (size("cols"), size("rows"))
+            && let Err(e) = terminal.resize(cols, rows)
+        {
+            tracing::warn!(error = %e, "resizing a terminal");
+        }
+    }
+}
+
+/// Sends the exit event and closes with 4404.
+async fn finish(ws: &mut Socket, code: i32) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let event = serde_json::json!({"type": "exit", "exit_code": code}).to_string();
+    ws.send(Message::text(event)).await?;
+    ws.send(close(GONE, "terminal ended")).await
+}

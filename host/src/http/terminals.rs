@@ -1,0 +1,138 @@
+//! `/v1/sessions/{sid}/resources/terminals`, served by the `terminals` slot; the
+//! host adds each terminal's live state to what the component answers.
+
+use super::body::{Body, json_response, read_text};
+use super::error::ApiResult;
+use super::paging::Query;
+use super::policy::Ask;
+use crate::app::App;
+use crate::runtime::TerminalsWorld;
+use http::{Response, StatusCode};
+use hyper::body::Incoming;
+
+fn answer(app: &App, status: StatusCode, json: String) -> ApiResult<Response<Body>> {
+    Ok(json_response(status, app.terminals.overlay(json)))
+}
+
+pub async fn list(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    let caller = app
+        .authorize(
+            tenant,
+            session,
+            Ask::new("terminals.list", Some(session), None),
+        )
+        .await?;
+    let json = app
+        .call_slot::<TerminalsWorld, _>(&caller, async |t, store| {
+            t.reshost_api_terminals_handler()
+                .call_list(store, &caller, query)
+                .await
+        })
+        .await?;
+    answer(app, StatusCode::OK, json)
+}
+
+pub async fn launch(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let body = read_text(body, app.config.limits.max_json_bytes).await?;
+    let name = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("terminal")?.as_str().map(str::to_owned));
+    let ask = Ask {
+        terminal: name.as_deref(),
+        ..Ask::new("terminals.launch", Some(session), None)
+    };
+    let caller = app.authorize(tenant, session, ask).await?;
+    let declared = app
+        .store
+        .session(tenant, session)?
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|s| s["agent"].get("terminals").cloned())
+        .filter(|t| t.is_object())
+        .unwrap_or_else(|| serde_json::json!({}))
+        .to_string();
+    let launched = app
+        .call_slot::<TerminalsWorld, _>(&caller, async |t, store| {
+            t.reshost_api_terminals_handler()
+                .call_launch(store, &caller, &body, &declared)
+                .await
+        })
+        .await?;
+    let status = if launched.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    answer(app, status, launched.json)
+}
+
+/// The operations on one terminal.
+#[derive(Clone, Copy)]
+pub enum One {
+    Get,
+    Close,
+}
+
+pub async fn one(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+    op: One,
+) -> ApiResult<Response<Body>> {
+    let operation = match op {
+        One::Get => "terminals.get",
+        One::Close => "terminals.close",
+    };
+    let caller = app
+        .authorize(
+            tenant,
+            session,
+            Ask::new(operation, Some(session), Some(id)),
+        )
+        .await?;
+    let json = app
+        .call_slot::<TerminalsWorld, _>(&caller, async |t, store| {
+            let handler = t.reshost_api_terminals_handler();
+            match op {
+                One::Get => handler.call_get(store, &caller, id).await,
+                One::Close => handler.call_close(store, &caller, id).await,
+            }
+        })
+        .await?;
+    answer(app, StatusCode::OK, json)
+}
+
+pub async fn transfer(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let caller = app
+        .authorize(
+            tenant,
+            session,
+            Ask::new("terminals.transfer", Some(session), Some(id)),
+        )
+        .await?;
+    let body = read_text(body, app.config.limits.max_json_bytes).await?;
+    let json = app
+        .call_slot::<TerminalsWorld, _>(&caller, async |t, store| {
+            t.reshost_api_terminals_handler()
+                .call_transfer(store, &caller, id, &body)
+                .await
+        })
+        .await?;
+    answer(app, StatusCode::OK, json)
+}
