@@ -74,6 +74,16 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Refuses values that would make the server unusable rather than limited.
+    fn check(&self) -> anyhow::Result<()> {
+        if self.terminal_ping_interval_ms == 0 {
+            anyhow::bail!("limits.terminal_ping_interval_ms must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Components {
@@ -118,6 +128,10 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
+        config
+            .limits
+            .check()
+            .with_context(|| format!("invalid config {}", path.display()))?;
         Ok(config)
     }
 

@@ -116,6 +116,14 @@ fn wrongly_typed_config_value_is_refused_naming_the_key() {
 }
 
 #[test]
+fn a_zero_ping_interval_is_refused_naming_the_key() {
+    assert_refused_naming(
+        &format!("[limits]\nterminal_ping_interval_ms = 0\n{TENANTS}"),
+        "terminal_ping_interval_ms",
+    );
+}
+
+#[test]
 fn missing_component_file_is_refused_naming_the_slot() {
     assert_refused_naming(
         &format!("[components]\nfiles = \"/nonexistent/handler.wasm\"\n{TENANTS}"),

@@ -1538,3 +1538,76 @@ async fn a_client_that_stops_reading_is_dropped_with_1008_without_stalling_the_o
         slow.output.len()
     );
 }
+
+const FAST_PINGS: &str = "[limits]\nterminal_ping_interval_ms = 100\n";
+
+#[tokio::test]
+async fn an_idle_attached_client_is_pinged_every_ping_interval() {
+    let server = Server::with_config(FAST_PINGS).await;
+    let sid = session(&server, ACME).await;
+    let (tid, _) = launch_shell(&server, &sid, "main").await;
+    let path = format!("{}/attach", terminal(&sid, &tid));
+    let mut ws = connect(&server, &path, Some(ACME)).await.unwrap();
+    let (mut pings, deadline) = (0, Instant::now() + Duration::from_millis(1050));
+    // The library answers each ping with a pong as it reads, so the socket stays up.
+    while let Ok(Some(message)) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if matches!(message.unwrap(), Message::Ping(_)) {
+            pings += 1;
+        }
+    }
+    assert!((5..=12).contains(&pings), "{pings} pings in 1 s at 100 ms");
+    ws.send(Message::binary(b"echo still-here-$((6*7))\r".to_vec()))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + WITHIN;
+    let mut seen = Vec::new();
+    while !contains(&seen, b"still-here-42") {
+        let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await else {
+            panic!(
+                "the pinged socket went quiet: {:?}",
+                String::from_utf8_lossy(&seen)
+            );
+        };
+        if let Message::Binary(bytes) = message {
+            seen.extend_from_slice(&bytes);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_answers_no_pings_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::with_config(FAST_PINGS).await;
+    let sid = session(&server, ACME).await;
+    let (tid, _) = launch_shell(&server, &sid, "main").await;
+    // A bare socket that completes the handshake, then only reads (never pongs).
+    let authority = server.base.trim_start_matches("http://").to_owned();
+    let mut tcp = TcpStream::connect(&authority).await.unwrap();
+    let request = format!(
+        "GET {}/attach HTTP/1.1\r\nHost: {authority}\r\nConnection: Upgrade\r\n\
+         Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {ACME}\r\n\r\n",
+        terminal(&sid, &tid)
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WITHIN, tcp.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
+            Err(_) => panic!("still connected after {WITHIN:?} without a single pong"),
+        }
+    }
+    assert!(
+        received.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&received)
+    );
+    let lasted = started.elapsed();
+    assert!(
+        lasted >= Duration::from_millis(200) && lasted < Duration::from_secs(2),
+        "dropped after {lasted:?} with pings every 100 ms"
+    );
+}

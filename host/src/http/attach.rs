@@ -18,6 +18,7 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -123,12 +124,22 @@ async fn serve(mut ws: Socket, terminal: Option<Arc<Terminal>>, read_only: bool,
     let (mut sink, mut stream) = ws.split();
     let mut pings = tokio::time::interval(ping);
     pings.tick().await;
+    // Anything from the client (a pong included) shows it is still there.
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
             out = output.recv() => match out {
+                // Cut off for being too slow: what is still queued for it is dropped.
+                _ if slow.load(Ordering::SeqCst) => {
+                    let _ = timeout(ping, sink.send(close(1008, "client too slow"))).await;
+                    return;
+                }
                 Some(Output::Data(bytes)) => {
                     let len = bytes.len();
-                    if sink.send(Message::Binary(bytes)).await.is_err() {
+                    // A frame that cannot be written in two ping intervals: the
+                    // peer is gone, or as good as.
+                    let sent = timeout(2 * ping, sink.send(Message::Binary(bytes))).await;
+                    if !matches!(sent, Ok(Ok(()))) {
                         return;
                     }
                     queued.fetch_sub(len, Ordering::SeqCst);
@@ -142,31 +153,32 @@ async fn serve(mut ws: Socket, terminal: Option<Arc<Terminal>>, read_only: bool,
                     return;
                 }
                 None => {
-                    // Cut off by the terminal: too slow, or the terminal was closed.
-                    let frame = if slow.load(Ordering::SeqCst) {
-                        close(1008, "client too slow")
-                    } else {
-                        close(GONE, "terminal closed")
-                    };
-                    let _ = sink.send(frame).await;
+                    let _ = sink.send(close(GONE, "terminal closed")).await;
                     return;
                 }
             },
-            input = stream.next() => match input {
-                Some(Ok(Message::Binary(bytes))) => {
-                    if !read_only && terminal.write(&bytes).is_err() {
-                        return;
+            input = stream.next() => {
+                heard = Instant::now();
+                match input {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        if !read_only && terminal.write(&bytes).is_err() {
+                            return;
+                        }
                     }
-                }
-                Some(Ok(Message::Text(text))) => {
-                    if !read_only {
-                        command(&terminal, &text);
+                    Some(Ok(Message::Text(text))) => {
+                        if !read_only {
+                            command(&terminal, &text);
+                        }
                     }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {} // Pings are answered by the library; pongs need nothing.
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                Some(Ok(_)) => {} // Pings are answered by the library; pongs need nothing.
             },
             _ = pings.tick() => {
+                // Two pings unanswered: the peer is gone without a word.
+                if heard.elapsed() > 2 * ping {
+                    return;
+                }
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     return;
                 }
