@@ -4,7 +4,7 @@
 
 use crate::caps::Caps;
 use crate::config::Config;
-use crate::http::auth::Tenants;
+use crate::http::auth::{AdminTokens, Tenants};
 use crate::http::body::{Body, ok};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::policy::{self, Ask};
@@ -14,7 +14,6 @@ use crate::runtime::{Guest, ResourceWorld, Runtime};
 use crate::store::Store;
 use crate::watch::Tracker;
 use http::Response;
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,8 +22,7 @@ pub struct App {
     pub store: Arc<Store>,
     pub runtime: Runtime,
     pub tenants: Tenants,
-    /// Tenant → its `policy_config` as JSON.
-    policy_configs: HashMap<String, String>,
+    pub admin: AdminTokens,
     /// Where session workspaces live.
     pub workspaces: PathBuf,
     /// Change tracking of the workspaces.
@@ -41,21 +39,13 @@ impl App {
         tenants: Tenants,
         tracker: Arc<Tracker>,
     ) -> App {
-        let policy_configs = config
-            .tenants
-            .iter()
-            .map(|t| {
-                let json = serde_json::to_string(&t.policy_config).unwrap_or_else(|_| "{}".into());
-                (t.name.clone(), json)
-            })
-            .collect();
         let workspaces = App::workspaces(&config);
         App {
+            admin: AdminTokens::new(&config),
             config,
             store,
             runtime,
             tenants,
-            policy_configs,
             workspaces,
             tracker,
             terminals: Arc::default(),
@@ -70,10 +60,6 @@ impl App {
     /// A session's workspace directory.
     pub fn workspace(&self, session: &str) -> PathBuf {
         self.workspaces.join(session)
-    }
-
-    pub fn policy_config(&self, tenant: &str) -> &str {
-        self.policy_configs.get(tenant).map_or("{}", String::as_str)
     }
 
     /// Checks that `session` is one of the tenant's (else `404`, whoever owns it) and

@@ -18,6 +18,9 @@ pub struct Config {
     /// Where compiled components are cached; default `<data_dir>/cache`.
     pub cache_dir: Option<PathBuf>,
     pub limits: Limits,
+    /// Per-slot limits; what a slot leaves out is `limits.component_*`.
+    pub slots: BTreeMap<String, SlotConfig>,
+    pub admin: Admin,
     /// Slot name → path of the `.wasm` serving it; an omitted slot uses the embedded default.
     pub components: Components,
     pub tenants: Vec<Tenant>,
@@ -53,6 +56,10 @@ pub struct Limits {
     pub terminal_client_buffer_bytes: usize,
     /// How often idle terminal connections are pinged.
     pub terminal_ping_interval_ms: u64,
+    /// Largest component an operator may upload through the admin API.
+    pub max_component_bytes: usize,
+    /// Components kept per slot for rollback (the bound one included).
+    pub component_history: usize,
 }
 
 impl Default for Limits {
@@ -70,18 +77,28 @@ impl Default for Limits {
             shell_output_bytes: 1024 * 1024,
             terminal_client_buffer_bytes: 4 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
+            max_component_bytes: 64 * 1024 * 1024,
+            component_history: 10,
         }
     }
 }
 
-impl Limits {
-    /// Refuses values that would make the server unusable rather than limited.
-    fn check(&self) -> anyhow::Result<()> {
-        if self.terminal_ping_interval_ms == 0 {
-            anyhow::bail!("limits.terminal_ping_interval_ms must be at least 1");
-        }
-        Ok(())
-    }
+/// The slots a config may set limits for.
+pub const SLOTS: [&str; 4] = ["files", "environments", "terminals", "policy"];
+
+/// `[slots.<slot>]`: the limits of one slot's calls.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotConfig {
+    pub memory_bytes: Option<usize>,
+    pub timeout_ms: Option<u64>,
+}
+
+/// `[admin]`: who may use the admin API (off without tokens).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    pub tokens: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -112,6 +129,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./reshost-data"),
             cache_dir: None,
             limits: Limits::default(),
+            slots: BTreeMap::new(),
+            admin: Admin::default(),
             components: Components::default(),
             tenants: Vec::new(),
             templates: BTreeMap::new(),
@@ -128,10 +147,6 @@ impl Config {
             toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_paths(base);
-        config
-            .limits
-            .check()
-            .with_context(|| format!("invalid config {}", path.display()))?;
         Ok(config)
     }
 
@@ -180,6 +195,16 @@ impl Config {
             ("limits.read_cap_bytes", l.read_cap_bytes),
             ("limits.max_write_bytes", l.max_write_bytes as u64),
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),
+            (
+                "limits.terminal_client_buffer_bytes",
+                l.terminal_client_buffer_bytes as u64,
+            ),
+            (
+                "limits.terminal_ping_interval_ms",
+                l.terminal_ping_interval_ms,
+            ),
+            ("limits.max_component_bytes", l.max_component_bytes as u64),
+            ("limits.component_history", l.component_history as u64),
         ];
         for (key, value) in positive {
             if value == 0 {
@@ -188,6 +213,30 @@ impl Config {
         }
         if l.component_memory_bytes < 1 << 20 {
             bail!("config key limits.component_memory_bytes must be at least 1048576");
+        }
+        for (slot, limits) in &self.slots {
+            if !SLOTS.contains(&slot.as_str()) {
+                bail!("config key slots.{slot}: no such slot (slots: {SLOTS:?})");
+            }
+            if let Some(memory) = limits.memory_bytes
+                && !(1 << 16..=l.component_memory_bytes).contains(&memory)
+            {
+                bail!(
+                    "config key slots.{slot}.memory_bytes must be 65536 to limits.component_memory_bytes ({})",
+                    l.component_memory_bytes
+                );
+            }
+            if limits.timeout_ms == Some(0) {
+                bail!("config key slots.{slot}.timeout_ms must be greater than 0");
+            }
+        }
+        for token in &self.admin.tokens {
+            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!("config key admin.tokens: a token must be non-empty, without spaces");
+            }
+            if self.tenants.iter().any(|t| t.tokens.contains(token)) {
+                bail!("config key admin.tokens: a token is also a tenant's");
+            }
         }
         let c = &self.components;
         for (slot, path) in [

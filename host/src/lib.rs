@@ -24,7 +24,12 @@ pub fn unix_now() -> u64 {
 }
 
 /// Starts everything the config describes and serves until SIGTERM or SIGINT.
-pub async fn run(config: config::Config) -> anyhow::Result<()> {
+/// On SIGHUP the config file (if there is one) is read again and its components
+/// and tenant policies applied where they changed.
+pub async fn run(
+    config: config::Config,
+    config_path: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     config.validate()?;
     let started = std::time::Instant::now();
     let store = Arc::new(store::Store::open(
@@ -40,7 +45,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
         &app::App::workspaces(&config),
         &config.data_dir.join("watch"),
     )?);
-    let runtime = runtime::Runtime::new(&config)?;
+    let runtime = runtime::Runtime::new(&config, store.clone()).await?;
     let (tenants, generated) =
         http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
     if let Some(token) = generated {
@@ -49,6 +54,7 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let app = Arc::new(app::App::new(config, store, runtime, tenants, tracker));
+    tokio::spawn(reload_on_sighup(app.clone(), config_path));
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
     println!("listening on http://{addr}");
     http::serve(app.clone(), listener, shutdown_signal()).await;
@@ -58,6 +64,39 @@ pub async fn run(config: config::Config) -> anyhow::Result<()> {
     drop(app);
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn reload_on_sighup(app: Arc<app::App>, path: Option<std::path::PathBuf>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return tracing::warn!("could not install the SIGHUP handler");
+    };
+    while hup.recv().await.is_some() {
+        let Some(path) = &path else {
+            tracing::warn!("SIGHUP: no --config file to read again");
+            continue;
+        };
+        let config = match config::Config::load(path).and_then(|c| c.validate().map(|()| c)) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "SIGHUP: config refused; nothing changed"
+                );
+                continue;
+            }
+        };
+        let outcomes = app.runtime.reload(&config).await;
+        if outcomes.is_empty() {
+            tracing::info!("SIGHUP: no component or tenant policy changed");
+        }
+        for (what, outcome) in outcomes {
+            match outcome {
+                Ok(()) => tracing::info!("SIGHUP: {what} applied"),
+                Err(e) => tracing::error!(error = %e, "SIGHUP: {what} refused; it is unchanged"),
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -11,7 +11,7 @@ default (listen 127.0.0.1:6767, data dir ./reshost-data, embedded components).
 Without tenants in the config, the one tenant `default` uses the token in
 $RESHOST_TOKEN, or a random one printed at start. Logs: RESHOST_LOG=debug.";
 
-fn parse(args: &[String]) -> Result<Config, String> {
+fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
     let mut args = args.iter();
     match args.next().map(String::as_str) {
         Some("serve") => {}
@@ -33,8 +33,8 @@ fn parse(args: &[String]) -> Result<Config, String> {
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }
     }
-    let mut config = match config_path {
-        Some(path) => Config::load(&path).map_err(|e| format!("{e:#}"))?,
+    let mut config = match &config_path {
+        Some(path) => Config::load(path).map_err(|e| format!("{e:#}"))?,
         None => Config::default(),
     };
     if let Some(listen) = listen {
@@ -45,7 +45,7 @@ fn parse(args: &[String]) -> Result<Config, String> {
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
-    Ok(config)
+    Ok((config, config_path))
 }
 
 fn main() -> ExitCode {
@@ -57,8 +57,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let config = match parse(&args) {
-        Ok(config) => config,
+    let (config, config_path) = match parse(&args) {
+        Ok(parsed) => parsed,
         Err(message) => {
             eprintln!("reshost: {message}");
             return ExitCode::from(2);
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("starting the async runtime");
-    match runtime.block_on(reshost::run(config)) {
+    match runtime.block_on(reshost::run(config, config_path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("reshost: {e:#}");

@@ -43,22 +43,55 @@ impl Tenants {
     /// The tenant of the request's `Authorization: Bearer` token (or, for WebSocket
     /// upgrades, a `token` query parameter passed as `query_token`).
     pub fn authenticate(&self, headers: &HeaderMap, query_token: Option<&str>) -> ApiResult<&str> {
-        let header = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, token) = v.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            });
-        let token = header.or(query_token).ok_or_else(|| {
-            ApiError::new(
-                Code::Unauthorized,
-                "missing bearer token (Authorization: Bearer <token>)",
-            )
-        })?;
+        let token = bearer(headers).or(query_token).ok_or_else(missing)?;
         self.by_token
             .get(&digest(token))
             .map(String::as_str)
             .ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown token"))
+    }
+}
+
+fn missing() -> ApiError {
+    ApiError::new(
+        Code::Unauthorized,
+        "missing bearer token (Authorization: Bearer <token>)",
+    )
+}
+
+/// The token of an `Authorization: Bearer` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+}
+
+/// The admin API's tokens (`[admin] tokens`); none: the admin API is off.
+pub struct AdminTokens {
+    digests: std::collections::HashSet<[u8; 32]>,
+}
+
+impl AdminTokens {
+    pub fn new(config: &Config) -> AdminTokens {
+        AdminTokens {
+            digests: config.admin.tokens.iter().map(|t| digest(t)).collect(),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        !self.digests.is_empty()
+    }
+
+    /// Accepts only an admin token: a tenant's is as unknown here as any other.
+    pub fn authenticate(&self, headers: &HeaderMap) -> ApiResult<()> {
+        let token = bearer(headers).ok_or_else(missing)?;
+        if self.digests.contains(&digest(token)) {
+            Ok(())
+        } else {
+            Err(ApiError::new(Code::Unauthorized, "not an admin token"))
+        }
     }
 }

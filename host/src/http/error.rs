@@ -2,8 +2,8 @@
 //! where every layer's errors (host, component, policy, storage) become it.
 
 use super::body::{Body, json_response};
-use crate::runtime::CallError;
 use crate::runtime::bindings::types::{Error as ComponentError, ErrorCode};
+use crate::runtime::{BindError, CallError};
 use http::{HeaderValue, Response, StatusCode};
 
 /// Every error code of the API.
@@ -162,7 +162,7 @@ impl From<ComponentError> for ApiError {
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> ApiError {
         match e {
-            CallError::Trapped(_) => ApiError::new(Code::ComponentError, e.to_string()),
+            CallError::Trapped { .. } => ApiError::new(Code::ComponentError, e.to_string()),
             CallError::Timeout(_) => ApiError::new(Code::ComponentTimeout, e.to_string()),
             CallError::Storage(s) => ApiError::internal("accessing storage", s),
             CallError::Workspace(e) => ApiError::internal("opening the workspace", e),
@@ -173,5 +173,17 @@ impl From<CallError> for ApiError {
 impl From<redb::Error> for ApiError {
     fn from(e: redb::Error) -> ApiError {
         ApiError::internal("accessing storage", e)
+    }
+}
+
+impl From<BindError> for ApiError {
+    fn from(e: BindError) -> ApiError {
+        match e {
+            BindError::Refused(_) | BindError::InvalidLimits(_) => ApiError::invalid(e.to_string()),
+            BindError::UnknownTenant(_) => ApiError::not_found(e.to_string()),
+            BindError::NoPrevious(_) => ApiError::new(Code::Conflict, e.to_string()),
+            BindError::Storage(s) => ApiError::internal("storing the binding", s),
+            BindError::Config(c) => ApiError::internal("reading the config", c),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP side: the accept loop with graceful shutdown, and the route table.
 
+mod admin;
 mod attach;
 pub mod auth;
 pub mod body;
@@ -135,6 +136,7 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult<Response<Body>> {
                 .to_owned();
             v1(app, &tenant, rest, req).await
         }
+        ["admin", "v1", rest @ ..] => admin::route(app, rest, req).await,
         _ => Err(no_route()),
     }
 }

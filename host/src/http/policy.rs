@@ -48,14 +48,13 @@ pub async fn check(app: &App, tenant: &str, ask: Ask<'_>) -> ApiResult<()> {
         content_type: owned(ask.content_type),
         terminal: owned(ask.terminal),
     };
-    let config = app.policy_config(tenant);
-    let slot = app.runtime.policy(tenant);
+    let (bound, choice) = app.runtime.policy(tenant);
     let call = app
         .runtime
-        .call(slot, Caps::none(&app.store), async |policy, store| {
+        .call_policy(&bound, Caps::none(&app.store), async |policy, store| {
             policy
                 .reshost_api_decider()
-                .call_decide(store, &request, config)
+                .call_decide(store, &request, &choice.config)
                 .await
         })
         .await;

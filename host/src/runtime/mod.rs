@@ -1,30 +1,33 @@
 //! The wasmtime runtime: one engine, a compiled-component cache, one linker per
-//! kind of world, and the slots. Every call gets a fresh `Store` with a memory
-//! limit, an epoch deadline and an outer timeout; a component that traps or runs
-//! late fails only its own request.
+//! kind of world, and the slots. Every call gets a fresh `Store` with its slot's
+//! memory limit and deadline, and an outer timeout; a component that traps or
+//! runs late fails only its own request. Slots are rebound while serving (`bind`).
 
+mod bind;
 pub mod bindings;
 mod cache;
 mod deadline;
 mod engine;
 mod guest;
+mod loader;
 mod reaper;
 mod slot;
 
+pub use bind::{BindError, SlotName, SlotView, TenantView};
 pub use guest::Guest;
-pub use slot::{Bound, ComponentInfo, Slot, World};
+pub use loader::Refusal;
+pub use slot::{Bound, ComponentInfo, Slot, SlotLimits, World};
 
 use crate::caps::Caps;
 use crate::config::Config;
-use anyhow::Context;
+use arc_swap::ArcSwap;
 use cache::ComponentCache;
 use deadline::Deadline;
+use loader::Loader;
 use reaper::Reaper;
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 /// The components built into the binary, used for slots the config leaves out.
@@ -41,6 +44,8 @@ pub type FilesWorld = bindings::FilesPre<Guest>;
 pub type EnvironmentsWorld = bindings::EnvironmentsPre<Guest>;
 /// The world of the `terminals` slot.
 pub type TerminalsWorld = bindings::TerminalsPre<Guest>;
+/// The world of the `policy` slot and of tenants' policies.
+pub type PolicyWorld = bindings::PolicyPre<Guest>;
 
 /// A world whose slot keeps a session's resources.
 pub trait ResourceWorld: World {
@@ -80,8 +85,8 @@ const OUTER_GRACE: Duration = Duration::from_millis(100);
 /// Why a component call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
-    #[error("the {0} component failed")]
-    Trapped(&'static str),
+    #[error("the {world} component failed")]
+    Trapped { world: &'static str, detail: String },
     #[error("the {0} component ran past its deadline")]
     Timeout(&'static str),
     #[error("storage: {0}")]
@@ -91,135 +96,57 @@ pub enum CallError {
 }
 
 pub struct Runtime {
-    engine: Engine,
-    reaper: Reaper,
-    timeout: Duration,
-    memory_bytes: usize,
-    pub files: Slot<bindings::FilesPre<Guest>>,
-    pub environments: Slot<bindings::EnvironmentsPre<Guest>>,
-    pub terminals: Slot<bindings::TerminalsPre<Guest>>,
-    default_policy: Slot<bindings::PolicyPre<Guest>>,
-    policies: HashMap<String, Slot<bindings::PolicyPre<Guest>>>,
+    calls: Calls,
+    loader: Loader,
+    store: Arc<crate::store::Store>,
+    pub files: Slot<FilesWorld>,
+    pub environments: Slot<EnvironmentsWorld>,
+    pub terminals: Slot<TerminalsWorld>,
+    /// The policy of tenants that have none of their own; its limits apply to all.
+    pub policy: Slot<PolicyWorld>,
+    /// Every configured tenant's own policy and `policy_config`.
+    tenants: HashMap<String, ArcSwap<TenantPolicy>>,
+    /// Operator changes (swaps, rollbacks, limits, SIGHUP) one at a time, so each
+    /// reads and writes a binding's history without interleaving.
+    changing: tokio::sync::Mutex<()>,
+    /// Components kept per binding for rollback.
+    history: usize,
+    /// The most memory a slot may be given: the pooling allocator's memory size.
+    max_memory_bytes: usize,
 }
 
-/// Where a slot's wasm comes from.
-enum Source<'a> {
-    Embedded(&'static str, &'static [u8]),
-    File(&'a Path),
-}
-
-struct Loader {
-    cache: ComponentCache,
-    resources: Linker<Guest>,
-    policy: Linker<Guest>,
-}
-
-impl Loader {
-    fn bind<W: World>(
-        &self,
-        source: Source<'_>,
-        linker: &Linker<Guest>,
-    ) -> anyhow::Result<Bound<W>> {
-        let (wasm, name) = match source {
-            Source::Embedded(name, bytes) => (bytes.to_vec(), format!("embedded:{name}")),
-            Source::File(path) => (
-                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-                path.display().to_string(),
-            ),
-        };
-        let compiled = self
-            .cache
-            .load(&wasm)
-            .with_context(|| format!("{name} is not a valid component"))?;
-        let pre = linker
-            .instantiate_pre(&compiled.component)
-            .and_then(W::check)
-            .map_err(|e| {
-                anyhow::anyhow!("{name} does not implement the {} world: {e:#}", W::NAME)
-            })?;
-        Ok(Bound {
-            pre,
-            info: ComponentInfo {
-                sha256: compiled.sha256,
-                bytes: wasm.len(),
-                source: name,
-                world: W::NAME,
-                loaded_at: crate::unix_now(),
-            },
-        })
-    }
+/// What decides a tenant's requests.
+pub struct TenantPolicy {
+    /// Its own component; `None`: the `policy` slot's.
+    pub own: Option<Arc<Bound<PolicyWorld>>>,
+    /// Its `policy_config` as a JSON object.
+    pub config: String,
 }
 
 impl Runtime {
-    pub fn new(config: &Config) -> anyhow::Result<Runtime> {
+    /// The runtime with every slot bound as the stored bindings and the config say
+    /// (see `bind::restore`).
+    pub async fn new(config: &Config, store: Arc<crate::store::Store>) -> anyhow::Result<Runtime> {
         let engine = engine::engine(&config.limits)?;
-        let mut resources = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut resources)?;
-        bindings::Capabilities::add_to_linker::<Guest, HasSelf<Guest>>(&mut resources, |g| g)?;
-        // A policy gets nothing but its input (and WASI's clocks and randomness).
-        let mut policy = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut policy)?;
-        let loader = Loader {
-            cache: ComponentCache::new(&engine, config.cache_dir())?,
-            resources,
-            policy,
+        let loader = Loader::new(&engine, ComponentCache::new(&engine, config.cache_dir())?)?;
+        bind::restore(engine, loader, store, config).await
+    }
+
+    /// The policy that decides a tenant's requests: its component and config.
+    pub fn policy(&self, tenant: &str) -> (Arc<Bound<PolicyWorld>>, Arc<TenantPolicy>) {
+        let choice = match self.tenants.get(tenant) {
+            Some(t) => t.load_full(),
+            None => Arc::new(TenantPolicy {
+                own: None,
+                config: "{}".into(),
+            }),
         };
-        let c = &config.components;
-        fn source<'a>(
-            path: &'a Option<std::path::PathBuf>,
-            name: &'static str,
-            bytes: &'static [u8],
-        ) -> Source<'a> {
-            match path {
-                Some(p) => Source::File(p.as_path()),
-                None => Source::Embedded(name, bytes),
-            }
-        }
-        let files = loader.bind(
-            source(&c.files, "files", embedded::FILES),
-            &loader.resources,
-        )?;
-        let environments = loader.bind(
-            source(&c.environments, "environments", embedded::ENVIRONMENTS),
-            &loader.resources,
-        )?;
-        let terminals = loader.bind(
-            source(&c.terminals, "terminals", embedded::TERMINALS),
-            &loader.resources,
-        )?;
-        let default_policy = loader.bind(
-            source(&c.policy, "policy-allow", embedded::POLICY),
-            &loader.policy,
-        )?;
-        let mut policies = HashMap::new();
-        for tenant in &config.tenants {
-            if let Some(path) = &tenant.policy {
-                let bound = loader
-                    .bind(Source::File(path), &loader.policy)
-                    .with_context(|| format!("policy of tenant {}", tenant.name))?;
-                policies.insert(tenant.name.clone(), Slot::new(bound));
-            }
-        }
-        Ok(Runtime {
-            engine,
-            reaper: Reaper::start()?,
-            timeout: Duration::from_millis(config.limits.component_timeout_ms),
-            memory_bytes: config.limits.component_memory_bytes,
-            files: Slot::new(files),
-            environments: Slot::new(environments),
-            terminals: Slot::new(terminals),
-            default_policy: Slot::new(default_policy),
-            policies,
-        })
+        let bound = choice.own.clone().unwrap_or_else(|| self.policy.current());
+        (bound, choice)
     }
 
-    /// The policy slot of a tenant.
-    pub fn policy(&self, tenant: &str) -> &Slot<bindings::PolicyPre<Guest>> {
-        self.policies.get(tenant).unwrap_or(&self.default_policy)
-    }
-
-    /// Runs `f` against a fresh instance of the slot's component, within the memory
-    /// limit and deadline. Returns `f`'s answer and the call's capability state
+    /// Runs `f` against a fresh instance of the slot's current component, within
+    /// the slot's limits. Returns `f`'s answer and the call's capability state
     /// (whose writes the caller commits, or drops to discard).
     pub async fn call<W: World, R>(
         &self,
@@ -227,10 +154,51 @@ impl Runtime {
         caps: Caps,
         f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
     ) -> Result<(R, Caps), CallError> {
-        let bound = slot.current();
-        let deadline = Arc::new(Deadline::new(self.timeout));
-        let guest =
-            Guest::new(caps, self.memory_bytes, deadline.clone()).map_err(CallError::Workspace)?;
+        self.calls
+            .call_bound(&slot.current(), slot.limits(), caps, f)
+            .await
+    }
+
+    /// Runs `f` against a fresh instance of a policy, within the `policy` slot's
+    /// limits (they apply to every tenant's policy).
+    pub async fn call_policy<R>(
+        &self,
+        bound: &Bound<PolicyWorld>,
+        caps: Caps,
+        f: impl AsyncFnOnce(&bindings::Policy, &mut Store<Guest>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Caps), CallError> {
+        self.calls
+            .call_bound(bound, self.policy.limits(), caps, f)
+            .await
+    }
+}
+
+/// Runs component calls: one engine, a fresh store per call, spent stores
+/// dropped off the request path.
+pub struct Calls {
+    engine: Engine,
+    reaper: Reaper,
+}
+
+impl Calls {
+    fn new(engine: Engine) -> anyhow::Result<Calls> {
+        Ok(Calls {
+            engine,
+            reaper: Reaper::start()?,
+        })
+    }
+
+    /// Runs `f` against a fresh instance of `bound` within `limits`.
+    pub async fn call_bound<W: World, R>(
+        &self,
+        bound: &Bound<W>,
+        limits: SlotLimits,
+        caps: Caps,
+        f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Caps), CallError> {
+        let deadline = Arc::new(Deadline::new(Duration::from_millis(limits.timeout_ms)));
+        let guest = Guest::new(caps, limits.memory_bytes, deadline.clone())
+            .map_err(CallError::Workspace)?;
         let mut store = Store::new(&self.engine, guest);
         store.limiter(|g| &mut g.limits);
         // At every epoch tick, code still running in wasm either yields (so a busy
@@ -274,7 +242,11 @@ impl Runtime {
                 } else {
                     let stderr = store.data().stderr();
                     tracing::warn!(world, error = ?e, stderr, "component failed");
-                    CallError::Trapped(world)
+                    let detail = match stderr.is_empty() {
+                        true => format!("{e:#}"),
+                        false => format!("{e:#}: {stderr}"),
+                    };
+                    CallError::Trapped { world, detail }
                 })
             }
         };

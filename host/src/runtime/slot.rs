@@ -1,10 +1,11 @@
-//! A slot: the component currently bound to one role (`files`, `environments`, a
-//! tenant's `policy`). The binding sits behind an `ArcSwap`, so a call takes the
-//! current one without locking and a swap never waits for calls in flight.
+//! A slot: the component currently bound to one role (`files`, `environments`,
+//! `terminals`, `policy`) and the limits its calls run under. Both sit behind
+//! `ArcSwap`s, so a call takes the current ones without locking, a swap never
+//! waits for calls in flight, and those finish on what they started with.
 
 use super::{Guest, bindings};
 use arc_swap::ArcSwap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::sync::Arc;
 use wasmtime::Store;
@@ -18,6 +19,8 @@ pub trait World: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// Whether its calls get the session's workspace as their preopen.
     const WORKSPACE: bool;
+    /// Whether it is linked with no capability but its input (a policy).
+    const SANDBOXED: bool;
     /// Checks that the component exports the world's interface.
     fn check(pre: InstancePre<Guest>) -> wasmtime::Result<Self>;
     fn instantiate(
@@ -27,11 +30,12 @@ pub trait World: Sized + Send + Sync + 'static {
 }
 
 macro_rules! world {
-    ($pre:ty, $instance:ty, $name:literal, workspace: $workspace:literal) => {
+    ($pre:ty, $instance:ty, $name:literal, workspace: $workspace:literal, sandboxed: $sandboxed:literal) => {
         impl World for $pre {
             type Instance = $instance;
             const NAME: &'static str = $name;
             const WORKSPACE: bool = $workspace;
+            const SANDBOXED: bool = $sandboxed;
             fn check(pre: InstancePre<Guest>) -> wasmtime::Result<Self> {
                 <$pre>::new(pre)
             }
@@ -45,10 +49,10 @@ macro_rules! world {
     };
 }
 
-world!(bindings::FilesPre<Guest>, bindings::Files, "files", workspace: false);
-world!(bindings::EnvironmentsPre<Guest>, bindings::Environments, "environments", workspace: true);
-world!(bindings::TerminalsPre<Guest>, bindings::Terminals, "terminals", workspace: false);
-world!(bindings::PolicyPre<Guest>, bindings::Policy, "policy", workspace: false);
+world!(bindings::FilesPre<Guest>, bindings::Files, "files", workspace: false, sandboxed: false);
+world!(bindings::EnvironmentsPre<Guest>, bindings::Environments, "environments", workspace: true, sandboxed: false);
+world!(bindings::TerminalsPre<Guest>, bindings::Terminals, "terminals", workspace: false, sandboxed: false);
+world!(bindings::PolicyPre<Guest>, bindings::Policy, "policy", workspace: false, sandboxed: true);
 
 /// What is bound to a slot, for operators.
 #[derive(Clone, Debug, Serialize)]
@@ -59,8 +63,20 @@ pub struct ComponentInfo {
     /// `embedded:<name>` or the file it was loaded from.
     pub source: String,
     pub world: &'static str,
+    /// The version of the WIT package its export was built against.
+    pub version: String,
     /// Unix seconds.
     pub loaded_at: u64,
+}
+
+/// What a slot's calls may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotLimits {
+    /// Linear memory of one instance.
+    pub memory_bytes: usize,
+    /// Deadline of one call.
+    pub timeout_ms: u64,
 }
 
 pub struct Bound<W> {
@@ -70,17 +86,32 @@ pub struct Bound<W> {
 
 pub struct Slot<W> {
     current: ArcSwap<Bound<W>>,
+    limits: ArcSwap<SlotLimits>,
 }
 
 impl<W: World> Slot<W> {
-    pub fn new(bound: Bound<W>) -> Slot<W> {
+    pub fn new(bound: Arc<Bound<W>>, limits: SlotLimits) -> Slot<W> {
         Slot {
-            current: ArcSwap::from_pointee(bound),
+            current: ArcSwap::new(bound),
+            limits: ArcSwap::from_pointee(limits),
         }
     }
 
     /// The binding a new call uses; it stays alive until the call ends.
     pub fn current(&self) -> Arc<Bound<W>> {
         self.current.load_full()
+    }
+
+    pub fn limits(&self) -> SlotLimits {
+        **self.limits.load()
+    }
+
+    /// Binds another component: calls from now on use it.
+    pub fn swap(&self, bound: Arc<Bound<W>>) {
+        self.current.store(bound);
+    }
+
+    pub fn set_limits(&self, limits: SlotLimits) {
+        self.limits.store(Arc::new(limits));
     }
 }

@@ -3,11 +3,13 @@
 //! transaction, so a crash leaves either all of them or none.
 
 mod baseline;
+mod bindings;
 mod blobs;
 mod records;
 mod sessions;
 
 pub use baseline::{BaselineFile, BaselineWriter, FileStat};
+pub use bindings::{Binding, Entry};
 pub use blobs::{BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, StagedBlob};
 pub use records::{Batch, Move, Record};
 
@@ -75,6 +77,7 @@ impl Store {
         records::create_tables(&tx)?;
         blobs::create_tables(&tx)?;
         baseline::create_tables(&tx)?;
+        bindings::create_tables(&tx)?;
         let swept = blobs::discard_all_pending(&tx)?;
         let live = sessions::ids(&tx.open_table(sessions::SESSIONS)?)?;
         let baselines = baseline::sweep(&tx, &|s| live.contains(s))?;
