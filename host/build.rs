@@ -8,17 +8,23 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const TARGET: &str = "wasm32-wasip2";
-/// Every crate of the components workspace that yields a `.wasm`.
-const COMPONENTS: &[&str] = &[
-    "files",
-    "environments",
-    "terminals",
-    "policy-allow",
-    "faulty",
-    "rules-policy",
+/// Every crate of the components workspace that yields a `.wasm`, and its folder
+/// (the operator examples live in `examples/`).
+const COMPONENTS: &[(&str, &str)] = &[
+    ("files", "components/files"),
+    ("environments", "components/environments"),
+    ("terminals", "components/terminals"),
+    ("policy-allow", "components/policy-allow"),
+    ("faulty", "components/faulty"),
+    ("rules-policy", "components/rules-policy"),
+    ("trap-on-start", "components/trap-on-start"),
+    ("policy-read-only", "examples/policy-read-only"),
+    ("policy-rules", "examples/policy-rules"),
+    ("policy-uploads", "examples/policy-uploads"),
+    ("files-no-executables", "examples/files-no-executables"),
 ];
 /// Crates whose sources the components depend on.
-const SOURCES: &[&str] = &["guest", "paging"];
+const SOURCES: &[&str] = &["guest", "paging", "files-handler"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -31,8 +37,9 @@ fn main() {
     for file in ["Cargo.toml", "Cargo.lock", ".cargo/config.toml"] {
         println!("cargo:rerun-if-changed={}", components.join(file).display());
     }
-    for krate in COMPONENTS.iter().chain(SOURCES) {
-        let dir = components.join(krate);
+    let sources = SOURCES.iter().map(|s| format!("components/{s}"));
+    for folder in COMPONENTS.iter().map(|(_, f)| f.to_string()).chain(sources) {
+        let dir = root.join(folder);
         println!("cargo:rerun-if-changed={}", dir.join("src").display());
         println!(
             "cargo:rerun-if-changed={}",
@@ -61,7 +68,7 @@ fn main() {
     assert!(status.success(), "building the components failed");
 
     let out = target_dir.join(TARGET).join("release");
-    for name in COMPONENTS {
+    for (name, _) in COMPONENTS {
         let file = out.join(format!("{}.wasm", name.replace('-', "_")));
         assert!(file.exists(), "missing {}", file.display());
         let var = name.replace('-', "_").to_uppercase();

@@ -65,10 +65,15 @@ pub async fn attach(
             )));
         }
     };
+    // A watcher cannot type: policies may let more tenants watch than attach.
+    let operation = match read_only {
+        true => "terminals.watch",
+        false => "terminals.attach",
+    };
     app.authorize(
         tenant,
         session,
-        Ask::new("terminals.attach", Some(session), Some(id)),
+        Ask::new(operation, Some(session), Some(id)),
     )
     .await?;
     // A terminal the session does not own (or no longer has a process) is refused

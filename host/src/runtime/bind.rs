@@ -12,7 +12,7 @@
 //! the config wins only where it says something new, so an operator's swap
 //! survives a restart with an unchanged config.
 
-use super::loader::{Loader, Refusal};
+use super::loader::{Loader, Refusal, one_line};
 use super::slot::{Bound, ComponentInfo, Slot, SlotLimits, World};
 use super::{
     CallError, Calls, EnvironmentsWorld, FilesWorld, PolicyWorld, Runtime, TenantPolicy,
@@ -250,7 +250,7 @@ async fn prepare<W: World>(
         .await
     {
         Ok(_) => Ok(Arc::new(bound)),
-        Err(CallError::Trapped { detail, .. }) => Err(Refusal::Trapped(detail).into()),
+        Err(CallError::Trapped { detail, .. }) => Err(Refusal::Trapped(one_line(&detail)).into()),
         Err(e) => Err(Refusal::Trapped(e.to_string()).into()),
     }
 }

@@ -88,6 +88,6 @@ impl Loader {
 }
 
 /// wasmtime's messages may span lines (parser dumps); an API answer holds one.
-fn one_line(message: &str) -> String {
+pub(super) fn one_line(message: &str) -> String {
     message.split_whitespace().collect::<Vec<_>>().join(" ")
 }

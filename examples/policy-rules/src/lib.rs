@@ -1,0 +1,148 @@
+//! A tenant policy with two rules from its `policy_config`:
+//!
+//! - `shell_allow`: the programs shell commands may run. Every simple command of
+//!   the line (split at `;`, `&&`, `||`, `|`, `&` and newlines) must start with
+//!   one of them; substitutions (`` ` ``, `$(`, `<(`, `>(`) are refused, since
+//!   what they run cannot be known here. Absent: any command.
+//! - `deny_paths`: globs (`**`, `{a,b}`) of environment paths no request may
+//!   name: read, write, edit, delete, diff, or search within. Paths are
+//!   normalized first, so `src/../.env` is `.env`. A delete or search of a
+//!   directory a pattern reaches into (`secrets` for `secrets/**`, and the root
+//!   for any pattern) is refused too.
+//!
+//! ```toml
+//! policy_config = { shell_allow = ["ls", "cat", "git", "python3"], deny_paths = ["**/.env", "secrets/**"] }
+//! ```
+//!
+//! What a policy cannot see it cannot rule on: a symlink made by an allowed
+//! program leads wherever it points, a search from the root still reads denied
+//! files, and an allowed program can write any path it is given. Allow only
+//! programs that cannot make links or write where they are told, and pair the
+//! path rules with a handler that enforces them if content must stay hidden.
+//! A `policy_config` that cannot be read denies everything (fail closed).
+
+wit_bindgen::generate!({
+    path: "../../wit",
+    world: "policy",
+});
+
+use exports::reshost::api::decider::{Decision, Guest, Request};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Rules {
+    shell_allow: Option<Vec<String>>,
+    #[serde(default)]
+    deny_paths: Vec<String>,
+}
+
+/// Operations whose `path` names an environment path.
+const PATH_OPERATIONS: &[&str] = &[
+    "environments.read",
+    "environments.write",
+    "environments.edit",
+    "environments.delete",
+    "environments.diff",
+    "environments.search",
+];
+
+fn globs(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut set = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = Glob::new(pattern).map_err(|e| format!("deny_paths: {e}"))?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| format!("deny_paths: {e}"))
+}
+
+/// The path with `.` and `..` resolved and no leading `/`; `None` when it climbs
+/// above the root (the environment refuses such paths itself).
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            part => parts.push(part),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The programs a command line runs, or why they cannot be known.
+fn programs(command: &str) -> Result<Vec<&str>, String> {
+    if let Some(found) = ["`", "$(", "<(", ">("]
+        .iter()
+        .find(|s| command.contains(*s))
+    {
+        return Err(format!("command substitution ({found}) is not allowed"));
+    }
+    Ok(command
+        .split(['\n', ';', '&', '|'])
+        .filter_map(|simple| {
+            // Skip leading `VAR=value` assignments and grouping.
+            simple
+                .split_whitespace()
+                .map(|w| w.trim_start_matches(['(', '{', '!']))
+                .find(|w| !w.is_empty() && !w.contains('='))
+        })
+        .collect())
+}
+
+fn decide(request: &Request, rules: &Rules) -> Result<(), String> {
+    if request.operation == "environments.shell"
+        && let (Some(allowed), Some(command)) = (&rules.shell_allow, &request.command)
+    {
+        for program in programs(command)? {
+            let name = program.rsplit('/').next().unwrap_or(program);
+            if !allowed.iter().any(|a| a == name) {
+                return Err(format!(
+                    "{name} is not an allowed program (allowed: {})",
+                    allowed.join(", ")
+                ));
+            }
+        }
+    }
+    if PATH_OPERATIONS.contains(&request.operation.as_str())
+        && let Some(path) = &request.path
+        && let Some(path) = normalize(path)
+    {
+        let denied = globs(&rules.deny_paths)?;
+        if denied.is_match(&path) {
+            return Err(format!("{path} is a protected path"));
+        }
+        // A recursive delete or a search reaches below the path: refuse it where a
+        // pattern names something below (the root holds everything).
+        let subtree = ["environments.delete", "environments.search"];
+        if subtree.contains(&request.operation.as_str())
+            && let Some(pattern) = rules
+                .deny_paths
+                .iter()
+                .find(|p| path.is_empty() || p.starts_with(&format!("{path}/")))
+        {
+            let shown = if path.is_empty() { "/" } else { &path };
+            return Err(format!("{shown} holds protected paths ({pattern})"));
+        }
+    }
+    Ok(())
+}
+
+struct PathsAndPrograms;
+
+impl Guest for PathsAndPrograms {
+    fn decide(request: Request, config: String) -> Decision {
+        let outcome = serde_json::from_str::<Rules>(&config)
+            .map_err(|e| format!("the tenant's policy_config is invalid: {e}"))
+            .and_then(|rules| decide(&request, &rules));
+        match outcome {
+            Ok(()) => Decision::Allow,
+            Err(reason) => Decision::Deny(reason),
+        }
+    }
+}
+
+export!(PathsAndPrograms);
