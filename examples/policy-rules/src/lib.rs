@@ -27,7 +27,6 @@ wit_bindgen::generate!({
 });
 
 use exports::reshost::api::decider::{Decision, Guest, Request};
-use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -48,13 +47,61 @@ const PATH_OPERATIONS: &[&str] = &[
     "environments.search",
 ];
 
-fn globs(patterns: &[String]) -> Result<GlobSet, String> {
-    let mut set = GlobSetBuilder::new();
-    for pattern in patterns {
-        let glob = Glob::new(pattern).map_err(|e| format!("deny_paths: {e}"))?;
-        set.add(glob);
+/// The alternatives of a pattern's `{a,b}` groups, spelled out (groups do not nest).
+fn expand(pattern: &str) -> Vec<String> {
+    let Some(open) = pattern.find('{') else {
+        return vec![pattern.to_owned()];
+    };
+    let Some(close) = pattern[open..].find('}').map(|i| open + i) else {
+        return vec![pattern.to_owned()];
+    };
+    let rest = expand(&pattern[close + 1..]);
+    pattern[open + 1..close]
+        .split(',')
+        .flat_map(|choice| {
+            rest.iter()
+                .map(move |tail| format!("{}{choice}{tail}", &pattern[..open]))
+        })
+        .collect()
+}
+
+/// Whether one path segment matches one pattern segment (`*`, `?`, literals).
+fn segment_matches(pattern: &[u8], name: &[u8]) -> bool {
+    match (pattern.first(), name.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => {
+            segment_matches(&pattern[1..], name)
+                || (!name.is_empty() && segment_matches(pattern, &name[1..]))
+        }
+        (Some(b'?'), Some(_)) => segment_matches(&pattern[1..], &name[1..]),
+        (Some(p), Some(n)) if p == n => segment_matches(&pattern[1..], &name[1..]),
+        _ => false,
     }
-    set.build().map_err(|e| format!("deny_paths: {e}"))
+}
+
+/// Whether the path's segments match the pattern's; `**` is any number of them.
+fn segments_match(pattern: &[&str], path: &[&str]) -> bool {
+    match pattern.first() {
+        None => path.is_empty(),
+        Some(&"**") => (0..=path.len()).any(|skip| segments_match(&pattern[1..], &path[skip..])),
+        Some(p) => {
+            !path.is_empty()
+                && segment_matches(p.as_bytes(), path[0].as_bytes())
+                && segments_match(&pattern[1..], &path[1..])
+        }
+    }
+}
+
+/// Whether `path` matches the glob `pattern`: `*` and `?` within a segment, `**`
+/// across segments, `{a,b}` alternatives. Hand-written rather than a glob crate:
+/// a policy is instantiated for every request, and compiling globs into
+/// automata each time would cost more than the whole check should.
+fn glob_matches(pattern: &str, path: &str) -> bool {
+    let path: Vec<&str> = path.split('/').collect();
+    expand(pattern).iter().any(|p| {
+        let pattern: Vec<&str> = p.split('/').collect();
+        segments_match(&pattern, &path)
+    })
 }
 
 /// The path with `.` and `..` resolved and no leading `/`; `None` when it climbs
@@ -111,9 +158,8 @@ fn decide(request: &Request, rules: &Rules) -> Result<(), String> {
         && let Some(path) = &request.path
         && let Some(path) = normalize(path)
     {
-        let denied = globs(&rules.deny_paths)?;
-        if denied.is_match(&path) {
-            return Err(format!("{path} is a protected path"));
+        if let Some(pattern) = rules.deny_paths.iter().find(|p| glob_matches(p, &path)) {
+            return Err(format!("{path} is a protected path ({pattern})"));
         }
         // A recursive delete or a search reaches below the path: refuse it where a
         // pattern names something below (the root holds everything).
@@ -146,3 +192,35 @@ impl Guest for PathsAndPrograms {
 }
 
 export!(PathsAndPrograms);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_like_shells_do() {
+        for (pattern, path, expected) in [
+            ("**/.env", ".env", true),
+            ("**/.env", "a/b/.env", true),
+            ("**/.env", "a/.envrc", false),
+            ("secrets/**", "secrets/key", true),
+            ("secrets/**", "secrets/a/b", true),
+            ("secrets/**", "secret/key", false),
+            ("*.pem", "key.pem", true),
+            ("*.pem", "dir/key.pem", false),
+            ("**/*.{key,pem}", "a/b.key", true),
+            ("**/*.{key,pem}", "a/b.crt", false),
+            ("file?.txt", "file1.txt", true),
+            ("file?.txt", "file12.txt", false),
+        ] {
+            assert_eq!(glob_matches(pattern, path), expected, "{pattern} {path}");
+        }
+    }
+
+    #[test]
+    fn paths_are_normalized_before_matching() {
+        assert_eq!(normalize("src/../.env").as_deref(), Some(".env"));
+        assert_eq!(normalize("/./a//b/").as_deref(), Some("a/b"));
+        assert_eq!(normalize("../x"), None);
+    }
+}
