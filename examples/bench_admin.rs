@@ -75,7 +75,10 @@ async fn policy_cost(app: &reshost::app::App, tenant: &str) -> (Duration, Durati
         check(app, tenant, ask()).await.unwrap();
         samples.push(t.elapsed());
     }
-    (percentile(&mut samples, 0.5), percentile(&mut samples, 0.99))
+    (
+        percentile(&mut samples, 0.5),
+        percentile(&mut samples, 0.99),
+    )
 }
 
 /// Requests `url` from 4 clients until `stop`; every latency.
@@ -149,7 +152,10 @@ async fn main() {
         "{}/v1/sessions/{sid}/resources/environments/default",
         server.base
     );
-    let (files, other) = (std::fs::read(FILES).unwrap(), std::fs::read(NO_EXECUTABLES).unwrap());
+    let (files, other) = (
+        std::fs::read(FILES).unwrap(),
+        std::fs::read(NO_EXECUTABLES).unwrap(),
+    );
     // Warm the compiled cache for both.
     swap(&client, &server.base, &other).await;
     swap(&client, &server.base, &files).await;

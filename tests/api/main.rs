@@ -1,5 +1,6 @@
 //! Black-box tests of the HTTP API against a spawned `reshost`, over real sockets.
 
+mod admin;
 mod changes;
 mod common;
 mod durability;
@@ -8,6 +9,7 @@ mod files;
 mod filesystem;
 mod isolation;
 mod pagination;
+mod plugins;
 mod policy;
 mod search;
 mod sessions;

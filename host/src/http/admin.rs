@@ -74,6 +74,11 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
         (["slots", name, "limits"], &Method::PUT) => {
             let slot = slot(name)?;
             let body = read_json(req.into_body(), app.config.limits.max_json_bytes).await?;
+            if !body.is_object() {
+                return Err(ApiError::invalid(
+                    "limits must be a JSON object {\"memory_bytes\": n, \"timeout_ms\": n}",
+                ));
+            }
             let limits: SlotLimits = serde_json::from_value(body).map_err(|e| {
                 ApiError::invalid(format!(
                     "limits must be {{\"memory_bytes\": n, \"timeout_ms\": n}}: {e}"

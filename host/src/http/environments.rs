@@ -160,12 +160,13 @@ pub async fn search(
     env: &str,
     query: &Query,
 ) -> ApiResult<Response<Body>> {
+    // No `path` searches the root: the policy is told so, not left to guess.
     let scope = query
         .iter()
         .find(|(k, _)| k == "path")
-        .map(|(_, v)| v.as_str());
+        .map_or("", |(_, v)| v.as_str());
     let ask = Ask {
-        path: scope,
+        path: Some(scope),
         ..Ask::new("environments.search", Some(session), Some(env))
     };
     app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {

@@ -95,9 +95,17 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let response = route(app, req)
-        .await
-        .unwrap_or_else(ApiError::into_response);
+    let sent_body = !hyper::body::Body::is_end_stream(req.body());
+    let response = match route(app, req).await {
+        Ok(response) => response,
+        Err(mut e) => {
+            // A request refused before its body was read leaves the rest of the
+            // body on the connection, which then cannot carry another request:
+            // say so, rather than let the client find a reset.
+            e.close |= sent_body;
+            e.into_response()
+        }
+    };
     tracing::debug!(%method, path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     response
 }

@@ -245,11 +245,23 @@ async fn prepare<W: World>(
 ) -> Result<Arc<Bound<W>>, BindError> {
     let mut bound = blocking(|| loader.prepare::<W>(wasm, entry.source.clone()))?;
     bound.info.loaded_at = entry.loaded_at;
+    probe(calls, store, &bound, limits).await?;
+    Ok(Arc::new(bound))
+}
+
+/// Instantiates `bound` once under `limits`, in a scratch store with no
+/// capabilities: a component that cannot start there is refused.
+async fn probe<W: World>(
+    calls: &Calls,
+    store: &Arc<Store>,
+    bound: &Bound<W>,
+    limits: SlotLimits,
+) -> Result<(), BindError> {
     match calls
-        .call_bound(&bound, limits, Caps::none(store), async |_, _| Ok(()))
+        .call_bound(bound, limits, Caps::none(store), async |_, _| Ok(()))
         .await
     {
-        Ok(_) => Ok(Arc::new(bound)),
+        Ok(_) => Ok(()),
         Err(CallError::Trapped { detail, .. }) => Err(Refusal::Trapped(one_line(&detail)).into()),
         Err(e) => Err(Refusal::Trapped(e.to_string()).into()),
     }
@@ -317,7 +329,13 @@ impl Restorer<'_> {
             && let Some(wasm) = self.store.wasm(&entry.sha256)?
         {
             let limits = stored_limits(&binding).unwrap_or(wanted.limits);
-            let bound = prepare::<W>(self.loader, self.calls, self.store, &wasm, entry, limits)
+            // A short deadline an operator set may not fit a busy start: the start
+            // checks with the config's deadline if that is longer.
+            let start = SlotLimits {
+                timeout_ms: limits.timeout_ms.max(wanted.limits.timeout_ms),
+                ..limits
+            };
+            let bound = prepare::<W>(self.loader, self.calls, self.store, &wasm, entry, start)
                 .await
                 .map_err(|e| anyhow::anyhow!("slot {}: {e}", name.as_str()))?;
             return Ok(Slot::new(bound, limits));
@@ -516,6 +534,8 @@ impl Runtime {
         }
         let _one = self.changing.lock().await;
         on_slot!(self, name, slot => {
+            // The bound component must still start under them.
+            probe(&self.calls, &self.store, &slot.current(), limits).await?;
             let key = name.key();
             let mut binding = self.store.binding(&key)?.unwrap_or_default();
             binding.limits = serde_json::to_value(limits).ok();
