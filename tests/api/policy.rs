@@ -75,3 +75,48 @@ async fn one_tenants_policy_never_affects_another_tenant() {
     let (status, body) = server.delete(&format!("/v1/sessions/{sid}"), ACME).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn a_policy_past_its_deadline_is_503_for_its_tenant_only_and_never_stalls_others() {
+    let server = std::sync::Arc::new(
+        Server::with_config(&format!(
+            "[slots.policy]\ntimeout_ms = 300\n\
+         [[tenants]]\nname = \"initech\"\ntokens = [\"initech-token\"]\npolicy = {:?}\n\
+         policy_config = {{ spin = [\"files.list\"] }}\n",
+            env!("RESHOST_COMPONENT_RULES_POLICY")
+        ))
+        .await,
+    );
+    let (stuck, other) = (server.session(INITECH).await, server.session(ACME).await);
+    let spinning = {
+        let (server, stuck) = (server.clone(), stuck.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let got = server
+                .get(&format!("/v1/sessions/{stuck}/resources/files"), INITECH)
+                .await;
+            (got, started.elapsed())
+        })
+    };
+    // While initech's policy spins, acme is answered as fast as ever.
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, body) = server
+            .get(&format!("/v1/sessions/{other}/resources/files"), ACME)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_millis(200),
+            "acme waited {:?}",
+            started.elapsed()
+        );
+    }
+    let (got, took) = spinning.await.unwrap();
+    assert_error(&got, 503, "component_timeout");
+    assert!(
+        took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(2),
+        "the deadline is the policy slot's 300 ms: took {took:?}"
+    );
+    let (status, body) = server.get("/v1/sessions", INITECH).await;
+    assert_eq!(status, 200, "initech's other requests still pass: {body}");
+}

@@ -1,9 +1,10 @@
 //! A policy whose rules are its tenant's `policy_config`, used by the host's tests:
-//! operations listed in `deny` are denied with `reason`, and an operation listed in
-//! `panic` makes the policy trap (which the host must treat as a denial).
+//! operations listed in `deny` are denied with `reason`, an operation listed in
+//! `panic` makes the policy trap (which the host must treat as a denial), and one
+//! listed in `spin` makes it loop until its deadline.
 //!
 //! ```toml
-//! policy_config = { deny = ["files.upload"], reason = "uploads are closed", panic = [] }
+//! policy_config = { deny = ["files.upload"], reason = "uploads are closed", panic = [], spin = [] }
 //! ```
 
 wit_bindgen::generate!({
@@ -27,6 +28,11 @@ impl Guest for Rules {
         let config: Value = serde_json::from_str(&config).unwrap_or(Value::Null);
         if listed(&config, "panic", &request.operation) {
             panic!("rules-policy told to fail on {}", request.operation);
+        }
+        if listed(&config, "spin", &request.operation) {
+            loop {
+                std::hint::black_box(());
+            }
         }
         if listed(&config, "deny", &request.operation) {
             let reason = config["reason"].as_str().unwrap_or("denied by policy");
