@@ -1611,3 +1611,27 @@ async fn a_client_that_answers_no_pings_is_disconnected() {
         "dropped after {lasted:?} with pings every 100 ms"
     );
 }
+
+#[tokio::test]
+async fn concurrent_launches_of_one_terminal_start_one_process() {
+    let server = Server::start().await;
+    let sid = session(&server, ACME).await;
+    let body = json!({"terminal": "shell", "session_key": "race"});
+    let launches =
+        futures_util::future::join_all((0..4).map(|_| launch(&server, ACME, &sid, body.clone())))
+            .await;
+    let mut pids = Vec::new();
+    for (status, body) in &launches {
+        assert!(
+            [StatusCode::OK, StatusCode::CREATED].contains(status),
+            "{status} {body}"
+        );
+        assert_eq!(body["id"], "terminal_shell_race", "{body}");
+        pids.push(pid_of(body));
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 1, "one process for all launches: {pids:?}");
+    let got = get_terminal(&server, &sid, "terminal_shell_race").await;
+    assert_eq!(got["metadata"]["running"], true, "{got}");
+    assert_eq!(pid_of(&got), pids[0]);
+}

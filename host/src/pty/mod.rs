@@ -193,10 +193,14 @@ fn key(session: &str, id: &str) -> Key {
 #[derive(Default)]
 pub struct Terminals {
     all: Mutex<HashMap<Key, Arc<Terminal>>>,
+    /// Held while a terminal starts, so that two launches of the same terminal at
+    /// once start one process, not one that the other kills.
+    starting: Mutex<()>,
 }
 
 impl Terminals {
-    /// Starts a terminal with id `id` for `session`, ending the one it replaces.
+    /// Starts a terminal with id `id` for `session`, ending the exited one it
+    /// replaces; one that is running (a concurrent launch won) is kept.
     pub fn spawn(
         &self,
         session: &str,
@@ -204,6 +208,10 @@ impl Terminals {
         spec: &Spec,
         client_buffer_bytes: usize,
     ) -> anyhow::Result<Arc<Terminal>> {
+        let _one = self.starting.lock().unwrap();
+        if let Some(running) = self.get(session, id).filter(|t| t.status().running) {
+            return Ok(running);
+        }
         let spawned = spawn::spawn(spec)?;
         let terminal = Arc::new(Terminal {
             pid: spawned.pid,
