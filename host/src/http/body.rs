@@ -83,3 +83,13 @@ pub async fn read_json(body: Incoming, limit: usize) -> ApiResult<serde_json::Va
     }
     serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("invalid JSON: {e}")))
 }
+
+/// A string field of a JSON body, for the policy's view of the request; the
+/// component validates the body itself, so anything else is just absent here.
+pub fn string_field(body: &str, field: &str) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(body)
+        .ok()?
+        .get(field)?
+        .as_str()
+        .map(str::to_owned)
+}

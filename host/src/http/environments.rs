@@ -1,6 +1,6 @@
 //! `/v1/sessions/{sid}/resources/environments`, served by the `environments` slot.
 
-use super::body::{Body, ok, read_text};
+use super::body::{Body, ok, read_text, string_field};
 use super::error::ApiResult;
 use super::paging::Query;
 use super::policy::Ask;
@@ -137,9 +137,7 @@ pub async fn shell(
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
     let body = read_text(body, app.config.limits.max_json_bytes).await?;
-    let command = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("command")?.as_str().map(str::to_owned));
+    let command = string_field(&body, "command");
     let ask = Ask {
         command: command.as_deref(),
         ..Ask::new("environments.shell", Some(session), Some(env))

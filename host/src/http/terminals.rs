@@ -1,7 +1,7 @@
 //! `/v1/sessions/{sid}/resources/terminals`, served by the `terminals` slot; the
 //! host adds each terminal's live state to what the component answers.
 
-use super::body::{Body, json_response, read_text};
+use super::body::{Body, json_response, read_text, string_field};
 use super::error::ApiResult;
 use super::paging::Query;
 use super::policy::Ask;
@@ -44,9 +44,7 @@ pub async fn launch(
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
     let body = read_text(body, app.config.limits.max_json_bytes).await?;
-    let name = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v.get("terminal")?.as_str().map(str::to_owned));
+    let name = string_field(&body, "terminal");
     let ask = Ask {
         terminal: name.as_deref(),
         ..Ask::new("terminals.launch", Some(session), None)
