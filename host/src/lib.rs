@@ -86,6 +86,14 @@ async fn reload_on_sighup(app: Arc<app::App>, path: Option<std::path::PathBuf>) 
                 continue;
             }
         };
+        let names = |c: &config::Config| -> Vec<String> {
+            c.tenants.iter().map(|t| t.name.clone()).collect()
+        };
+        if names(&config) != names(&app.config) {
+            tracing::warn!(
+                "SIGHUP: tenants added or removed take a restart; their policies are applied for known tenants only"
+            );
+        }
         let outcomes = app.runtime.reload(&config).await;
         if outcomes.is_empty() {
             tracing::info!("SIGHUP: no component or tenant policy changed");
