@@ -75,7 +75,7 @@ impl Default for Limits {
             read_cap_bytes: 10 * 1024 * 1024,
             max_write_bytes: 16 * 1024 * 1024,
             shell_output_bytes: 1024 * 1024,
-            terminal_client_buffer_bytes: 4 * 1024 * 1024,
+            terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
             max_component_bytes: 64 * 1024 * 1024,
             component_history: 10,

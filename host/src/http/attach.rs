@@ -10,6 +10,7 @@ use super::paging::{Query, param};
 use super::policy::Ask;
 use crate::app::App;
 use crate::pty::{Attachment, Output, Terminal};
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
@@ -18,14 +19,19 @@ use hyper_util::rt::TokioIo;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver as Receiver;
 use tokio::time::{Instant, timeout};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
 /// Largest binary frame of output sent at once (the scrollback is split into these).
 const FRAME_BYTES: usize = 64 * 1024;
+/// The socket's read buffer: client input is keystrokes and resizes.
+const INPUT_BUFFER_BYTES: usize = 4096;
+/// Largest message a client may send (a paste, at most).
+const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// The terminal is unknown or has ended.
 const GONE: u16 = 4404;
 
@@ -87,7 +93,7 @@ pub async fn attach(
             Ok(io) => TokioIo::new(io),
             Err(e) => return tracing::debug!(error = %e, "a terminal upgrade failed"),
         };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, None).await;
+        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
         serve(ws, terminal, read_only, ping).await;
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
@@ -104,6 +110,48 @@ pub async fn attach(
 }
 
 type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Clients send keystrokes and resizes: a small read buffer (the library's 128 KiB
+/// default is memory per client, and zeroed on every read) and a bound on what
+/// one message may make the server hold.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(INPUT_BUFFER_BYTES)
+        .max_message_size(Some(MAX_INPUT_BYTES))
+        .max_frame_size(Some(MAX_INPUT_BYTES))
+}
+
+/// Takes what else is already queued for the client into the same frame (up to
+/// `FRAME_BYTES`), so a burst of small PTY reads costs one write, not many.
+/// What does not fit, or ends the output, is left in `carry` for next time.
+fn gather(first: Bytes, output: &mut Receiver<Output>, carry: &mut Option<Output>) -> Bytes {
+    let mut frame: Option<Vec<u8>> = None;
+    let mut len = first.len();
+    while len < FRAME_BYTES {
+        match output.try_recv() {
+            Ok(Output::Data(more)) if len + more.len() <= FRAME_BYTES => {
+                len += more.len();
+                frame
+                    .get_or_insert_with(|| first.to_vec())
+                    .extend_from_slice(&more);
+            }
+            Ok(other) => {
+                *carry = Some(other);
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    frame.map_or(first, Bytes::from)
+}
+
+/// The next output for the client: what `gather` left over, else the queue's.
+async fn next(output: &mut Receiver<Output>, carry: &mut Option<Output>) -> Option<Output> {
+    match carry.take() {
+        Some(out) => Some(out),
+        None => output.recv().await,
+    }
+}
 
 async fn serve(mut ws: Socket, terminal: Option<Arc<Terminal>>, read_only: bool, ping: Duration) {
     let Some(terminal) = terminal else {
@@ -131,15 +179,17 @@ async fn serve(mut ws: Socket, terminal: Option<Arc<Terminal>>, read_only: bool,
     pings.tick().await;
     // Anything from the client (a pong included) shows it is still there.
     let mut heard = Instant::now();
+    let mut carry = None;
     loop {
         tokio::select! {
-            out = output.recv() => match out {
+            out = next(&mut output, &mut carry) => match out {
                 // Cut off for being too slow: what is still queued for it is dropped.
                 _ if slow.load(Ordering::SeqCst) => {
                     let _ = timeout(ping, sink.send(close(1008, "client too slow"))).await;
                     return;
                 }
                 Some(Output::Data(bytes)) => {
+                    let bytes = gather(bytes, &mut output, &mut carry);
                     let len = bytes.len();
                     // A frame that cannot be written in two ping intervals: the
                     // peer is gone, or as good as.
