@@ -22,6 +22,41 @@ pub use spawn::Spec;
 /// Bytes read from the PTY per read.
 const READ_BYTES: usize = 64 * 1024;
 
+/// A read at least this big is taken for a burst of output (a keystroke's echo is
+/// a byte or a few): more is read into the same piece while it keeps coming.
+const BURST_BYTES: usize = 512;
+/// How long a burst may pause and still be one piece.
+const BURST_PAUSE_MS: i32 = 1;
+
+/// Reads what follows within `BURST_PAUSE_MS` into `buffer` after `end`, up to
+/// nearly full; returns the new end. The PTY hands out output in pieces of a few
+/// hundred bytes: sent as they come, each costs a wake-up, a frame and a write per
+/// client, which is most of the server's work when output streams.
+fn read_burst(
+    fd: std::os::fd::RawFd,
+    output: &mut Box<dyn Read + Send>,
+    buffer: &mut [u8],
+    mut end: usize,
+) -> usize {
+    let room = buffer.len() - 4096;
+    while end < room {
+        let mut ready = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the length given.
+        if unsafe { libc::poll(&mut ready, 1, BURST_PAUSE_MS) } <= 0 {
+            break;
+        }
+        match output.read(&mut buffer[end..]) {
+            Ok(n) if n > 0 => end += n,
+            _ => break, // The end shows again on the next read.
+        }
+    }
+    end
+}
+
 /// The stack of a terminal's reader and waiter threads: they only copy bytes.
 const THREAD_STACK: usize = 256 * 1024;
 
@@ -235,6 +270,8 @@ impl Terminals {
             .spawn(move || waiter.reap(child.as_mut()))?;
         let reader = terminal.clone();
         let mut output = spawned.reader;
+        // Stays open as long as `reader` holds the terminal and so its master.
+        let fd = terminal.master.lock().unwrap().as_raw_fd();
         std::thread::Builder::new()
             .name(format!("pty-{}", spawned.pid))
             .stack_size(THREAD_STACK)
@@ -245,7 +282,12 @@ impl Terminals {
                     match output.read(&mut buffer[held..]) {
                         Ok(0) | Err(_) => break, // EOF, or EIO: the child is gone.
                         Ok(n) => {
-                            let end = held + n;
+                            let mut end = held + n;
+                            if n >= BURST_BYTES
+                                && let Some(fd) = fd
+                            {
+                                end = read_burst(fd, &mut output, &mut buffer, end);
+                            }
                             let keep = ring::incomplete_tail(&buffer[..end]);
                             reader.publish(&buffer[..end - keep]);
                             buffer.copy_within(end - keep..end, 0);
