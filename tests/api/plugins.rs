@@ -126,7 +126,13 @@ async fn file_ids(server: &Server, token: &str, sid: &str) -> Vec<String> {
 }
 
 /// The HTTP status of a WebSocket attach (101 when upgraded).
-async fn attach_status(server: &Server, token: &str, sid: &str, tid: &str, query: &str) -> u16 {
+fn attach_request(
+    server: &Server,
+    token: &str,
+    sid: &str,
+    tid: &str,
+    query: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let url = format!(
         "{}{}/attach{query}",
         server.base.replacen("http://", "ws://", 1),
@@ -137,6 +143,38 @@ async fn attach_status(server: &Server, token: &str, sid: &str, tid: &str, query
         header::AUTHORIZATION,
         HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
     );
+    request
+}
+
+/// The close code and reason of an attach that is upgraded and then closed
+/// before any output (a policy's refusal); panics on anything else first.
+async fn attach_closed(
+    server: &Server,
+    token: &str,
+    sid: &str,
+    tid: &str,
+    query: &str,
+) -> (u16, String) {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut ws, response) =
+        tokio_tungstenite::connect_async(attach_request(server, token, sid, tid, query))
+            .await
+            .unwrap();
+    assert_eq!(response.status().as_u16(), 101);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+        .await
+        .expect("the socket answered")
+        .expect("a frame")
+        .unwrap();
+    match first {
+        Message::Close(Some(frame)) => (u16::from(frame.code), frame.reason.to_string()),
+        other => panic!("expected a close frame first, got {other:?}"),
+    }
+}
+
+async fn attach_status(server: &Server, token: &str, sid: &str, tid: &str, query: &str) -> u16 {
+    let request = attach_request(server, token, sid, tid, query);
     match tokio_tungstenite::connect_async(request).await {
         Ok((_ws, response)) => response.status().as_u16(),
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
@@ -292,15 +330,16 @@ async fn read_only_policy_set_at_runtime_allows_reads_and_denies_every_change_fo
     for (operation, got) in &denied {
         assert_denied(got, &["tenant acme is read-only", operation]);
     }
-    assert_eq!(
-        attach_status(&server, ACME, &sid, &tid, "").await,
-        403,
-        "an interactive attach (terminals.attach) is a change"
-    );
-    assert_eq!(
-        attach_status(&server, ACME, &sid, &tid, "?read_only=false").await,
-        403
-    );
+    // An interactive attach (terminals.attach) is a change: the policy's refusal
+    // comes on the socket, close 1008 with its reason.
+    for query in ["", "?read_only=false"] {
+        let (code, reason) = attach_closed(&server, ACME, &sid, &tid, query).await;
+        assert_eq!(code, 1008, "{reason}");
+        assert!(
+            reason.contains("tenant acme is read-only") && reason.contains("terminals.attach"),
+            "{reason}"
+        );
+    }
 
     // Nothing changed.
     assert_eq!(

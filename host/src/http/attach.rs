@@ -7,7 +7,7 @@
 use super::body::Body;
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, param};
-use super::policy::Ask;
+use super::policy::{self, Ask};
 use crate::app::App;
 use crate::pty::{Attachment, Output, Terminal};
 use bytes::Bytes;
@@ -34,11 +34,19 @@ const INPUT_BUFFER_BYTES: usize = 4096;
 const MAX_INPUT_BYTES: usize = 1024 * 1024;
 /// The terminal is unknown or has ended.
 const GONE: u16 = 4404;
+/// The policy refused, or the client is too slow.
+const POLICY: u16 = 1008;
+/// The most a close frame's reason may hold.
+const REASON_BYTES: usize = 123;
 
 fn close(code: u16, reason: &str) -> Message {
+    let cut = (0..=reason.len().min(REASON_BYTES))
+        .rev()
+        .find(|&i| reason.is_char_boundary(i))
+        .unwrap_or(0);
     Message::Close(Some(CloseFrame {
         code: CloseCode::from(code),
-        reason: reason.to_owned().into(),
+        reason: reason[..cut].to_owned().into(),
     }))
 }
 
@@ -76,12 +84,13 @@ pub async fn attach(
         true => "terminals.watch",
         false => "terminals.attach",
     };
-    app.authorize(
-        tenant,
-        session,
-        Ask::new(operation, Some(session), Some(id)),
-    )
-    .await?;
+    app.caller(tenant, session)?;
+    // A policy's refusal is said on the socket (close 1008 with its reason), as
+    // API.md's close codes have it; only a bad token is refused before the upgrade.
+    let denied = policy::check(app, tenant, Ask::new(operation, Some(session), Some(id)))
+        .await
+        .err()
+        .map(|e| e.message);
     // A terminal the session does not own (or no longer has a process) is refused
     // on the socket, with 4404.
     let known = app.store.record(session, "terminal", id)?.is_some();
@@ -93,8 +102,14 @@ pub async fn attach(
             Ok(io) => TokioIo::new(io),
             Err(e) => return tracing::debug!(error = %e, "a terminal upgrade failed"),
         };
-        let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
-        serve(ws, terminal, read_only, ping).await;
+        let mut ws =
+            WebSocketStream::from_raw_socket(io, Role::Server, Some(socket_config())).await;
+        match denied {
+            Some(reason) => {
+                let _ = ws.send(close(POLICY, &reason)).await;
+            }
+            None => serve(ws, terminal, read_only, ping).await,
+        }
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = Response::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed());
@@ -185,7 +200,7 @@ async fn serve(mut ws: Socket, terminal: Option<Arc<Terminal>>, read_only: bool,
             out = next(&mut output, &mut carry) => match out {
                 // Cut off for being too slow: what is still queued for it is dropped.
                 _ if slow.load(Ordering::SeqCst) => {
-                    let _ = timeout(ping, sink.send(close(1008, "client too slow"))).await;
+                    let _ = timeout(ping, sink.send(close(POLICY, "client too slow"))).await;
                     return;
                 }
                 Some(Output::Data(bytes)) => {
