@@ -267,8 +267,10 @@ async fn probe<W: World>(
     }
 }
 
-/// Builds the runtime: every slot and tenant policy bound as stored, or as the
-/// config says where it says something new (recorded for next time).
+/// Builds the runtime: every slot and tenant policy bound as stored (or, where
+/// nothing is stored yet, to what the config names), then the config applied with
+/// `reload` where it says something new — the same path SIGHUP takes, except that
+/// here a refusal stops the start.
 pub(super) async fn restore(
     engine: wasmtime::Engine,
     loader: Loader,
@@ -276,27 +278,25 @@ pub(super) async fn restore(
     config: &Config,
 ) -> anyhow::Result<Runtime> {
     let calls = Calls::new(engine)?;
-    let history = config.limits.component_history;
-    let slots = Restorer {
+    let stored = Stored {
         loader: &loader,
         calls: &calls,
         store: &store,
-        history,
     };
-    let files = slots.slot::<FilesWorld>(config, SlotName::Files).await?;
-    let environments = slots
+    let files = stored.slot::<FilesWorld>(config, SlotName::Files).await?;
+    let environments = stored
         .slot::<EnvironmentsWorld>(config, SlotName::Environments)
         .await?;
-    let terminals = slots
+    let terminals = stored
         .slot::<TerminalsWorld>(config, SlotName::Terminals)
         .await?;
-    let policy = slots.slot::<PolicyWorld>(config, SlotName::Policy).await?;
+    let policy = stored.slot::<PolicyWorld>(config, SlotName::Policy).await?;
     let mut tenants = HashMap::new();
     for tenant in &config.tenants {
-        let choice = slots.tenant(tenant, policy.limits()).await?;
+        let choice = stored.tenant(&tenant.name, policy.limits()).await?;
         tenants.insert(tenant.name.clone(), ArcSwap::from_pointee(choice));
     }
-    Ok(Runtime {
+    let runtime = Runtime {
         calls,
         loader,
         store,
@@ -306,108 +306,69 @@ pub(super) async fn restore(
         policy,
         tenants,
         changing: tokio::sync::Mutex::new(()),
-        history,
+        history: config.limits.component_history,
         max_memory_bytes: config.limits.component_memory_bytes,
-    })
+    };
+    for (what, outcome) in runtime.reload(config).await {
+        outcome.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+    }
+    Ok(runtime)
 }
 
-struct Restorer<'a> {
+/// What the store says is bound, ready to serve.
+struct Stored<'a> {
     loader: &'a Loader,
     calls: &'a Calls,
     store: &'a Arc<Store>,
-    history: usize,
 }
 
-impl Restorer<'_> {
+impl Stored<'_> {
+    /// The slot's stored component and limits; the config's where none is stored
+    /// (`reload` records it).
     async fn slot<W: World>(&self, config: &Config, name: SlotName) -> anyhow::Result<Slot<W>> {
         let wanted = Wanted::of(config, name)?;
-        let key = name.key();
-        let mut binding = self.store.binding(&key)?.unwrap_or_default();
-        let fingerprint = wanted.fingerprint();
-        if binding.config.as_ref() == Some(&fingerprint)
-            && let Some(entry) = binding.history.last()
-            && let Some(wasm) = self.store.wasm(&entry.sha256)?
-        {
-            let limits = stored_limits(&binding).unwrap_or(wanted.limits);
-            // A short deadline an operator set may not fit a busy start: the start
-            // checks with the config's deadline if that is longer.
-            let start = SlotLimits {
-                timeout_ms: limits.timeout_ms.max(wanted.limits.timeout_ms),
-                ..limits
-            };
-            let bound = prepare::<W>(self.loader, self.calls, self.store, &wasm, entry, start)
-                .await
-                .map_err(|e| anyhow::anyhow!("slot {}: {e}", name.as_str()))?;
-            return Ok(Slot::new(bound, limits));
-        }
-        let entry = new_entry(&wanted.wasm, wanted.source.clone());
-        let bound = prepare::<W>(
-            self.loader,
-            self.calls,
-            self.store,
-            &wanted.wasm,
-            &entry,
-            wanted.limits,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("slot {} ({}): {e}", name.as_str(), wanted.source))?;
-        binding.history.push(entry);
-        binding.config = Some(fingerprint);
-        binding.limits = None;
-        self.store
-            .save_binding(&key, &mut binding, Some(&wanted.wasm), self.history)?;
-        Ok(Slot::new(bound, wanted.limits))
+        let binding = self.store.binding(&name.key())?.unwrap_or_default();
+        let stored = match binding.history.last() {
+            Some(entry) => self.store.wasm(&entry.sha256)?.map(|w| (w, entry.clone())),
+            None => None,
+        };
+        let (wasm, entry) =
+            stored.unwrap_or_else(|| (wanted.wasm.clone(), new_entry(&wanted.wasm, wanted.source)));
+        let limits = stored_limits(&binding).unwrap_or(wanted.limits);
+        // A short deadline an operator set may not fit a busy start: the start
+        // checks with the config's deadline if that is longer.
+        let start = SlotLimits {
+            timeout_ms: limits.timeout_ms.max(wanted.limits.timeout_ms),
+            ..limits
+        };
+        let bound = prepare::<W>(self.loader, self.calls, self.store, &wasm, &entry, start)
+            .await
+            .map_err(|e| anyhow::anyhow!("slot {} ({}): {e}", name.as_str(), entry.source))?;
+        Ok(Slot::new(bound, limits))
     }
 
-    async fn tenant(
-        &self,
-        tenant: &crate::config::Tenant,
-        limits: SlotLimits,
-    ) -> anyhow::Result<TenantPolicy> {
-        let wanted = WantedPolicy::of(tenant)?;
-        let key = tenant_key(&tenant.name);
-        let mut binding = self.store.binding(&key)?.unwrap_or_default();
-        let fingerprint = wanted.fingerprint();
-        let context = |e: BindError| anyhow::anyhow!("policy of tenant {}: {e}", tenant.name);
-        if binding.config.as_ref() == Some(&fingerprint) {
-            let own = match binding.history.last() {
-                None => None,
-                Some(entry) => {
-                    let wasm = self.store.wasm(&entry.sha256)?.ok_or_else(|| {
-                        anyhow::anyhow!("policy of tenant {}: its wasm is missing", tenant.name)
-                    })?;
-                    Some(
-                        prepare(self.loader, self.calls, self.store, &wasm, entry, limits)
-                            .await
-                            .map_err(context)?,
-                    )
-                }
-            };
-            let config = binding.policy_config.as_ref().unwrap_or(&wanted.config);
-            return Ok(TenantPolicy {
-                own,
-                config: config.to_string(),
-            });
-        }
-        let mut own = None;
-        binding.history.clear();
-        if let Some((wasm, source)) = &wanted.wasm {
-            let entry = new_entry(wasm, source.clone());
-            own = Some(
-                prepare(self.loader, self.calls, self.store, wasm, &entry, limits)
+    /// The tenant's stored policy and config (none stored: the default policy and
+    /// `{}` until `reload` applies the config's).
+    async fn tenant(&self, tenant: &str, limits: SlotLimits) -> anyhow::Result<TenantPolicy> {
+        let binding = self.store.binding(&tenant_key(tenant))?.unwrap_or_default();
+        let own = match binding.history.last() {
+            None => None,
+            Some(entry) => {
+                let wasm = self.store.wasm(&entry.sha256)?.ok_or_else(|| {
+                    anyhow::anyhow!("policy of tenant {tenant}: its wasm is missing")
+                })?;
+                let bound = prepare(self.loader, self.calls, self.store, &wasm, entry, limits)
                     .await
-                    .map_err(context)?,
-            );
-            binding.history.push(entry);
-        }
-        binding.config = Some(fingerprint);
-        binding.policy_config = Some(wanted.config.clone());
-        let wasm = wanted.wasm.as_ref().map(|(w, _)| w.as_slice());
-        self.store
-            .save_binding(&key, &mut binding, wasm, self.history)?;
+                    .map_err(|e| anyhow::anyhow!("policy of tenant {tenant}: {e}"))?;
+                Some(bound)
+            }
+        };
+        let config = binding
+            .policy_config
+            .unwrap_or_else(|| serde_json::json!({}));
         Ok(TenantPolicy {
             own,
-            config: wanted.config.to_string(),
+            config: config.to_string(),
         })
     }
 }
