@@ -40,6 +40,7 @@ fn ms(d: Duration) -> f64 {
 async fn app(dir: &std::path::Path) -> reshost::app::App {
     let config: reshost::config::Config = toml::from_str(&format!(
         "data_dir = {:?}\n\
+         [sandbox]\nmode = \"off\"\n\
          [[tenants]]\nname = \"plain\"\ntokens = [\"p\"]\n\
          [[tenants]]\nname = \"rules\"\ntokens = [\"r\"]\npolicy = {RULES:?}\n\
          policy_config = {{ shell_allow = [\"ls\", \"cat\", \"git\"], deny_paths = [\"**/.env\", \"secrets/**\"] }}\n",
@@ -58,7 +59,11 @@ async fn app(dir: &std::path::Path) -> reshost::app::App {
         .await
         .unwrap();
     let (tenants, _) = reshost::http::auth::Tenants::new(&config, None);
-    reshost::app::App::new(config, store, runtime, tenants, tracker)
+    // No command runs here: the in-process app needs no sandbox.
+    let sandbox = Arc::new(
+        reshost::sandbox::Sandbox::start(&config, None, "127.0.0.1:0".parse().unwrap()).unwrap(),
+    );
+    reshost::app::App::new(config, store, runtime, tenants, tracker, sandbox)
 }
 
 async fn policy_cost(app: &reshost::app::App, tenant: &str) -> (Duration, Duration) {

@@ -11,6 +11,7 @@ use crate::http::policy::{self, Ask};
 use crate::pty::Terminals;
 use crate::runtime::bindings::types::{Caller, Error as ComponentError};
 use crate::runtime::{Guest, ResourceWorld, Runtime};
+use crate::sandbox::Sandbox;
 use crate::store::Store;
 use crate::watch::Tracker;
 use http::Response;
@@ -29,6 +30,8 @@ pub struct App {
     pub tracker: Arc<Tracker>,
     /// Every live terminal.
     pub terminals: Arc<Terminals>,
+    /// Confinement of shell commands and terminals.
+    pub sandbox: Arc<Sandbox>,
 }
 
 impl App {
@@ -38,6 +41,7 @@ impl App {
         runtime: Runtime,
         tenants: Tenants,
         tracker: Arc<Tracker>,
+        sandbox: Arc<Sandbox>,
     ) -> App {
         let workspaces = App::workspaces(&config);
         App {
@@ -49,6 +53,7 @@ impl App {
             workspaces,
             tracker,
             terminals: Arc::default(),
+            sandbox,
         }
     }
 
@@ -119,6 +124,8 @@ impl App {
                 dir: self.workspace(&caller.session_id),
                 exec: crate::caps::exec::ExecLimits {
                     output_bytes: self.config.limits.shell_output_bytes,
+                    sandbox: self.sandbox.clone(),
+                    session: caller.session_id.clone(),
                 },
                 tracker: self.tracker.clone(),
             });
@@ -129,6 +136,7 @@ impl App {
                 tenant: caller.tenant.clone(),
                 workspace: self.workspace(&caller.session_id),
                 client_buffer_bytes: self.config.limits.terminal_client_buffer_bytes,
+                sandbox: self.sandbox.clone(),
             });
         }
         let (answer, caps) = self.runtime.call(W::slot(&self.runtime), caps, f).await?;

@@ -26,6 +26,68 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
     /// Template name → directory copied into a new session's workspace.
     pub templates: BTreeMap<String, PathBuf>,
+    pub sandbox: Sandbox,
+}
+
+/// `[sandbox]`: how the processes a session starts (shell commands, terminals)
+/// are confined.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sandbox {
+    pub mode: SandboxMode,
+    pub network: SandboxNetwork,
+    /// Readable and executable besides the workspace; setting it replaces the default.
+    pub read_only: Vec<PathBuf>,
+    /// Fully usable besides the workspace and the session's temp dir.
+    pub read_write: Vec<PathBuf>,
+    /// `PATH` of sandboxed programs.
+    pub path: String,
+    /// Memory of one command or terminal, everything it started included.
+    pub memory_bytes: u64,
+    /// Processes (and threads) of one command or terminal at once.
+    pub max_processes: u64,
+    /// CPU seconds each process may use (`RLIMIT_CPU`); 0: no limit.
+    pub cpu_seconds: u64,
+    /// Largest file a process may write (`RLIMIT_FSIZE`); 0: no limit.
+    pub file_size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxMode {
+    /// Every layer is applied; the server refuses to start without one of them.
+    Enforce,
+    /// Commands run unconfined, as the server's user (an explicit opt-out).
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SandboxNetwork {
+    /// The host's network, except the server's own port.
+    Full,
+    /// A network of its own with only loopback.
+    None,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox {
+            mode: SandboxMode::Enforce,
+            network: SandboxNetwork::Full,
+            read_only: [
+                "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+            read_write: Vec::new(),
+            path: "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            memory_bytes: 2 * 1024 * 1024 * 1024,
+            max_processes: 256,
+            cpu_seconds: 0,
+            file_size_bytes: 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,6 +196,7 @@ impl Default for Config {
             components: Components::default(),
             tenants: Vec::new(),
             templates: BTreeMap::new(),
+            sandbox: Sandbox::default(),
         }
     }
 }
@@ -172,6 +235,8 @@ impl Config {
             tenant.policy.iter_mut().for_each(fix);
         }
         self.templates.values_mut().for_each(fix);
+        self.sandbox.read_only.iter_mut().for_each(fix);
+        self.sandbox.read_write.iter_mut().for_each(fix);
     }
 
     pub fn cache_dir(&self) -> PathBuf {
@@ -292,6 +357,24 @@ impl Config {
                     "config key tenants[{i}].policy: no such file {}",
                     path.display()
                 );
+            }
+        }
+        let sb = &self.sandbox;
+        if sb.memory_bytes < 16 << 20 {
+            bail!("config key sandbox.memory_bytes must be at least 16777216 (16 MiB)");
+        }
+        if sb.max_processes < 8 {
+            bail!("config key sandbox.max_processes must be at least 8");
+        }
+        if sb.path.is_empty() {
+            bail!("config key sandbox.path must not be empty");
+        }
+        for (key, paths) in [
+            ("sandbox.read_only", &sb.read_only),
+            ("sandbox.read_write", &sb.read_write),
+        ] {
+            if let Some(bad) = paths.iter().find(|p| p.as_os_str().is_empty()) {
+                bail!("config key {key}: {bad:?} is not a path");
             }
         }
         for (name, dir) in &self.templates {

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod pty;
 pub mod runtime;
+pub mod sandbox;
 pub mod store;
 pub mod watch;
 pub mod workspace;
@@ -36,10 +37,13 @@ pub async fn run(
         &config.data_dir,
         config.limits.db_cache_bytes,
     )?);
-    let orphans = workspace::sweep(&app::App::workspaces(&config), &store.session_ids()?)?;
+    let sessions = store.session_ids()?;
+    let orphans = workspace::sweep(&app::App::workspaces(&config), &sessions)?;
     if orphans > 0 {
         tracing::info!(workspaces = orphans, "removed workspaces of no session");
     }
+    // Sessions' private temp dirs go with their sessions too.
+    workspace::sweep(&config.data_dir.join("sandbox"), &sessions)?;
     let tracker = Arc::new(watch::Tracker::new(
         store.clone(),
         &app::App::workspaces(&config),
@@ -53,7 +57,14 @@ pub async fn run(
     }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
-    let app = Arc::new(app::App::new(config, store, runtime, tenants, tracker));
+    let sandbox = Arc::new(sandbox::Sandbox::start(
+        &config,
+        config_path.as_deref(),
+        addr,
+    )?);
+    let app = Arc::new(app::App::new(
+        config, store, runtime, tenants, tracker, sandbox,
+    ));
     tokio::spawn(reload_on_sighup(app.clone(), config_path));
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
     println!("listening on http://{addr}");

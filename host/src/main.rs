@@ -49,6 +49,14 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
 }
 
 fn main() -> ExitCode {
+    // A confined launch (see `reshost::sandbox`): first, before any thread exists.
+    let mut raw = std::env::args_os().skip(1);
+    if raw
+        .next()
+        .is_some_and(|a| a == reshost::sandbox::EXEC_SUBCOMMAND)
+    {
+        reshost::sandbox::exec_main(&raw.collect::<Vec<_>>());
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RESHOST_LOG")

@@ -282,3 +282,20 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+/// The host pids of the live processes whose command line is `argv` (a
+/// sandboxed process's own view of its pid is of another PID namespace).
+pub fn host_pids(argv: &[&str]) -> Vec<u32> {
+    let want = argv.join("\0") + "\0";
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (cmdline == want.as_bytes()).then_some(pid)
+        })
+        .collect()
+}

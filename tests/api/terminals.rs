@@ -115,6 +115,27 @@ fn marker(tag: &str) -> (String, String) {
     (format!("{head}''{tail}"), format!("{head}{tail}"))
 }
 
+/// A `sleep` duration (about 1000 s) unique in this test run, so the process
+/// can be found on the host: inside its sandbox it has a PID of another namespace.
+fn unique_seconds() -> String {
+    let (_, printed) = marker("s");
+    let digits: String = printed.chars().filter(char::is_ascii_digit).collect();
+    format!("1000.{digits}")
+}
+
+/// The host pid of the process with command line `argv`, once it has started
+/// (up to 3 s: the shell reports a job before the job's `exec`).
+async fn started(argv: &[&str]) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(&pid) = host_pids(argv).first() {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "{argv:?} never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The state letter of `/proc/{pid}/stat` (None: no such process).
 fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -893,13 +914,16 @@ async fn closing_a_terminal_kills_its_processes_and_forgets_it() {
     let sid = session(&server, ACME).await;
     let (tid, pid) = launch_shell(&server, &sid, "main").await;
     let mut client = attach_shell(&server, &sid, &tid).await;
-    client.input("sleep 1000 & echo bg-$!-gb\r").await;
+    let seconds = unique_seconds();
+    client
+        .input(&format!("sleep {seconds} & echo bg-$!-gb\r"))
+        .await;
     client
         .wait_until("the background pid", WITHIN, |c| {
             number_between(&String::from_utf8_lossy(&c.output), "bg-", "-gb").is_some()
         })
         .await;
-    let sleeper = number_between(&client.text(), "bg-", "-gb").unwrap();
+    let sleeper = started(&["sleep", &seconds]).await;
     assert!(
         !dead(sleeper),
         "the background sleep {sleeper} is not running"
@@ -951,13 +975,16 @@ async fn deleting_the_session_kills_its_terminals() {
     let (_, other) = launch_shell(&server, &sid, "other").await;
     let (_, kept) = launch_shell(&server, &keep, "kept").await;
     let mut client = attach_shell(&server, &sid, &tid).await;
-    client.input("sleep 1000 & echo bg-$!-gb\r").await;
+    let seconds = unique_seconds();
+    client
+        .input(&format!("sleep {seconds} & echo bg-$!-gb\r"))
+        .await;
     client
         .wait_until("the background pid", WITHIN, |c| {
             number_between(&String::from_utf8_lossy(&c.output), "bg-", "-gb").is_some()
         })
         .await;
-    let sleeper = number_between(&client.text(), "bg-", "-gb").unwrap();
+    let sleeper = started(&["sleep", &seconds]).await;
 
     let (status, body) = server.delete(&format!("/v1/sessions/{sid}"), ACME).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -979,13 +1006,16 @@ async fn a_stopping_server_kills_its_terminals() {
     let sid = session(&server, ACME).await;
     let (tid, pid) = launch_shell(&server, &sid, "main").await;
     let mut client = attach_shell(&server, &sid, &tid).await;
-    client.input("sleep 1000 & echo bg-$!-gb\r").await;
+    let seconds = unique_seconds();
+    client
+        .input(&format!("sleep {seconds} & echo bg-$!-gb\r"))
+        .await;
     client
         .wait_until("the background pid", WITHIN, |c| {
             number_between(&String::from_utf8_lossy(&c.output), "bg-", "-gb").is_some()
         })
         .await;
-    let sleeper = number_between(&client.text(), "bg-", "-gb").unwrap();
+    let sleeper = started(&["sleep", &seconds]).await;
     drop(client);
     assert!(
         server.terminate(),
@@ -1395,12 +1425,12 @@ async fn a_shell_that_exits_leaving_a_background_job_still_ends_and_the_job_dies
     let mut client = attach_shell(&server, &sid, &tid).await;
     // The job holds the PTY open: the terminal must not wait for it.
     let (typed, printed) = marker("job");
+    let seconds = unique_seconds();
     client
-        .input(&format!("sleep 300 & echo {typed}=$!\r"))
+        .input(&format!("sleep {seconds} & echo {typed}=$!\r"))
         .await;
     client.wait_output(&format!("{printed}=")).await;
-    let job = number_between(&client.text(), &format!("{printed}="), "\r")
-        .expect("the job's pid is printed");
+    let job = started(&["sleep", &seconds]).await;
     client.input("exit 3\r").await;
     assert_eq!(client.wait_closed().await, 4404);
     assert_eq!(client.events(), [json!({"type": "exit", "exit_code": 3})]);

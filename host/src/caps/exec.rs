@@ -1,13 +1,16 @@
 //! Host side of `reshost:api/exec`: shell commands in the session's workspace.
 //!
-//! `bash -c` (else `sh -c`) runs in its own process group with the workspace (or a
-//! directory inside it) as working directory; the timeout kills the whole group,
-//! background children included, and so does a call that is abandoned. Each
-//! output stream is read concurrently and capped; the rest is drained and dropped.
+//! `bash -c` (else `sh -c`) runs confined by the server's sandbox (see
+//! `crate::sandbox`) with the workspace (or a directory inside it) as working
+//! directory. The timeout kills everything the command started, and so does a
+//! call that is abandoned or the session's deletion; a sandboxed command's
+//! background jobs end with it. Each output stream is read concurrently and
+//! capped; the rest is drained and dropped.
 
 use crate::runtime::Guest;
 use crate::runtime::bindings::exec::{Command, Host, Outcome};
 use crate::runtime::bindings::types::{Error, ErrorCode};
+use crate::sandbox::{Guard, Launch, Sandbox};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,10 +22,14 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 const DRAIN: Duration = Duration::from_millis(200);
 
 /// What a workspace grants to commands.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ExecLimits {
     /// Bytes kept of each output stream.
     pub output_bytes: usize,
+    /// Where commands run confined.
+    pub sandbox: Arc<Sandbox>,
+    /// The session: its deletion ends its commands.
+    pub session: String,
 }
 
 /// `bash` when the host has it, else `sh`.
@@ -94,23 +101,21 @@ async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, c
     }
 }
 
-/// Kills the process group unless disarmed: a command never outlives an
-/// abandoned call or its timeout.
-struct Group(Option<i32>);
-
-impl Group {
-    fn kill(&mut self) {
-        if let Some(pgid) = self.0.take() {
-            // SAFETY: killpg with a group id we created; no memory is involved.
-            unsafe { libc::killpg(pgid, libc::SIGKILL) };
-        }
-    }
+/// Kills the launch and everything it started, and reaps it: the command's
+/// deadline passed (no exit code then).
+async fn end(guard: &Guard, child: &mut tokio::process::Child) {
+    guard.kill();
+    let _ = child.wait().await;
+    guard.reaped();
 }
 
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.kill();
-    }
+/// The shell's exit code from the sandbox's exit report; `None` when the
+/// report ended without one (the sandbox was killed or could not start).
+async fn exit_code(report: std::os::fd::OwnedFd) -> Option<i32> {
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(report).ok()?;
+    let mut code = [0u8; 4];
+    pipe.read_exact(&mut code).await.ok()?;
+    Some(i32::from_le_bytes(code))
 }
 
 pub async fn run(
@@ -122,15 +127,21 @@ pub async fn run(
         Ok(dir) => dir,
         Err(e) => return Ok(Err(e.message)),
     };
-    let mut cmd = tokio::process::Command::new(shell());
-    cmd.arg("-c")
-        .arg(&command.command)
-        .current_dir(&dir)
+    let mut prepared = limits
+        .sandbox
+        .prepare(Launch {
+            session: Some(&limits.session),
+            owner: &limits.session,
+            workspace,
+            cwd: &dir,
+            argv: vec![shell().into(), "-c".into(), command.command.into()],
+            linger: true,
+        })
+        .map_err(std::io::Error::other)?;
+    let mut cmd = tokio::process::Command::from(prepared.command());
+    cmd.current_dir(&dir)
         .env_clear()
-        .env(
-            "PATH",
-            std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into()),
-        )
+        .envs(limits.sandbox.env())
         .env("HOME", workspace)
         .env("LANG", "C.UTF-8")
         .envs(command.env.iter().map(|(k, v)| (k, v)))
@@ -140,7 +151,12 @@ pub async fn run(
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
-    let mut group = Group(child.id().map(|id| id as i32));
+    let report = prepared.exit_report();
+    // Dropped on every way out: kills what is left (an abandoned call included).
+    let guard = prepared.guard;
+    if let Some(pid) = child.id() {
+        guard.started(pid);
+    }
     let (out, err) = (
         Arc::new(Mutex::new(Captured::default())),
         Arc::new(Mutex::new(Captured::default())),
@@ -158,19 +174,42 @@ pub async fn run(
             cap,
         )),
     ];
-    let timeout = Duration::from_millis(command.timeout_ms);
-    let (exit_code, timed_out) = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => {
-            let status = status?;
-            use std::os::unix::process::ExitStatusExt;
-            let code = status.code().or_else(|| status.signal().map(|s| 128 + s));
-            // Background children may live on; only the call is over.
-            group.0 = None;
-            (code, false)
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(command.timeout_ms);
+    // A sandboxed shell reports its own exit while what it left running goes
+    // on; without a report (unconfined, or the sandbox died) the launcher's
+    // exit is the shell's.
+    let reported = match report {
+        Some(report) => tokio::time::timeout_at(deadline, exit_code(report)).await,
+        None => Ok(None),
+    };
+    let (exit_code, timed_out) = match reported {
+        Ok(Some(code)) => {
+            // Background jobs run on until the command's deadline.
+            tokio::spawn(async move {
+                match tokio::time::timeout_at(deadline, child.wait()).await {
+                    Ok(_) => guard.reaped(),
+                    Err(_) => end(&guard, &mut child).await,
+                }
+            });
+            (Some(code), false)
         }
+        Ok(None) => match tokio::time::timeout_at(deadline, child.wait()).await {
+            Ok(status) => {
+                let status = status?;
+                use std::os::unix::process::ExitStatusExt;
+                guard.reaped();
+                (
+                    status.code().or_else(|| status.signal().map(|s| 128 + s)),
+                    false,
+                )
+            }
+            Err(_) => {
+                end(&guard, &mut child).await;
+                (None, true)
+            }
+        },
         Err(_) => {
-            group.kill();
-            let _ = child.wait().await;
+            end(&guard, &mut child).await;
             (None, true)
         }
     };

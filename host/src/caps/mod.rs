@@ -39,6 +39,8 @@ pub struct TerminalsCap {
     /// Where terminals start (their `cwd` is inside it).
     pub workspace: PathBuf,
     pub client_buffer_bytes: usize,
+    /// Where terminals run confined.
+    pub sandbox: Arc<crate::sandbox::Sandbox>,
 }
 
 /// The capability state of one component call.

@@ -59,7 +59,7 @@ impl Host for Guest {
         Ok(
             match cap
                 .terminals
-                .spawn(session, &id, &spec, cap.client_buffer_bytes)
+                .spawn(session, &id, &spec, &cap.sandbox, cap.client_buffer_bytes)
             {
                 Ok(terminal) => Ok(state(terminal.status())),
                 Err(e) => Err(error(

@@ -256,6 +256,7 @@ pub async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Bod
     }
     app.tracker.stop(id);
     app.terminals.close_session(id);
+    app.sandbox.end_session(id);
     let dir = app.workspace(id);
     tokio::task::spawn_blocking(move || workspace::remove(&dir))
         .await

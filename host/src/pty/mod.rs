@@ -99,6 +99,8 @@ pub struct Terminal {
     /// Whether the process was reaped: from then on its pid may be reused, so
     /// nothing may be killed by it.
     reaped: Mutex<bool>,
+    /// The terminal's sandbox: killing it ends every process the terminal started.
+    guard: crate::sandbox::Guard,
     master: Mutex<Box<dyn portable_pty::MasterPty + Send>>,
     writer: Mutex<Box<dyn Write + Send>>,
     shared: Mutex<Shared>,
@@ -200,6 +202,7 @@ impl Terminal {
         let reaped = self.reaped.lock().unwrap();
         if !*reaped {
             spawn::kill_session(self.pid);
+            self.guard.kill();
         }
     }
 
@@ -211,7 +214,9 @@ impl Terminal {
         spawn::wait_exited(self.pid);
         let mut reaped = self.reaped.lock().unwrap();
         spawn::kill_session(self.pid);
+        self.guard.kill();
         let code = spawn::exit_code(child);
+        self.guard.reaped();
         *reaped = true;
         code
     }
@@ -241,15 +246,17 @@ impl Terminals {
         session: &str,
         id: &str,
         spec: &Spec,
+        sandbox: &crate::sandbox::Sandbox,
         client_buffer_bytes: usize,
     ) -> anyhow::Result<Arc<Terminal>> {
         let _one = self.starting.lock().unwrap();
         if let Some(running) = self.get(session, id).filter(|t| t.status().running) {
             return Ok(running);
         }
-        let spawned = spawn::spawn(spec)?;
+        let spawned = spawn::spawn(spec, sandbox, session)?;
         let terminal = Arc::new(Terminal {
             pid: spawned.pid,
+            guard: spawned.guard,
             reaped: Mutex::new(false),
             master: Mutex::new(spawned.master),
             writer: Mutex::new(spawned.writer),

@@ -1,6 +1,7 @@
 //! Starting a terminal's process on a new PTY, and ending it with everything it
 //! started.
 
+use crate::sandbox::{Guard, Launch, Sandbox};
 use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -27,21 +28,36 @@ pub struct Spawned {
     pub reader: Box<dyn Read + Send>,
     pub writer: Box<dyn Write + Send>,
     pub child: Box<dyn Child + Send + Sync>,
+    /// Ends the terminal's sandbox with it.
+    pub guard: Guard,
 }
 
-/// Starts `spec` as the leader of a new session on a new PTY.
-pub fn spawn(spec: &Spec) -> anyhow::Result<Spawned> {
+/// Starts `spec`, confined, as the leader of a new session on a new PTY; its
+/// temp dir is `session`'s.
+pub fn spawn(spec: &Spec, sandbox: &Sandbox, session: &str) -> anyhow::Result<Spawned> {
     let pair = native_pty_system().openpty(PtySize {
         rows: spec.rows,
         cols: spec.cols,
         pixel_width: 0,
         pixel_height: 0,
     })?;
-    let mut command = CommandBuilder::new(&spec.command);
-    command.args(&spec.args);
+    let prepared = sandbox.prepare(Launch {
+        session: None,
+        owner: session,
+        workspace: &spec.home,
+        cwd: &spec.cwd,
+        argv: std::iter::once(&spec.command)
+            .chain(&spec.args)
+            .map(Into::into)
+            .collect(),
+        linger: false,
+    })?;
+    let mut command = CommandBuilder::from_argv(prepared.argv);
     command.cwd(&spec.cwd);
     command.env_clear();
-    command.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    for (key, value) in sandbox.env() {
+        command.env(key, value);
+    }
     command.env("HOME", &spec.home);
     command.env("TERM", "xterm-256color");
     command.env("LANG", "C.UTF-8");
@@ -49,12 +65,15 @@ pub fn spawn(spec: &Spec) -> anyhow::Result<Spawned> {
         command.env(key, value);
     }
     let child = pair.slave.spawn_command(command)?;
+    let guard = prepared.guard;
     // Without this the master never reads EOF when the child exits.
     drop(pair.slave);
     let pid = child
         .process_id()
         .ok_or_else(|| anyhow::anyhow!("the terminal's process has no pid"))?;
+    guard.started(pid);
     Ok(Spawned {
+        guard,
         pid,
         reader: pair.master.try_clone_reader()?,
         writer: pair.master.take_writer()?,

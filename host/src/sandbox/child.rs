@@ -1,0 +1,417 @@
+//! `reshost sandbox-exec PLAN -- PROGRAM ARGS…`: the re-executed side of a
+//! confined launch. It runs before anything else in `main` (no threads, no async
+//! runtime: a threaded process may not enter a new user namespace) and ends in
+//! `exec` of the program, three processes deep:
+//!
+//! 1. the launcher (what the server started, and what it waits for and kills)
+//!    joins the launch's cgroups and enters new user, mount, PID and IPC
+//!    namespaces (and a network one for `network = "none"`), then forks;
+//! 2. the namespace's init (PID 1) dies with the launcher (`PDEATHSIG`), mounts
+//!    a `/proc` that shows only the sandbox and the session's private `/tmp`,
+//!    applies Landlock, rlimits and an empty capability set, then forks the
+//!    program and reaps orphans until the program exits, and exits with its
+//!    status: the kernel then kills everything else in the namespace, so no
+//!    background job or fork flood outlives the command;
+//! 3. the program itself.
+
+use super::plan::{Plan, Rlimits, SETUP_FAILED};
+use nix::mount::{MsFlags, mount};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// Where the session's temp dir is mounted inside.
+pub(super) const TMP_MOUNTS: [&str; 2] = ["/tmp", "/var/tmp"];
+pub(super) const SHM_MOUNT: &str = "/dev/shm";
+
+/// What went wrong, and at which step: printed by the launcher as
+/// `reshost sandbox: <step>: <error>`.
+pub(super) struct Failed(String);
+
+/// Names the step an error happened at: `.map_err(at("mounting /proc"))`.
+pub(super) fn at<E: std::fmt::Display>(step: impl std::fmt::Display) -> impl FnOnce(E) -> Failed {
+    move |e| Failed(format!("{step}: {e}"))
+}
+
+type Step<T = ()> = Result<T, Failed>;
+
+/// Entry point; `args` are the arguments after `sandbox-exec`. Never returns.
+pub fn main(args: &[OsString]) -> ! {
+    let code = match parse(args).and_then(|(plan, argv)| launch(&plan, &argv)) {
+        Ok(never) => match never {},
+        Err(Failed(message)) => {
+            eprintln!("reshost sandbox: {message}");
+            SETUP_FAILED
+        }
+    };
+    std::process::exit(code)
+}
+
+fn parse(args: &[OsString]) -> Step<(Plan, Vec<CString>)> {
+    let [plan, dashes, argv @ ..] = args else {
+        return Err(Failed(
+            "usage: reshost sandbox-exec PLAN -- PROGRAM [ARGS…]".into(),
+        ));
+    };
+    if dashes != "--" || argv.is_empty() {
+        return Err(Failed(
+            "usage: reshost sandbox-exec PLAN -- PROGRAM [ARGS…]".into(),
+        ));
+    }
+    let plan: Plan = serde_json::from_slice(plan.as_bytes()).map_err(at("the plan"))?;
+    let argv = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(at("an argument")))
+        .collect::<Step<_>>()?;
+    Ok((plan, argv))
+}
+
+enum Never {}
+
+/// Step 1, the launcher.
+fn launch(plan: &Plan, argv: &[CString]) -> Step<Never> {
+    for dir in &plan.cgroups {
+        std::fs::write(dir.join("cgroup.procs"), "0")
+            .map_err(at(format!("joining cgroup {}", dir.display())))?;
+    }
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC;
+    if plan.isolate_network {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    unshare(flags).map_err(at("entering new namespaces"))?;
+    // The same ids inside as outside: files the program writes belong to the
+    // server's user, and root inside is root outside only for files it owns.
+    std::fs::write("/proc/self/setgroups", "deny").map_err(at("setgroups"))?;
+    std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")).map_err(at("uid_map"))?;
+    std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")).map_err(at("gid_map"))?;
+    if plan.isolate_network {
+        loopback_up().map_err(at("bringing up loopback"))?;
+    }
+    // Tells the init whether the launcher still lives once it has asked to die with it.
+    let (alive_r, alive_w) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(at("pipe"))?;
+    // Keystrokes meant for the program must not end the sandbox around it.
+    ignore(&[
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGTSTP,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ]);
+    // SAFETY: single-threaded (this runs before any thread is started).
+    match unsafe { fork() }.map_err(at("fork"))? {
+        ForkResult::Parent { child } => {
+            drop(alive_r);
+            if let Some(fd) = plan.exit_fd {
+                // Only the init holds it, so that its end is the report's end.
+                let _ = nix::unistd::close(fd);
+            }
+            let code = wait_for(child);
+            drop(alive_w);
+            std::process::exit(code)
+        }
+        ForkResult::Child => {
+            drop(alive_w);
+            init(plan, argv, alive_r)
+        }
+    }
+}
+
+/// Step 2, PID 1 of the new namespace.
+fn init(plan: &Plan, argv: &[CString], launcher_alive: OwnedFd) -> Step<Never> {
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(at("pdeathsig"))?;
+    // The launcher may have died before the line above: then nobody would kill us.
+    let mut poll = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&launcher_alive),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    if nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO).map_err(at("poll"))? > 0 {
+        std::process::exit(SETUP_FAILED);
+    }
+    drop(launcher_alive);
+    if let Some(fd) = plan.exit_fd {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(at("the exit report descriptor"))?;
+    }
+    // It ends only by its program's end or SIGKILL.
+    let all: Vec<Signal> = Signal::iterator()
+        .filter(|s| !matches!(s, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGCHLD))
+        .collect();
+    ignore(&all);
+    mounts(plan)?;
+    super::landlock::restrict(plan)?;
+    set_rlimits(&plan.rlimits)?;
+    drop_capabilities()?;
+    // Nothing inside may ptrace the init.
+    nix::sys::prctl::set_dumpable(false).map_err(at("dumpable"))?;
+    // SAFETY: single-threaded.
+    match unsafe { fork() }.map_err(at("fork"))? {
+        ForkResult::Parent { child } => reap(child, plan.exit_fd),
+        ForkResult::Child => program(plan, argv),
+    }
+}
+
+/// Step 3: the program, with the signal state a fresh process has.
+fn program(plan: &Plan, argv: &[CString]) -> ! {
+    for n in 1..32 {
+        if let Ok(sig) = Signal::try_from(n)
+            && !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP)
+        {
+            // SAFETY: restoring the default disposition installs no handler.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
+        }
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if let Err(e) = std::env::set_current_dir(&plan.cwd) {
+        eprintln!("reshost sandbox: cwd {}: {e}", plan.cwd.display());
+        std::process::exit(SETUP_FAILED);
+    }
+    let e = nix::unistd::execvp(&argv[0], argv).unwrap_err();
+    eprintln!(
+        "reshost sandbox: {}: {}",
+        argv[0].to_string_lossy(),
+        e.desc()
+    );
+    std::process::exit(if e == nix::errno::Errno::ENOENT {
+        127
+    } else {
+        126
+    })
+}
+
+/// The exit code a shell would report for `status`.
+fn code_of(status: WaitStatus) -> Option<i32> {
+    match status {
+        WaitStatus::Exited(_, code) => Some(code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + sig as i32),
+        _ => None,
+    }
+}
+
+fn wait_for(child: Pid) -> i32 {
+    loop {
+        match waitpid(child, None) {
+            Ok(status) => {
+                if let Some(code) = code_of(status) {
+                    return code;
+                }
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return SETUP_FAILED,
+        }
+    }
+}
+
+/// Reaps every orphan of the namespace. Without an exit report, exits when
+/// `program` does, which makes the kernel kill whatever is left inside; with
+/// one, reports the program's exit code on it and exits when nothing is left
+/// (or when the server kills the launch).
+fn reap(program: Pid, exit_fd: Option<i32>) -> ! {
+    let mut code = None;
+    loop {
+        match waitpid(None::<Pid>, None) {
+            Ok(status) if status.pid() == Some(program) => {
+                code = code_of(status);
+                match (code, exit_fd) {
+                    (Some(code), None) => std::process::exit(code),
+                    (Some(c), Some(fd)) => {
+                        // SAFETY: `fd` is the report descriptor the plan names, ours.
+                        let report = unsafe { OwnedFd::from_raw_fd(fd) };
+                        let _ = nix::unistd::write(&report, &c.to_le_bytes());
+                    }
+                    (None, _) => {}
+                }
+            }
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => std::process::exit(code.unwrap_or(SETUP_FAILED)),
+        }
+    }
+}
+
+fn ignore(signals: &[Signal]) {
+    for &sig in signals {
+        // SAFETY: SIG_IGN installs no handler.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+}
+
+/// A `/proc` of this PID namespace, and the session's temp dirs on `/tmp`,
+/// `/var/tmp` and `/dev/shm`.
+fn mounts(plan: &Plan) -> Step {
+    let none = None::<&str>;
+    mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
+        .map_err(at("making mounts private"))?;
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        none,
+    )
+    .map_err(at("mounting /proc"))?;
+    for dir in [&plan.tmp, &plan.shm] {
+        std::fs::create_dir_all(dir).map_err(at("creating the session's temp dir"))?;
+    }
+    let covered: Vec<(&str, &Path)> = TMP_MOUNTS
+        .iter()
+        .map(|m| (*m, plan.tmp.as_path()))
+        .chain([(SHM_MOUNT, plan.shm.as_path())])
+        .filter(|(target, _)| is_real_dir(Path::new(target)))
+        .collect();
+    // Everything is opened before the first mount: a data dir under /tmp would
+    // be hidden by it. Granted paths it hides are mounted back at their own path.
+    let sources = covered
+        .iter()
+        .map(|(_, source)| open_path(source))
+        .collect::<Step<Vec<_>>>()?;
+    let hidden = granted(plan)
+        .filter(|p| covered.iter().any(|(t, _)| p.starts_with(t)))
+        .map(|p| Ok((p, open_path(p)?)))
+        .collect::<Step<Vec<_>>>()?;
+    for ((target, _), source) in covered.iter().zip(&sources) {
+        bind(source, Path::new(target))?;
+    }
+    for (path, fd) in &hidden {
+        std::fs::create_dir_all(path).map_err(at("re-exposing a granted path"))?;
+        bind(fd, path)?;
+    }
+    Ok(())
+}
+
+fn open_path(path: &Path) -> Step<OwnedFd> {
+    std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(path)
+        .map(OwnedFd::from)
+        .map_err(at(format!("opening {}", path.display())))
+}
+
+/// Bind-mounts the directory open as `source` on `target`.
+fn bind(source: &OwnedFd, target: &Path) -> Step {
+    let from = format!("/proc/self/fd/{}", source.as_raw_fd());
+    mount(
+        Some(from.as_str()),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(at(format!("mounting {}", target.display())))
+}
+
+/// Every path the plan grants besides the temp dirs.
+fn granted(plan: &Plan) -> impl Iterator<Item = &Path> {
+    std::iter::once(plan.workspace.as_path())
+        .chain(plan.read_write.iter().map(PathBuf::as_path))
+        .chain(plan.read_only.iter().map(PathBuf::as_path))
+}
+
+fn is_real_dir(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+fn set_rlimits(limits: &Rlimits) -> Step {
+    use nix::sys::resource::{Resource, setrlimit};
+    let all = [
+        (Resource::RLIMIT_AS, limits.address_space),
+        (Resource::RLIMIT_NPROC, limits.processes),
+        (Resource::RLIMIT_CPU, limits.cpu_seconds),
+        (Resource::RLIMIT_FSIZE, limits.file_size),
+        (Resource::RLIMIT_NOFILE, limits.open_files),
+    ];
+    for (resource, value) in all {
+        if let Some(value) = value {
+            setrlimit(resource, value, value).map_err(at("setrlimit"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Empties every capability set (bounding, ambient, effective, permitted,
+/// inheritable), so the program has none even where it runs as uid 0.
+fn drop_capabilities() -> Step {
+    for cap in 0..64 {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0 {
+            // EINVAL: past the last capability this kernel knows.
+            break;
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        )
+    };
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let data = [Data {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    // SAFETY: capset reads the header and two data structs we pass.
+    if unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) } != 0 {
+        return Err(at("dropping capabilities")(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// `ip link set lo up` in the new network namespace.
+fn loopback_up() -> std::io::Result<()> {
+    // SAFETY: a plain socket for the ioctls below, closed by OwnedFd.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a new descriptor we own.
+    let sock: OwnedFd = unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain data; the ioctls read the name and read/write the flags.
+    unsafe {
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,449 @@
+//! Confinement of every process a session starts: shell commands, terminals and
+//! everything they start in turn.
+//!
+//! The server never starts a workspace's program directly. It starts its own
+//! binary in the hidden mode `reshost sandbox-exec PLAN -- PROGRAM ARGS…`
+//! ([`child`]), which sets up the sandbox single-threaded and then `exec`s the
+//! program, so `std::process` (shell) and portable-pty (terminals) start
+//! confined programs unchanged. The layers:
+//!
+//! - filesystem: Landlock ([`landlock`]) grants the workspace and the session's
+//!   private temp dir read-write, the system paths read-only minus the data dir,
+//!   cache and config ([`paths`]), a few devices, nothing else;
+//! - processes: new user, PID, mount and IPC namespaces: the server and other
+//!   sessions are invisible and out of reach, `/proc` shows the sandbox only, no
+//!   capability is left and `no_new_privs` is set;
+//! - resources: a cgroup per launch caps processes and memory ([`cgroup`]),
+//!   with rlimits where cgroups are not writable; ending the launch ends the
+//!   PID namespace and so every process in it;
+//! - network: `none` is a network namespace with loopback only; `full` shares
+//!   the host's, minus the server's own port ([`netfilter`]).
+//!
+//! With `mode = "enforce"` (the default) the server refuses to start when a
+//! layer is missing, naming it; `mode = "off"` runs programs unconfined.
+
+mod cgroup;
+mod child;
+mod landlock;
+mod netfilter;
+mod paths;
+mod plan;
+
+pub use child::main as exec_main;
+pub use plan::SETUP_FAILED;
+
+use crate::config::{Config, SandboxMode, SandboxNetwork};
+use anyhow::bail;
+use cgroup::{Cgroups, Group, GroupLimits};
+use plan::{Plan, Rlimits};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+/// The hidden subcommand `main` hands to [`exec_main`].
+pub const EXEC_SUBCOMMAND: &str = "sandbox-exec";
+
+/// How the server confines what sessions start; built once at start.
+pub struct Sandbox {
+    /// `PATH` of the programs.
+    path: OsString,
+    enforced: Option<Enforced>,
+    /// Launches that end with their session, by session.
+    running: Mutex<HashMap<String, Vec<Weak<Tracked>>>>,
+    report: Value,
+}
+
+struct Enforced {
+    read_only: Vec<PathBuf>,
+    read_write: Vec<PathBuf>,
+    cgroups: Cgroups,
+    group_limits: GroupLimits,
+    rlimits: Rlimits,
+    isolate_network: bool,
+    landlock_blocked_ports: Vec<u16>,
+    /// `<data_dir>/sandbox`: each session's private temp dirs.
+    temp_root: PathBuf,
+    next: AtomicU64,
+}
+
+/// One program to start confined.
+pub struct Launch<'a> {
+    /// Set for launches that must end when the session is deleted.
+    pub session: Option<&'a str>,
+    /// The session whose temp dir the launch gets.
+    pub owner: &'a str,
+    pub workspace: &'a Path,
+    pub cwd: &'a Path,
+    pub argv: Vec<OsString>,
+    /// Whether what the program leaves running may outlive it (until the
+    /// guard kills it): then [`Prepared::exit_report`] tells when the program
+    /// itself exits. Otherwise the program's exit ends everything it started.
+    pub linger: bool,
+}
+
+/// A launch ready to start: the command line to run (with the environment of
+/// [`Sandbox::env`]) and the guard that must live as long as the process.
+pub struct Prepared {
+    pub argv: Vec<OsString>,
+    pub guard: Guard,
+    /// The exit report pipe of a lingering launch: (read end, write end).
+    exit_pipe: Option<(OwnedFd, OwnedFd)>,
+}
+
+impl Prepared {
+    /// A command that runs [`Prepared::argv`] (for a lingering launch, with
+    /// the exit report's write end as the launcher's descriptor 3).
+    pub fn command(&self) -> std::process::Command {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = std::process::Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]);
+        if let Some((_, write)) = &self.exit_pipe {
+            let fd = write.as_raw_fd();
+            // SAFETY: the closure only makes async-signal-safe calls.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = if fd == plan::EXIT_FD {
+                        libc::fcntl(fd, libc::F_SETFD, 0) // dup2 onto itself keeps CLOEXEC
+                    } else {
+                        libc::dup2(fd, plan::EXIT_FD)
+                    };
+                    if r < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                })
+            };
+        }
+        cmd
+    }
+
+    /// Once the launcher started: where the program's exit code arrives (4
+    /// bytes, little endian; nothing if the launch died first). Our copy of the
+    /// write end is closed here, so the read end sees the end of the report.
+    pub fn exit_report(&mut self) -> Option<OwnedFd> {
+        self.exit_pipe.take().map(|(read, _write)| read)
+    }
+}
+
+/// Ends a launch: kills it on demand, and on drop removes its cgroup (killing
+/// whatever is left in it).
+pub struct Guard {
+    tracked: Arc<Tracked>,
+}
+
+struct Tracked {
+    /// The launcher's pid (its process group's id too); 0 before it starts and
+    /// after it was reaped.
+    pid: AtomicI32,
+    group: Option<Group>,
+}
+
+impl Tracked {
+    fn kill(&self) {
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid > 0 {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our
+            // unreaped child's, so it cannot name a stranger.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some(group) = &self.group {
+            group.kill();
+        }
+    }
+}
+
+impl Guard {
+    /// Records the launcher's pid once it started (it leads its own process group).
+    pub fn started(&self, pid: u32) {
+        self.tracked.pid.store(pid as i32, Ordering::SeqCst);
+    }
+
+    /// Records that the launcher was reaped: its pid may be reused from now on.
+    pub fn reaped(&self) {
+        self.tracked.pid.store(0, Ordering::SeqCst);
+    }
+
+    /// Kills the launch and everything it started.
+    pub fn kill(&self) {
+        self.tracked.kill();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // A launch never outlives its guard (an abandoned call, a dropped terminal).
+        self.tracked.kill();
+    }
+}
+
+impl Sandbox {
+    /// Detects what this machine offers and checks, with a real confined launch,
+    /// that it works; in `enforce` mode a missing layer is an error that names
+    /// it. `listen` is the address the server serves on, kept out of reach.
+    pub fn start(
+        config: &Config,
+        config_path: Option<&Path>,
+        listen: SocketAddr,
+    ) -> anyhow::Result<Sandbox> {
+        let sb = &config.sandbox;
+        if sb.mode == SandboxMode::Off {
+            tracing::warn!(
+                "[sandbox] mode = \"off\": shell commands and terminals run unconfined, as the server's user"
+            );
+            return Ok(Sandbox {
+                path: std::env::var_os("PATH").unwrap_or_else(|| sb.path.clone().into()),
+                enforced: None,
+                running: Mutex::default(),
+                report: json!({"mode": "off", "layers": {
+                    "filesystem": {"active": false},
+                    "processes": {"active": false},
+                    "resources": {"active": false},
+                    "network": {"active": false, "mode": "full"},
+                }}),
+            });
+        }
+        let abi = landlock::abi();
+        let mut missing = Vec::new();
+        if abi < 1 {
+            missing.push(
+                "filesystem: Landlock is not available (a kernel ≥ 5.13 with Landlock enabled in its `lsm=` list is needed)"
+                    .to_owned(),
+            );
+        }
+        let cgroups = Cgroups::detect();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        // The kernel does not hold root (even in a user namespace) to RLIMIT_NPROC.
+        let processes = match cgroups.processes() {
+            Some(m) => m,
+            None if !root => "RLIMIT_NPROC in a user namespace",
+            None => {
+                missing.push("resources: no pids cgroup the server may write to (root needs a writable pids controller: cgroup v1, or v2 with it delegated)".to_owned());
+                "none"
+            }
+        };
+        let memory = cgroups.memory().unwrap_or("RLIMIT_AS");
+        let isolate_network = sb.network == SandboxNetwork::None;
+        let mut landlock_blocked_ports = Vec::new();
+        let network = if isolate_network {
+            "network namespace (loopback only)"
+        } else {
+            match cgroups
+                .unified_dir()
+                .map(|d| netfilter::block_port(d, listen.port()))
+            {
+                Some(Ok(())) => "cgroup BPF connect filter",
+                failed => {
+                    if abi >= 4 {
+                        landlock_blocked_ports.push(listen.port());
+                        "Landlock TCP connect rules"
+                    } else {
+                        let why = match failed {
+                            Some(Err(e)) => format!("loading the cgroup BPF filter failed: {e}"),
+                            _ => "no cgroup v2 hierarchy is writable".into(),
+                        };
+                        missing.push(format!("network: the server's port cannot be kept out of reach ({why}; Landlock ABI 4 is not available either); `network = \"none\"` works without it"));
+                        "none"
+                    }
+                }
+            }
+        };
+        let mut hidden = vec![config.data_dir.clone(), config.cache_dir()];
+        hidden.extend(config_path.map(Path::to_owned));
+        let mut read_only_roots = sb.read_only.clone();
+        // A resolver config symlinked elsewhere (systemd-resolved) must stay readable.
+        read_only_roots.extend(Path::new("/etc/resolv.conf").canonicalize().ok());
+        let read_only = paths::visible(&read_only_roots, &hidden);
+        let read_write = paths::visible(&sb.read_write, &hidden);
+        let nonzero = |v: u64| (v > 0).then_some(v);
+        let enforced = Enforced {
+            read_only,
+            read_write,
+            group_limits: GroupLimits {
+                processes: sb.max_processes,
+                memory_bytes: sb.memory_bytes,
+            },
+            rlimits: Rlimits {
+                address_space: cgroups.memory().is_none().then_some(sb.memory_bytes),
+                processes: cgroups.processes().is_none().then_some(sb.max_processes),
+                cpu_seconds: nonzero(sb.cpu_seconds),
+                file_size: nonzero(sb.file_size_bytes),
+                open_files: None,
+            },
+            cgroups,
+            isolate_network,
+            landlock_blocked_ports,
+            temp_root: config.data_dir.join("sandbox"),
+            next: AtomicU64::new(0),
+        };
+        let report = json!({"mode": "enforce", "layers": {
+            "filesystem": {"active": abi >= 1, "mechanism": "landlock", "landlock_abi": abi,
+                "read_only": enforced.read_only, "read_write": enforced.read_write,
+                "private_tmp": true},
+            "processes": {"active": true,
+                "mechanism": "user, pid, mount and ipc namespaces; no capabilities; no_new_privs"},
+            "resources": {"active": processes != "none",
+                "processes": {"limit": sb.max_processes, "mechanism": processes},
+                "memory_bytes": {"limit": sb.memory_bytes, "mechanism": memory},
+                "cpu_seconds": nonzero(sb.cpu_seconds),
+                "file_size_bytes": nonzero(sb.file_size_bytes)},
+            "network": {"active": network != "none", "mode": if isolate_network { "none" } else { "full" },
+                "blocked_ports": if isolate_network { vec![] } else { vec![listen.port()] },
+                "mechanism": network},
+        }});
+        let sandbox = Sandbox {
+            path: sb.path.clone().into(),
+            enforced: Some(enforced),
+            running: Mutex::default(),
+            report,
+        };
+        if missing.is_empty()
+            && let Err(e) = sandbox.self_test()
+        {
+            missing.push(format!("a confined test command failed: {e:#}"));
+        }
+        if !missing.is_empty() {
+            bail!(
+                "the sandbox cannot be enforced on this machine:\n  - {}\nFix that, or set `[sandbox] mode = \"off\"` in the config to run shell commands and terminals unconfined (not recommended).",
+                missing.join("\n  - ")
+            );
+        }
+        tracing::info!(sandbox = %sandbox.report["layers"], "sandbox enforced");
+        Ok(sandbox)
+    }
+
+    /// Starts `true` confined in a scratch workspace.
+    fn self_test(&self) -> anyhow::Result<()> {
+        let Some(enforced) = &self.enforced else {
+            return Ok(());
+        };
+        let workspace = enforced.temp_root.join(".self-test");
+        std::fs::create_dir_all(&workspace)?;
+        let prepared = self.prepare(Launch {
+            session: None,
+            owner: ".self-test",
+            workspace: &workspace,
+            cwd: &workspace,
+            argv: vec!["true".into()],
+            linger: false,
+        })?;
+        let output = prepared
+            .command()
+            .env_clear()
+            .envs(self.env())
+            .stdin(std::process::Stdio::null())
+            .output()?;
+        drop(prepared);
+        let _ = std::fs::remove_dir_all(enforced.temp_root.join(".self-test"));
+        if !output.status.success() {
+            bail!(
+                "{} ({})",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                output.status
+            );
+        }
+        Ok(())
+    }
+
+    /// What `GET /admin/v1/sandbox` shows: the mode and each layer's state.
+    pub fn report(&self) -> &Value {
+        &self.report
+    }
+
+    /// The environment every program gets, before its own variables.
+    pub fn env(&self) -> [(&'static str, OsString); 2] {
+        [("PATH", self.path.clone()), ("TMPDIR", "/tmp".into())]
+    }
+
+    /// The command line that starts `launch` confined (itself, unchanged, with
+    /// `mode = "off"`), and its guard.
+    pub fn prepare(&self, launch: Launch<'_>) -> anyhow::Result<Prepared> {
+        let Some(e) = &self.enforced else {
+            return Ok(self.track(
+                launch.session,
+                launch.argv,
+                Tracked {
+                    pid: AtomicI32::new(0),
+                    group: None,
+                },
+                None,
+            ));
+        };
+        let n = e.next.fetch_add(1, Ordering::Relaxed);
+        let group = e.cgroups.create(&format!("l{n}"), e.group_limits)?;
+        let temp = e.temp_root.join(launch.owner);
+        let exit_pipe = if launch.linger {
+            Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+        } else {
+            None
+        };
+        let plan = Plan {
+            workspace: launch.workspace.to_owned(),
+            tmp: temp.join("tmp"),
+            shm: temp.join("shm"),
+            cwd: launch.cwd.to_owned(),
+            read_only: e.read_only.clone(),
+            read_write: e.read_write.clone(),
+            cgroups: group.dirs(),
+            rlimits: e.rlimits.clone(),
+            isolate_network: e.isolate_network,
+            landlock_blocked_ports: e.landlock_blocked_ports.clone(),
+            exit_fd: exit_pipe.is_some().then_some(plan::EXIT_FD),
+        };
+        let mut argv: Vec<OsString> = vec![
+            "/proc/self/exe".into(),
+            EXEC_SUBCOMMAND.into(),
+            serde_json::to_string(&plan)?.into(),
+            "--".into(),
+        ];
+        argv.extend(launch.argv);
+        Ok(self.track(
+            launch.session,
+            argv,
+            Tracked {
+                pid: AtomicI32::new(0),
+                group: Some(group),
+            },
+            exit_pipe,
+        ))
+    }
+
+    fn track(
+        &self,
+        session: Option<&str>,
+        argv: Vec<OsString>,
+        tracked: Tracked,
+        exit_pipe: Option<(OwnedFd, OwnedFd)>,
+    ) -> Prepared {
+        let tracked = Arc::new(tracked);
+        if let Some(session) = session {
+            let mut running = self.running.lock().unwrap();
+            let list = running.entry(session.to_owned()).or_default();
+            list.retain(|t| t.strong_count() > 0);
+            list.push(Arc::downgrade(&tracked));
+        }
+        Prepared {
+            argv,
+            guard: Guard { tracked },
+            exit_pipe,
+        }
+    }
+
+    /// Kills every running launch of `session` and removes its temp dirs (the
+    /// session is being deleted).
+    pub fn end_session(&self, session: &str) {
+        let launches = self.running.lock().unwrap().remove(session);
+        for tracked in launches.into_iter().flatten().filter_map(|t| t.upgrade()) {
+            tracked.kill();
+        }
+        if let Some(e) = &self.enforced {
+            let _ = std::fs::remove_dir_all(e.temp_root.join(session));
+        }
+    }
+}
