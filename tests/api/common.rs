@@ -45,7 +45,12 @@ impl Server {
     /// A server whose config is the base config followed by `extra` (TOML: top-level
     /// keys must come first, so `extra` holds only tables such as `[limits]`).
     pub async fn with_config(extra: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::with_config_in(&std::env::temp_dir(), extra).await
+    }
+
+    /// As `with_config`, with the server's directory (data dir, config) made in `parent`.
+    pub async fn with_config_in(parent: &Path, extra: &str) -> Server {
+        let dir = tempfile::tempdir_in(parent).unwrap();
         let config = format!(
             "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n{extra}\n{BASE_CONFIG}",
             dir.path().join("data"),
@@ -97,6 +102,16 @@ impl Server {
         std::thread::spawn(move || for _ in lines {});
         self.base = addr;
         self.child = Some(child);
+    }
+
+    /// The server process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server is running").id()
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 
     pub fn stderr(&self) -> String {

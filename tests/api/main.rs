@@ -11,6 +11,7 @@ mod isolation;
 mod pagination;
 mod plugins;
 mod policy;
+mod sandbox;
 mod search;
 mod sessions;
 mod shell;

@@ -34,7 +34,7 @@ fn agent() -> Value {
 }
 
 /// A new session of the token's tenant declaring the `agent()` terminals.
-async fn session(server: &Server, token: &str) -> String {
+pub(crate) async fn session(server: &Server, token: &str) -> String {
     let (status, body) = server.post("/v1/sessions", token, agent()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_str().unwrap().to_owned()
@@ -58,11 +58,11 @@ async fn launch(server: &Server, token: &str, sid: &str, body: Value) -> (Status
 
 /// Launches `shell` with `key` in an ACME session (it must be new); returns its id
 /// and pid.
-async fn launch_shell(server: &Server, sid: &str, key: &str) -> (String, u32) {
+pub(crate) async fn launch_shell(server: &Server, sid: &str, key: &str) -> (String, u32) {
     launch_as(server, ACME, sid, key).await
 }
 
-async fn launch_as(server: &Server, token: &str, sid: &str, key: &str) -> (String, u32) {
+pub(crate) async fn launch_as(server: &Server, token: &str, sid: &str, key: &str) -> (String, u32) {
     let (status, body) = launch(
         server,
         token,
@@ -101,7 +101,7 @@ async fn listed(server: &Server, token: &str, sid: &str) -> Vec<String> {
 /// A marker unique in this test run, as `(typed, printed)`: the command line holds
 /// it split by `''`, so only the command's output contains it whole, never the
 /// terminal's echo of what was typed.
-fn marker(tag: &str) -> (String, String) {
+pub(crate) fn marker(tag: &str) -> (String, String) {
     static N: AtomicU64 = AtomicU64::new(0);
     let n = N.fetch_add(1, Ordering::SeqCst);
     let nanos = std::time::SystemTime::now()
@@ -191,7 +191,7 @@ enum Got {
 }
 
 /// One attached WebSocket client and everything it has received so far.
-struct Attached {
+pub(crate) struct Attached {
     ws: Ws,
     /// All binary frames' bytes, concatenated.
     output: Vec<u8>,
@@ -231,13 +231,13 @@ async fn refused(server: &Server, path: &str, token: Option<&str>) -> u16 {
 }
 
 /// Attaches to ACME's terminal `tid` of `sid`; `query` is `""` or `"?…"`.
-async fn attach(server: &Server, sid: &str, tid: &str, query: &str) -> Attached {
+pub(crate) async fn attach(server: &Server, sid: &str, tid: &str, query: &str) -> Attached {
     let path = format!("{}/attach{query}", terminal(sid, tid));
     Attached::new(connect(server, &path, Some(ACME)).await.unwrap())
 }
 
 /// Attaches and waits for the shell's prompt (so typed input reaches readline).
-async fn attach_shell(server: &Server, sid: &str, tid: &str) -> Attached {
+pub(crate) async fn attach_shell(server: &Server, sid: &str, tid: &str) -> Attached {
     let mut client = attach(server, sid, tid, "").await;
     client.wait_prompt().await;
     client
@@ -254,7 +254,7 @@ impl Attached {
         }
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let all = String::from_utf8_lossy(&self.output);
         let chars: Vec<char> = all.chars().collect();
         let from = chars.len().saturating_sub(3000);
@@ -319,7 +319,7 @@ impl Attached {
 
     /// Reads until `done` holds on what was received; panics with the output so far
     /// after `within` or if the socket ends first.
-    async fn wait_until(
+    pub(crate) async fn wait_until(
         &mut self,
         what: &str,
         within: Duration,
@@ -351,13 +351,13 @@ impl Attached {
             .await;
     }
 
-    async fn wait_output(&mut self, needle: &str) {
+    pub(crate) async fn wait_output(&mut self, needle: &str) {
         self.wait_output_within(needle, WITHIN).await;
     }
 
     /// Reads until the output contains `needle` (searching only what is new, so a
     /// flood of output costs linear time).
-    async fn wait_output_within(&mut self, needle: &str, within: Duration) {
+    pub(crate) async fn wait_output_within(&mut self, needle: &str, within: Duration) {
         let what = format!("output {needle:?}");
         let mut from = 0;
         self.wait_until(&what, within, |c| {
@@ -369,7 +369,7 @@ impl Attached {
     }
 
     /// Reads until the server closes the socket; returns the close code.
-    async fn wait_closed(&mut self) -> u16 {
+    pub(crate) async fn wait_closed(&mut self) -> u16 {
         self.wait_until("the close frame", WITHIN, |c| c.close_code().is_some())
             .await;
         self.close_code().unwrap()
@@ -382,7 +382,7 @@ impl Attached {
     }
 
     /// Sends `text` as input (a binary frame).
-    async fn input(&mut self, text: &str) {
+    pub(crate) async fn input(&mut self, text: &str) {
         self.ws
             .send(Message::binary(text.as_bytes().to_vec()))
             .await
@@ -396,7 +396,7 @@ impl Attached {
 
     /// Types `echo <marker>` and waits until the command has printed the marker;
     /// returns the marker.
-    async fn echo(&mut self, tag: &str) -> String {
+    pub(crate) async fn echo(&mut self, tag: &str) -> String {
         let (typed, printed) = marker(tag);
         self.input(&format!("echo {typed}\r")).await;
         self.wait_output(&printed).await;

@@ -277,15 +277,26 @@ fn mounts(plan: &Plan) -> Step {
         .iter()
         .map(|(_, source)| open_path(source))
         .collect::<Step<Vec<_>>>()?;
-    let hidden = granted(plan)
+    let hidden: Vec<(&Path, OwnedFd)> = granted(plan)
         .filter(|p| covered.iter().any(|(t, _)| p.starts_with(t)))
-        .map(|p| Ok((p, open_path(p)?)))
-        .collect::<Step<Vec<_>>>()?;
+        .filter_map(|p| Some((p, open_path(p).ok()?)))
+        .collect();
     for ((target, _), source) in covered.iter().zip(&sources) {
         bind(source, Path::new(target))?;
     }
     for (path, fd) in &hidden {
-        std::fs::create_dir_all(path).map_err(at("re-exposing a granted path"))?;
+        // The mount point, made in the temp dir now on top: a directory, or an
+        // empty file for a file.
+        let is_dir = nix::sys::stat::fstat(fd.as_raw_fd())
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        let made = if is_dir {
+            std::fs::create_dir_all(path)
+        } else {
+            path.parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::File::create(path).map(drop))
+        };
+        made.map_err(at(format!("re-exposing {}", path.display())))?;
         bind(fd, path)?;
     }
     Ok(())
@@ -294,13 +305,13 @@ fn mounts(plan: &Plan) -> Step {
 fn open_path(path: &Path) -> Step<OwnedFd> {
     std::fs::File::options()
         .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .custom_flags(libc::O_PATH)
         .open(path)
         .map(OwnedFd::from)
         .map_err(at(format!("opening {}", path.display())))
 }
 
-/// Bind-mounts the directory open as `source` on `target`.
+/// Bind-mounts what is open as `source` on `target`.
 fn bind(source: &OwnedFd, target: &Path) -> Step {
     let from = format!("/proc/self/fd/{}", source.as_raw_fd());
     mount(
