@@ -155,6 +155,13 @@ impl Targets {
                     .into(),
             ),
             ("mount", "mount -t tmpfs none /mnt 2>/dev/null".into()),
+            // Only root may read these; a root server's sandbox is root to them.
+            ("etc-shadow", "grep -q '^root:' /etc/shadow 2>/dev/null".into()),
+            (
+                "private-key",
+                "cat /etc/ssl/private/* /etc/ssh/ssh_host_*_key 2>/dev/null | grep -q PRIVATE"
+                    .into(),
+            ),
         ];
         for dir in ["/root", "/"] {
             probes.push(("write-host", format!("touch {dir}/{stray} 2>/dev/null")));
@@ -258,13 +265,17 @@ async fn without_the_sandbox_the_same_probes_escape() {
     );
     let targets = Targets::new(&server).await;
     let sid = server.session(ACME).await;
-    let escaped = [
+    let mut escaped = vec![
         "absolute",
         "list-data",
         "read-config",
         "signal-server",
         "server-port",
     ];
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        escaped.push("etc-shadow");
+    }
     let probes: Vec<String> = targets
         .probes()
         .into_iter()

@@ -45,6 +45,29 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
+/// Entries of one read-only root looked at for files only their owner may read.
+const PRIVATE_SCAN_CAP: usize = 50_000;
+
+/// What only its owner may read under the read-only roots, but `/usr` (where
+/// packages put no host secrets, and which is too big to walk at every start).
+fn private_files(roots: &[PathBuf]) -> Vec<PathBuf> {
+    let mut hidden = Vec::new();
+    for root in roots.iter().filter_map(|r| r.canonicalize().ok()) {
+        if root.starts_with("/usr") {
+            continue;
+        }
+        let (found, complete) = paths::private_to_owner(&root, PRIVATE_SCAN_CAP);
+        if !complete {
+            tracing::warn!(
+                root = %root.display(),
+                "[sandbox] read_only: only the first {PRIVATE_SCAN_CAP} entries were checked for files only root may read"
+            );
+        }
+        hidden.extend(found);
+    }
+    hidden
+}
+
 /// The hidden subcommand `main` hands to [`exec_main`].
 pub const EXEC_SUBCOMMAND: &str = "sandbox-exec";
 
@@ -259,6 +282,9 @@ impl Sandbox {
         let mut read_only_roots = sb.read_only.clone();
         // A resolver config symlinked elsewhere (systemd-resolved) must stay readable.
         read_only_roots.extend(Path::new("/etc/resolv.conf").canonicalize().ok());
+        if root {
+            hidden.extend(private_files(&read_only_roots));
+        }
         let read_only = paths::visible(&read_only_roots, &hidden);
         let read_write = paths::visible(&sb.read_write, &hidden);
         let nonzero = |v: u64| (v > 0).then_some(v);

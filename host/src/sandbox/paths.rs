@@ -49,6 +49,41 @@ fn carve(path: &Path, hidden: &[PathBuf], out: &mut Vec<PathBuf>) {
     }
 }
 
+/// What under `root` other users may not read: files without `o+r`,
+/// directories without `o+rx` (not descended into). Sandboxed programs of a
+/// server running as root are root to the files root owns (`/etc/shadow`, host
+/// keys), so these are hidden from them as they are from any user. At most
+/// `cap` entries are looked at; `false` when the walk stopped there.
+pub fn private_to_owner(root: &Path, cap: usize) -> (Vec<PathBuf>, bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let (mut found, mut seen, mut dirs) = (Vec::new(), 0, vec![root.to_owned()]);
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            seen += 1;
+            if seen > cap {
+                return (found, false);
+            }
+            let Ok(meta) = entry.path().symlink_metadata() else {
+                continue;
+            };
+            let mode = meta.permissions().mode();
+            if meta.is_dir() {
+                if mode & 0o005 != 0o005 {
+                    found.push(entry.path());
+                } else {
+                    dirs.push(entry.path());
+                }
+            } else if !meta.is_symlink() && mode & 0o004 == 0 {
+                found.push(entry.path());
+            }
+        }
+    }
+    (found, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -81,6 +116,34 @@ mod tests {
             .map(|p| root.join(p))
             .collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn what_others_may_not_read_is_found_and_private_dirs_are_not_entered() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(root.join("ssl/private")).unwrap();
+        std::fs::create_dir_all(root.join("open")).unwrap();
+        for (file, mode) in [
+            ("shadow", 0o640),
+            ("passwd", 0o644),
+            ("open/key", 0o600),
+            ("ssl/private/k", 0o644),
+        ] {
+            std::fs::write(root.join(file), "x").unwrap();
+            std::fs::set_permissions(root.join(file), PermissionsExt::from_mode(mode)).unwrap();
+        }
+        std::fs::set_permissions(root.join("ssl/private"), PermissionsExt::from_mode(0o700))
+            .unwrap();
+        let (mut found, complete) = private_to_owner(&root, 100);
+        found.sort();
+        assert!(complete);
+        assert_eq!(
+            found,
+            ["open/key", "shadow", "ssl/private"].map(|p| root.join(p))
+        );
+        assert!(!private_to_owner(&root, 2).1, "a capped walk says so");
     }
 
     #[test]
