@@ -101,6 +101,14 @@ async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, c
     }
 }
 
+/// How a command's wait ended.
+enum Ended {
+    /// The sandbox reported the shell's exit code; its jobs may run on.
+    Reported(i32),
+    /// The launcher exited.
+    Exited(std::io::Result<std::process::ExitStatus>),
+}
+
 /// Kills the launch and everything it started, and reaps it: the command's
 /// deadline passed (no exit code then).
 async fn end(guard: &Guard, child: &mut tokio::process::Child) {
@@ -150,8 +158,7 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn()?;
-    let report = prepared.exit_report();
+    let (mut child, report) = prepared.spawn(&mut cmd)?;
     // Dropped on every way out: kills what is left (an abandoned call included).
     let guard = prepared.guard;
     if let Some(pid) = child.id() {
@@ -175,15 +182,22 @@ pub async fn run(
         )),
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_millis(command.timeout_ms);
-    // A sandboxed shell reports its own exit while what it left running goes
-    // on; without a report (unconfined, or the sandbox died) the launcher's
-    // exit is the shell's.
-    let reported = match report {
-        Some(report) => tokio::time::timeout_at(deadline, exit_code(report)).await,
-        None => Ok(None),
-    };
-    let (exit_code, timed_out) = match reported {
-        Ok(Some(code)) => {
+    let ended = tokio::time::timeout_at(deadline, async {
+        // A sandboxed shell reports its own exit while what it left running
+        // goes on; without a report (unconfined, or the sandbox died first)
+        // the launcher's exit is the shell's.
+        if let Some(report) = report {
+            tokio::select! {
+                biased;
+                Some(code) = exit_code(report) => return Ended::Reported(code),
+                status = child.wait() => return Ended::Exited(status),
+            }
+        }
+        Ended::Exited(child.wait().await)
+    })
+    .await;
+    let (exit_code, timed_out) = match ended {
+        Ok(Ended::Reported(code)) => {
             // Background jobs run on until the command's deadline.
             tokio::spawn(async move {
                 match tokio::time::timeout_at(deadline, child.wait()).await {
@@ -193,21 +207,15 @@ pub async fn run(
             });
             (Some(code), false)
         }
-        Ok(None) => match tokio::time::timeout_at(deadline, child.wait()).await {
-            Ok(status) => {
-                let status = status?;
-                use std::os::unix::process::ExitStatusExt;
-                guard.reaped();
-                (
-                    status.code().or_else(|| status.signal().map(|s| 128 + s)),
-                    false,
-                )
-            }
-            Err(_) => {
-                end(&guard, &mut child).await;
-                (None, true)
-            }
-        },
+        Ok(Ended::Exited(status)) => {
+            let status = status?;
+            use std::os::unix::process::ExitStatusExt;
+            guard.reaped();
+            (
+                status.code().or_else(|| status.signal().map(|s| 128 + s)),
+                false,
+            )
+        }
         Err(_) => {
             end(&guard, &mut child).await;
             (None, true)

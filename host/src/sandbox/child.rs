@@ -76,6 +76,9 @@ enum Never {}
 
 /// Step 1, the launcher.
 fn launch(plan: &Plan, argv: &[CString]) -> Step<Never> {
+    // Descriptors another launch's spawn let through (the server's threads
+    // spawn at once) are none of this sandbox's business.
+    close_from(3, plan.exit_fd);
     for dir in &plan.cgroups {
         std::fs::write(dir.join("cgroup.procs"), "0")
             .map_err(at(format!("joining cgroup {}", dir.display())))?;
@@ -155,6 +158,8 @@ fn init(plan: &Plan, argv: &[CString], launcher_alive: OwnedFd) -> Step<Never> {
     super::landlock::restrict(plan)?;
     set_rlimits(&plan.rlimits)?;
     drop_capabilities()?;
+    // The program inherits its stdio only.
+    close_from(3, None);
     // Nothing inside may ptrace the init.
     nix::sys::prctl::set_dumpable(false).map_err(at("dumpable"))?;
     // SAFETY: single-threaded.
@@ -238,6 +243,27 @@ fn reap(program: Pid, exit_fd: Option<i32>) -> ! {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(_) => std::process::exit(code.unwrap_or(SETUP_FAILED)),
         }
+    }
+}
+
+/// Closes every descriptor from `first` on but `keep`; with `keep` `None`,
+/// marks them close-on-exec instead (the init still holds what it needs).
+fn close_from(first: u32, keep: Option<i32>) {
+    const CLOEXEC: libc::c_uint = 4; // CLOSE_RANGE_CLOEXEC
+    let range = |from: u32, to: u32, flags: libc::c_uint| {
+        // SAFETY: close_range only closes (or flags) descriptors; none of
+        // them is owned by a Rust object that would be used afterwards.
+        unsafe { libc::syscall(libc::SYS_close_range, from, to, flags) };
+    };
+    match keep.and_then(|k| u32::try_from(k).ok()) {
+        Some(k) if k >= first => {
+            if k > first {
+                range(first, k - 1, 0);
+            }
+            range(k + 1, u32::MAX, 0);
+        }
+        Some(_) => range(first, u32::MAX, 0),
+        None => range(first, u32::MAX, CLOEXEC),
     }
 }
 

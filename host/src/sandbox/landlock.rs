@@ -52,7 +52,6 @@ pub fn restrict(plan: &Plan) -> Result<(), super::child::Failed> {
 fn build(plan: &Plan) -> Result<(), String> {
     let everything = AccessFs::from_all(TARGET);
     let read = AccessFs::from_read(TARGET);
-    let file = AccessFs::from_file(TARGET);
     let mut ruleset = Ruleset::default()
         .handle_access(everything)
         .map_err(|e| e.to_string())?
@@ -85,7 +84,7 @@ fn build(plan: &Plan) -> Result<(), String> {
         let Ok(fd) = PathFd::new(path) else {
             continue; // Missing here (/lib32 on some systems): nothing to grant.
         };
-        let access = if path.is_dir() { access } else { access & file };
+        // On a file, the crate keeps only the rights a file can have (best effort).
         created = created
             .add_rule(PathBeneath::new(fd, access))
             .map_err(|e| format!("{}: {e}", path.display()))?;

@@ -104,7 +104,7 @@ pub struct Launch<'a> {
     pub cwd: &'a Path,
     pub argv: Vec<OsString>,
     /// Whether what the program leaves running may outlive it (until the
-    /// guard kills it): then [`Prepared::exit_report`] tells when the program
+    /// guard kills it): then [`Prepared::spawn`] tells when the program
     /// itself exits. Otherwise the program's exit ends everything it started.
     pub linger: bool,
 }
@@ -119,37 +119,31 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// A command that runs [`Prepared::argv`] (for a lingering launch, with
-    /// the exit report's write end as the launcher's descriptor 3).
+    /// A command that runs [`Prepared::argv`]; start it with [`Prepared::spawn`].
     pub fn command(&self) -> std::process::Command {
-        use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
-        if let Some((_, write)) = &self.exit_pipe {
-            let fd = write.as_raw_fd();
-            // SAFETY: the closure only makes async-signal-safe calls.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let r = if fd == plan::EXIT_FD {
-                        libc::fcntl(fd, libc::F_SETFD, 0) // dup2 onto itself keeps CLOEXEC
-                    } else {
-                        libc::dup2(fd, plan::EXIT_FD)
-                    };
-                    if r < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                })
-            };
-        }
         cmd
     }
 
-    /// Once the launcher started: where the program's exit code arrives (4
-    /// bytes, little endian; nothing if the launch died first). Our copy of the
-    /// write end is closed here, so the read end sees the end of the report.
-    pub fn exit_report(&mut self) -> Option<OwnedFd> {
-        self.exit_pipe.take().map(|(read, _write)| read)
+    /// Starts `cmd` (made from [`Prepared::command`]) and returns it with,
+    /// for a lingering launch, where the program's exit code arrives (4 bytes,
+    /// little endian; nothing if the sandbox died first). The report's write
+    /// end is inheritable only during the spawn (no `pre_exec`: that would
+    /// make the spawn a `fork` of the whole server instead of a `posix_spawn`),
+    /// and the launcher closes every other descriptor it may have inherited.
+    pub fn spawn(
+        &mut self,
+        cmd: &mut tokio::process::Command,
+    ) -> std::io::Result<(tokio::process::Child, Option<OwnedFd>)> {
+        let Some((read, write)) = self.exit_pipe.take() else {
+            return Ok((cmd.spawn()?, None));
+        };
+        let flags = nix::fcntl::FdFlag::empty();
+        nix::fcntl::fcntl(write.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFD(flags))?;
+        let child = cmd.spawn();
+        drop(write);
+        Ok((child?, Some(read)))
     }
 }
 
@@ -420,7 +414,7 @@ impl Sandbox {
             rlimits: e.rlimits.clone(),
             isolate_network: e.isolate_network,
             landlock_blocked_ports: e.landlock_blocked_ports.clone(),
-            exit_fd: exit_pipe.is_some().then_some(plan::EXIT_FD),
+            exit_fd: exit_pipe.as_ref().map(|(_, write)| write.as_raw_fd()),
         };
         let mut argv: Vec<OsString> = vec![
             "/proc/self/exe".into(),

@@ -42,9 +42,9 @@ fn carve(path: &Path, hidden: &[PathBuf], out: &mut Vec<PathBuf>) {
         return;
     };
     for entry in entries.flatten() {
-        // A symlink is granted as what it points to, so judge that.
-        if let Ok(target) = entry.path().canonicalize() {
-            carve(&target, hidden, out);
+        // A symlink needs no grant: access is judged on where it leads.
+        if entry.file_type().is_ok_and(|t| !t.is_symlink()) {
+            carve(&entry.path(), hidden, out);
         }
     }
 }
@@ -104,6 +104,7 @@ mod tests {
         std::fs::write(root.join("etc/reshost/config.toml"), "x").unwrap();
         std::os::unix::fs::symlink(root.join("etc/reshost/data"), root.join("etc/data-link"))
             .unwrap();
+        std::os::unix::fs::symlink("/proc/self/mounts", root.join("etc/mtab")).unwrap();
         let got = visible(
             &[root.join("etc"), root.join("usr"), root.join("missing")],
             &[

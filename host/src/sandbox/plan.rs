@@ -35,9 +35,6 @@ pub struct Plan {
     pub exit_fd: Option<i32>,
 }
 
-/// The descriptor number the exit report arrives on in the launcher.
-pub const EXIT_FD: i32 = 3;
-
 /// Per-process limits set with `setrlimit`; `None` leaves the inherited one.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Rlimits {
