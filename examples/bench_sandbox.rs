@@ -8,7 +8,13 @@
 //! 2. terminal launch: `POST …/terminals` of a `bash` terminal with a new
 //!    `session_key` each time (so a new process), timed until its answer; each
 //!    terminal is deleted afterwards, untimed;
-//! 3. for scale, `bash -c true` spawned and waited for natively by this program.
+//! 3. terminal ready: the launch of an interactive `bash -i` terminal (a new
+//!    `session_key` each time), then an attach on its WebSocket, timed from just
+//!    before the POST until bash's prompt (`$ ` or `# `) arrives in a binary
+//!    frame: unlike 2, this includes what runs after the launch's answer, i.e.
+//!    the sandbox's set-up (namespaces, mounts, Landlock, its forks) and bash's
+//!    start; each terminal is deleted afterwards, untimed;
+//! 4. for scale, `bash -c true` spawned and waited for natively by this program.
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_sandbox`
 
@@ -16,28 +22,39 @@
 #[allow(dead_code)] // shared by the benchmarks; each uses part of it
 mod support;
 
+use futures_util::StreamExt;
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::{Server, TOKEN, percentile, start};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
 const SHELL_WARM_UP: usize = 20;
 const SHELL_CALLS: usize = 300;
 const LAUNCH_WARM_UP: usize = 5;
 const LAUNCHES: usize = 100;
+const READY_WARM_UP: usize = 5;
+const READIES: usize = 60;
+/// How long a prompt may take before the sample counts as failed.
+const WITHIN: Duration = Duration::from_secs(10);
 const MODES: [&str; 2] = ["enforce", "off"];
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// A server in `mode`, and its one session, which declares a `bash` terminal.
+/// A server in `mode`, and its one session, which declares two `bash` terminals:
+/// `shell`, and `interactive` (`-i`, so it draws a prompt).
 async fn server(dir: &std::path::Path, mode: &str, client: &Client) -> (Server, String) {
     let dir = dir.join(mode);
     std::fs::create_dir_all(&dir).unwrap();
     let (server, _) = start(&dir, &format!("[sandbox]\nmode = \"{mode}\"\n"));
     let body = json!({"agent": {"terminals": {
         "shell": {"command": "bash", "args": ["--norc", "--noprofile"]},
+        "interactive": {"command": "bash", "args": ["--norc", "--noprofile", "-i"]},
     }}});
     let request = client
         .post(format!("{}/v1/sessions", server.base))
@@ -120,6 +137,53 @@ async fn launch(
     Ok(elapsed)
 }
 
+/// Launches the `interactive` terminal with `key` and attaches to it: the time
+/// from before the POST until bash's prompt; then deletes it.
+async fn ready(client: &Client, server: &Server, sid: &str, key: &str) -> Result<Duration, String> {
+    let url = format!("{}/v1/sessions/{sid}/resources/terminals", server.base);
+    let body = json!({"terminal": "interactive", "session_key": key});
+    let started = Instant::now();
+    let (_, answer) = timed(client.post(&url).json(&body)).await?;
+    let tid = answer["id"].as_str().ok_or(format!("no id: {answer}"))?;
+    let prompt = timeout(WITHIN, prompt(&format!("{url}/{tid}/attach")))
+        .await
+        .unwrap_or_else(|_| Err(format!("no prompt within {} s", WITHIN.as_secs())));
+    let elapsed = started.elapsed();
+    let deleted = timed(client.delete(format!("{url}/{tid}"))).await;
+    prompt?;
+    deleted.map_err(|e| format!("DELETE {tid}: {e}"))?;
+    Ok(elapsed)
+}
+
+/// Attaches at `url` (http) with the bench token and reads binary frames until
+/// what they brought holds bash's prompt (`$ `, or `# ` as root).
+async fn prompt(url: &str) -> Result<(), String> {
+    let mut request = url
+        .replacen("http://", "ws://", 1)
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    request.headers_mut().insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Bearer {TOKEN}")).unwrap(),
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
+        .await
+        .map_err(|e| format!("attach: {e}"))?;
+    let mut seen = Vec::new();
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(bytes))) => seen.extend_from_slice(&bytes),
+            Some(Ok(Message::Close(frame))) => return Err(format!("closed: {frame:?}")),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(e.to_string()),
+            None => return Err("closed without a close frame".into()),
+        }
+        if seen.windows(2).any(|w| w == b"$ " || w == b"# ") {
+            return Ok(());
+        }
+    }
+}
+
 /// Prints one measure's two modes and their difference.
 fn report(what: &str, samples: &mut [Samples; 2]) {
     println!("{what}:");
@@ -192,6 +256,24 @@ async fn main() {
     }
     report(
         &format!("terminal launch (bash), {LAUNCH_WARM_UP} warm-up launches each first"),
+        &mut samples,
+    );
+
+    let mut samples: [Samples; 2] = Default::default();
+    for round in 0..READY_WARM_UP + READIES {
+        for i in [round % 2, 1 - round % 2] {
+            let (server, sid) = &servers[i];
+            match ready(&client, server, sid, &format!("r{round}")).await {
+                Ok(t) if round >= READY_WARM_UP => samples[i].times.push(t),
+                Ok(_) => {}
+                Err(e) => samples[i].fail(e),
+            }
+        }
+    }
+    report(
+        &format!(
+            "terminal ready (bash -i, launch + attach until its prompt), {READY_WARM_UP} warm-up launches each first"
+        ),
         &mut samples,
     );
 

@@ -155,6 +155,13 @@ impl Targets {
                     .into(),
             ),
             ("mount", "mount -t tmpfs none /mnt 2>/dev/null".into()),
+            // Kernel surface the seccomp filter takes away.
+            ("nested-userns", "unshare -Ur true 2>/dev/null".into()),
+            (
+                "io-uring",
+                "python3 -c 'import ctypes,sys; l=ctypes.CDLL(None, use_errno=True); l.syscall(425, 0, 0); sys.exit(ctypes.get_errno() == 1)'"
+                    .into(),
+            ),
             // Only root may read these; a root server's sandbox is root to them.
             ("etc-shadow", "grep -q '^root:' /etc/shadow 2>/dev/null".into()),
             (
@@ -271,6 +278,8 @@ async fn without_the_sandbox_the_same_probes_escape() {
         "read-config",
         "signal-server",
         "server-port",
+        "nested-userns",
+        "io-uring",
     ];
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
@@ -441,6 +450,7 @@ async fn toolchains_cwd_env_and_a_private_persistent_tmp_work_inside() {
                 "command": "python3 -c 'print(6*7)'; \
                     git init -q /tmp/repo && git -C /tmp/repo -c user.email=a@b -c user.name=a commit -q --allow-empty -m m && git -C /tmp/repo log --oneline | wc -l; \
                     printf 'int main(void){return 42;}' > t.c && gcc t.c -o t && ./t; echo gcc=$?; \
+                    python3 -c 'import threading; t = threading.Thread(target=print, args=(\"thread-ok\",)); t.start(); t.join()'; \
                     echo \"$FOO $(pwd) $TMPDIR $HOME\"; echo kept > /tmp/note; ps -e --no-headers | wc -l",
                 "cwd": "sub",
                 "env": {"FOO": "bar"},
@@ -451,7 +461,7 @@ async fn toolchains_cwd_env_and_a_private_persistent_tmp_work_inside() {
     assert_eq!(status, 200, "{body}");
     let ws = ws.canonicalize().unwrap();
     let want = format!(
-        "42\n1\ngcc=42\nbar {} /tmp {}\n",
+        "42\n1\ngcc=42\nthread-ok\nbar {} /tmp {}\n",
         ws.join("sub").display(),
         ws.display()
     );

@@ -8,7 +8,8 @@
 //!    namespaces (and a network one for `network = "none"`), then forks;
 //! 2. the namespace's init (PID 1) dies with the launcher (`PDEATHSIG`), mounts
 //!    a `/proc` that shows only the sandbox and the session's private `/tmp`,
-//!    applies Landlock, rlimits and an empty capability set, then forks the
+//!    applies Landlock, a seccomp filter, rlimits and an empty capability set,
+//!    then forks the
 //!    program and reaps orphans until the program exits, and exits with its
 //!    status: the kernel then kills everything else in the namespace, so no
 //!    background job or fork flood outlives the command;
@@ -156,6 +157,7 @@ fn init(plan: &Plan, argv: &[CString], launcher_alive: OwnedFd) -> Step<Never> {
     ignore(&all);
     mounts(plan)?;
     super::landlock::restrict(plan)?;
+    super::seccomp::install().map_err(at("seccomp"))?;
     set_rlimits(&plan.rlimits)?;
     drop_capabilities()?;
     // The program inherits its stdio only.

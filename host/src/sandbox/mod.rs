@@ -12,7 +12,8 @@
 //!   cache and config ([`paths`]), a few devices, nothing else;
 //! - processes: new user, PID, mount and IPC namespaces: the server and other
 //!   sessions are invisible and out of reach, `/proc` shows the sandbox only, no
-//!   capability is left and `no_new_privs` is set;
+//!   capability is left and `no_new_privs` is set; a seccomp filter
+//!   ([`seccomp`]) takes away the riskiest kernel interfaces;
 //! - resources: a cgroup per launch caps processes and memory ([`cgroup`]),
 //!   with rlimits where cgroups are not writable; ending the launch ends the
 //!   PID namespace and so every process in it;
@@ -28,6 +29,7 @@ mod landlock;
 mod netfilter;
 mod paths;
 mod plan;
+mod seccomp;
 
 pub use child::main as exec_main;
 pub use plan::SETUP_FAILED;
@@ -307,7 +309,7 @@ impl Sandbox {
                 "read_only": enforced.read_only, "read_write": enforced.read_write,
                 "private_tmp": true},
             "processes": {"active": true,
-                "mechanism": "user, pid, mount and ipc namespaces; no capabilities; no_new_privs"},
+                "mechanism": "user, pid, mount and ipc namespaces; no capabilities; no_new_privs; seccomp filter"},
             "resources": {"active": processes != "none",
                 "processes": {"limit": sb.max_processes, "mechanism": processes},
                 "memory_bytes": {"limit": sb.memory_bytes, "mechanism": memory},

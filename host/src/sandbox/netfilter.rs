@@ -3,7 +3,7 @@
 //! attached once to the server's v2 cgroup that every launch joins, refuse a
 //! `connect` to the listen port with `EPERM`, whatever the address (loopback,
 //! an interface address, IPv4-mapped IPv6). Per launch this costs nothing;
-//! Landlock's TCP rules (allow-only, per port) would cost ~10 ms a launch for
+//! Landlock's TCP rules (allow-only, per port) cost ~45 ms a launch for
 //! "every port but one", so they are only the fallback where BPF is not allowed.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
