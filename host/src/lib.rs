@@ -50,11 +50,6 @@ pub async fn run(
         &config.data_dir.join("watch"),
     )?);
     let runtime = runtime::Runtime::new(&config, store.clone()).await?;
-    let (tenants, generated) =
-        http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
-    if let Some(token) = generated {
-        println!("token for tenant \"default\": {token}");
-    }
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     let sandbox = Arc::new(sandbox::Sandbox::start(
@@ -62,6 +57,11 @@ pub async fn run(
         config_path.as_deref(),
         addr,
     )?);
+    let (tenants, generated) =
+        http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
+    if let Some(token) = generated {
+        println!("token for tenant \"default\": {token}");
+    }
     let app = Arc::new(app::App::new(
         config, store, runtime, tenants, tracker, sandbox,
     ));

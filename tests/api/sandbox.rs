@@ -612,6 +612,35 @@ async fn bad_sandbox_settings_are_refused_at_start_naming_the_key() {
 }
 
 #[test]
+fn a_sandbox_that_cannot_run_a_command_keeps_the_server_from_starting() {
+    // No `true` on this PATH: the start's confined test command fails.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("reshost.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[sandbox]\npath = \"/nonexistent\"\n",
+            dir.path().join("data")
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_reshost"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("the sandbox cannot be enforced on this machine")
+            && stderr.contains("a confined test command failed")
+            && stderr.contains("mode = \"off\""),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
+}
+
+#[test]
 fn sandbox_exec_with_a_bad_plan_fails_with_125_and_says_why() {
     for args in [
         vec!["sandbox-exec"],

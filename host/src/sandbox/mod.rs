@@ -273,8 +273,17 @@ impl Sandbox {
                 }
             }
         };
+        // The server's own files: data, cache, config, and the components it names.
         let mut hidden = vec![config.data_dir.clone(), config.cache_dir()];
         hidden.extend(config_path.map(Path::to_owned));
+        let c = &config.components;
+        hidden.extend(
+            [&c.files, &c.environments, &c.terminals, &c.policy]
+                .into_iter()
+                .chain(config.tenants.iter().map(|t| &t.policy))
+                .flatten()
+                .cloned(),
+        );
         let mut read_only_roots = sb.read_only.clone();
         // A resolver config symlinked elsewhere (systemd-resolved) must stay readable.
         read_only_roots.extend(Path::new("/etc/resolv.conf").canonicalize().ok());
