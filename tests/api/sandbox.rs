@@ -8,7 +8,9 @@
 //! terminal, the `''` keeps the echo of the command line from matching.
 
 use crate::common::*;
-use crate::terminals::{attach_shell, launch_shell, session as terminal_session};
+use crate::terminals::{
+    attach_shell, get_terminal, launch_shell, session as terminal_session, unique_seconds,
+};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -30,6 +32,20 @@ async fn run(server: &Server, token: &str, sid: &str, command: &str, timeout: u6
         .await;
     assert_eq!(status, 200, "{body}");
     body
+}
+
+/// Runs `command` in ACME's `sid` without waiting: the task ends with the answer.
+fn in_background(
+    server: &Server,
+    sid: &str,
+    command: &str,
+    timeout: u64,
+) -> tokio::task::JoinHandle<reqwest::Result<Value>> {
+    let request = reqwest::Client::new()
+        .post(server.url(&shell_path(sid)))
+        .bearer_auth(ACME)
+        .json(&json!({"command": command, "timeout": timeout}));
+    tokio::spawn(async move { request.send().await?.json::<Value>().await })
 }
 
 /// stdout and stderr of `command` together.
@@ -302,27 +318,10 @@ async fn a_process_flood_stops_at_the_limit_dies_at_the_timeout_and_other_tenant
     let server = Server::with_config("[sandbox]\nmax_processes = 64\n").await;
     let sid = server.session(ACME).await;
     let other = server.session(GLOBEX).await;
-    let seconds = format!(
-        "60.{}",
-        unique("flood").replace(|c: char| !c.is_ascii_digit(), "")
-    );
+    let seconds = unique_seconds(60);
     let flood = format!("for i in $(seq 3000); do sleep {seconds} & done 2>/dev/null; wait");
     let started = Instant::now();
-    let flooding = {
-        let url = server.url(&shell_path(&sid));
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(ACME)
-                .json(&json!({"command": flood, "timeout": 4}))
-                .send()
-                .await
-                .unwrap()
-                .json::<Value>()
-                .await
-                .unwrap()
-        })
-    };
+    let flooding = in_background(&server, &sid, &flood, 4);
     let mut most = 0;
     while !flooding.is_finished() {
         most = most.max(host_pids(&["sleep", &seconds]).len());
@@ -337,7 +336,7 @@ async fn a_process_flood_stops_at_the_limit_dies_at_the_timeout_and_other_tenant
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let body = flooding.await.unwrap();
+    let body = flooding.await.unwrap().unwrap();
     assert_eq!(body["timed_out"], true, "{body}");
     assert!(
         started.elapsed() < Duration::from_secs(7),
@@ -372,10 +371,7 @@ async fn a_command_cannot_allocate_past_the_memory_limit() {
 async fn background_jobs_outlive_the_shell_until_its_deadline_only() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
-    let seconds = format!(
-        "60.{}",
-        unique("bg").replace(|c: char| !c.is_ascii_digit(), "")
-    );
+    let seconds = unique_seconds(60);
     let asked = Instant::now();
     let body = run(
         &server,
@@ -402,23 +398,13 @@ async fn background_jobs_outlive_the_shell_until_its_deadline_only() {
 async fn deleting_the_session_ends_its_running_commands() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
-    let seconds = format!(
-        "30.{}",
-        unique("del").replace(|c: char| !c.is_ascii_digit(), "")
+    let seconds = unique_seconds(30);
+    let running = in_background(
+        &server,
+        &sid,
+        &format!("sleep {seconds} & sleep {seconds}"),
+        30,
     );
-    let running = {
-        let url = server.url(&shell_path(&sid));
-        let command = format!("sleep {seconds} & sleep {seconds}");
-        tokio::spawn(async move {
-            reqwest::Client::new()
-                .post(url)
-                .bearer_auth(ACME)
-                .json(&json!({"command": command, "timeout": 30}))
-                .send()
-                .await
-                .map(|r| r.status())
-        })
-    };
     let deadline = Instant::now() + Duration::from_secs(5);
     while host_pids(&["sleep", &seconds]).len() < 2 {
         assert!(Instant::now() < deadline, "the command never started");
@@ -511,13 +497,7 @@ async fn job_control_and_ctrl_c_work_in_a_sandboxed_terminal() {
     client.input("\x03").await;
     client.input("kill %1; echo KILL''ED-$?\r").await;
     client.wait_output("KILLED-0").await;
-    let (status, body) = server
-        .get(
-            &format!("/v1/sessions/{sid}/resources/terminals/{tid}"),
-            ACME,
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let body = get_terminal(&server, &sid, &tid).await;
     assert_eq!(body["metadata"]["running"], true, "{body}");
 }
 

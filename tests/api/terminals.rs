@@ -85,7 +85,7 @@ fn pid_of(resource: &Value) -> u32 {
 }
 
 /// `GET …/terminals/{tid}` as ACME, which must succeed.
-async fn get_terminal(server: &Server, sid: &str, tid: &str) -> Value {
+pub(crate) async fn get_terminal(server: &Server, sid: &str, tid: &str) -> Value {
     let (status, body) = server.get(&terminal(sid, tid), ACME).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
@@ -115,12 +115,13 @@ pub(crate) fn marker(tag: &str) -> (String, String) {
     (format!("{head}''{tail}"), format!("{head}{tail}"))
 }
 
-/// A `sleep` duration (about 1000 s) unique in this test run, so the process
-/// can be found on the host: inside its sandbox it has a PID of another namespace.
-fn unique_seconds() -> String {
+/// A `sleep` duration of `whole` seconds and a fraction unique in this test
+/// run, so the process can be found on the host: inside its sandbox it has a
+/// PID of another namespace.
+pub(crate) fn unique_seconds(whole: u32) -> String {
     let (_, printed) = marker("s");
     let digits: String = printed.chars().filter(char::is_ascii_digit).collect();
-    format!("1000.{digits}")
+    format!("{whole}.{digits}")
 }
 
 /// The host pid of the process with command line `argv`, once it has started
@@ -914,7 +915,7 @@ async fn closing_a_terminal_kills_its_processes_and_forgets_it() {
     let sid = session(&server, ACME).await;
     let (tid, pid) = launch_shell(&server, &sid, "main").await;
     let mut client = attach_shell(&server, &sid, &tid).await;
-    let seconds = unique_seconds();
+    let seconds = unique_seconds(1000);
     client
         .input(&format!("sleep {seconds} & echo bg-$!-gb\r"))
         .await;
@@ -975,7 +976,7 @@ async fn deleting_the_session_kills_its_terminals() {
     let (_, other) = launch_shell(&server, &sid, "other").await;
     let (_, kept) = launch_shell(&server, &keep, "kept").await;
     let mut client = attach_shell(&server, &sid, &tid).await;
-    let seconds = unique_seconds();
+    let seconds = unique_seconds(1000);
     client
         .input(&format!("sleep {seconds} & echo bg-$!-gb\r"))
         .await;
@@ -1006,7 +1007,7 @@ async fn a_stopping_server_kills_its_terminals() {
     let sid = session(&server, ACME).await;
     let (tid, pid) = launch_shell(&server, &sid, "main").await;
     let mut client = attach_shell(&server, &sid, &tid).await;
-    let seconds = unique_seconds();
+    let seconds = unique_seconds(1000);
     client
         .input(&format!("sleep {seconds} & echo bg-$!-gb\r"))
         .await;
@@ -1425,7 +1426,7 @@ async fn a_shell_that_exits_leaving_a_background_job_still_ends_and_the_job_dies
     let mut client = attach_shell(&server, &sid, &tid).await;
     // The job holds the PTY open: the terminal must not wait for it.
     let (typed, printed) = marker("job");
-    let seconds = unique_seconds();
+    let seconds = unique_seconds(1000);
     client
         .input(&format!("sleep {seconds} & echo {typed}=$!\r"))
         .await;
