@@ -9,7 +9,8 @@
 
 use crate::common::*;
 use crate::terminals::{
-    attach_shell, get_terminal, launch_shell, session as terminal_session, unique_seconds,
+    attach_shell, get_terminal, launch_as, launch_shell, session as terminal_session,
+    unique_seconds,
 };
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -75,11 +76,23 @@ struct Targets {
     port: u16,
     /// Names the probes try to create on the host: `/tmp/<it>`, `/root/<it>`…
     stray: String,
+    /// Listening Unix sockets of the host's (in `/run`) and of the victim's.
+    sockets: Vec<(PathBuf, std::os::unix::net::UnixListener)>,
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        for (path, _) in &self.sockets {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 impl Targets {
     async fn new(server: &Server) -> Targets {
-        let victim_id = server.session(GLOBEX).await;
+        let victim_id = terminal_session(server, GLOBEX).await;
+        // A terminal of the victim's: its PTY must be out of reach.
+        launch_as(server, GLOBEX, &victim_id, "victim").await;
         let status = server
             .request(
                 reqwest::Method::PUT,
@@ -100,14 +113,28 @@ impl Targets {
             SENTINEL,
             "the victim's file must be there for the probes to mean anything"
         );
+        let stray = unique("stray");
+        let sockets = [
+            Path::new("/run").join(format!("{stray}.sock")),
+            victim.join("s"),
+        ]
+        .into_iter()
+        // A path past SUN_LEN (108 bytes: a deep data dir) cannot be a socket.
+        .filter(|path| path.as_os_str().len() < 100)
+        .map(|path| {
+            let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+            (path, listener)
+        })
+        .collect();
         Targets {
+            sockets,
             victim,
             victim_id,
             data_dir: server.data_dir(),
             config: server.config_path(),
             server_pid: server.pid(),
             port: server.port(),
-            stray: unique("stray"),
+            stray,
         }
     }
 
@@ -171,6 +198,11 @@ impl Targets {
                     .into(),
             ),
             ("mount", "mount -t tmpfs none /mnt 2>/dev/null".into()),
+            (
+                "other-pty",
+                "for p in /dev/pts/[0-9]*; do [ -e $p ] && (echo x 2>/dev/null > $p) && exit 0; done; exit 1"
+                    .into(),
+            ),
             // Kernel surface the seccomp filter takes away.
             ("nested-userns", "unshare -Ur true 2>/dev/null".into()),
             (
@@ -186,6 +218,15 @@ impl Targets {
                     .into(),
             ),
         ];
+        for (path, _) in &self.sockets {
+            probes.push((
+                "unix-socket",
+                format!(
+                    "python3 -c 'import socket; socket.socket(socket.AF_UNIX).connect(\"{}\")' 2>/dev/null",
+                    path.display()
+                ),
+            ));
+        }
         for dir in ["/root", "/"] {
             probes.push(("write-host", format!("touch {dir}/{stray} 2>/dev/null")));
         }
@@ -257,7 +298,7 @@ async fn no_probe_escapes_through_shell_or_terminal_with_the_data_dir_under_tmp(
 async fn no_probe_escapes_when_the_data_dir_and_config_lie_inside_a_read_only_path() {
     // Outside /tmp, and granted read-only as a whole: the sandbox must carve the
     // data dir and the config file out of it.
-    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sandbox-tests");
+    let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("sb");
     std::fs::create_dir_all(&parent).unwrap();
     // What is beside the data dir at start stays readable.
     let visible = parent.join(unique("visible"));
@@ -296,6 +337,8 @@ async fn without_the_sandbox_the_same_probes_escape() {
         "server-port",
         "nested-userns",
         "io-uring",
+        "other-pty",
+        "unix-socket",
     ];
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {

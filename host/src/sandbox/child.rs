@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 /// Where the session's temp dir is mounted inside.
 pub(super) const TMP_MOUNTS: [&str; 2] = ["/tmp", "/var/tmp"];
 pub(super) const SHM_MOUNT: &str = "/dev/shm";
+/// Where a terminal's own PTY is mounted inside.
+pub(super) const CONSOLE: &str = "/dev/console";
 
 /// What went wrong, and at which step: printed by the launcher as
 /// `reshost sandbox: <step>: <error>`.
@@ -276,8 +278,20 @@ fn ignore(signals: &[Signal]) {
     }
 }
 
-/// A `/proc` of this PID namespace, and the session's temp dirs on `/tmp`,
-/// `/var/tmp` and `/dev/shm`.
+/// What a directory of the host is covered with inside.
+enum Cover<'a> {
+    /// The session's own directory (its temp dirs).
+    Session(&'a Path),
+    /// An empty tmpfs: the place is hidden (the data dir, `/run`).
+    Empty,
+}
+
+/// A `/proc` of this PID namespace; the session's temp dirs on `/tmp`,
+/// `/var/tmp` and `/dev/shm`; empty directories over the masked places (the
+/// data dir with every workspace, `/run` with the host's sockets, which
+/// Landlock before ABI 9 does not guard), the granted paths they hide mounted
+/// back at their own path; a private devpts, with a terminal's own PTY on
+/// `/dev/console`.
 fn mounts(plan: &Plan) -> Step {
     let none = None::<&str>;
     mount(none, "/", none, MsFlags::MS_REC | MsFlags::MS_PRIVATE, none)
@@ -293,27 +307,45 @@ fn mounts(plan: &Plan) -> Step {
     for dir in [&plan.tmp, &plan.shm] {
         std::fs::create_dir_all(dir).map_err(at("creating the session's temp dir"))?;
     }
-    let covered: Vec<(&str, &Path)> = TMP_MOUNTS
+    let mut covered: Vec<(&Path, Cover)> = TMP_MOUNTS
         .iter()
-        .map(|m| (*m, plan.tmp.as_path()))
-        .chain([(SHM_MOUNT, plan.shm.as_path())])
-        .filter(|(target, _)| is_real_dir(Path::new(target)))
+        .map(|m| (Path::new(*m), Cover::Session(&plan.tmp)))
+        .chain([(Path::new(SHM_MOUNT), Cover::Session(&plan.shm))])
+        .filter(|(target, _)| is_real_dir(target))
         .collect();
-    // Everything is opened before the first mount: a data dir under /tmp would
-    // be hidden by it. Granted paths it hides are mounted back at their own path.
+    for mask in &plan.masks {
+        // One already covered (a data dir under /tmp) is hidden already.
+        if is_real_dir(mask) && !covered.iter().any(|(t, _)| mask.starts_with(t)) {
+            covered.push((mask, Cover::Empty));
+        }
+    }
+    // Everything is opened before the first mount, which may hide it.
     let sources = covered
         .iter()
-        .map(|(_, source)| open_path(source))
+        .map(|(_, cover)| match cover {
+            Cover::Session(dir) => open_path(dir).map(Some),
+            Cover::Empty => Ok(None),
+        })
         .collect::<Step<Vec<_>>>()?;
     let hidden: Vec<(&Path, OwnedFd)> = granted(plan)
         .filter(|p| covered.iter().any(|(t, _)| p.starts_with(t)))
         .filter_map(|p| Some((p, open_path(p).ok()?)))
         .collect();
     for ((target, _), source) in covered.iter().zip(&sources) {
-        bind(source, Path::new(target))?;
+        match source {
+            Some(source) => bind(source, target)?,
+            None => mount(
+                Some("tmpfs"),
+                *target,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("size=64k,mode=755"),
+            )
+            .map_err(at(format!("masking {}", target.display())))?,
+        }
     }
     for (path, fd) in &hidden {
-        // The mount point, made in the temp dir now on top: a directory, or an
+        // The mount point, made in what now covers it: a directory, or an
         // empty file for a file.
         let is_dir = nix::sys::stat::fstat(fd.as_raw_fd())
             .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
@@ -327,7 +359,35 @@ fn mounts(plan: &Plan) -> Step {
         made.map_err(at(format!("re-exposing {}", path.display())))?;
         bind(fd, path)?;
     }
-    Ok(())
+    private_ptys()
+}
+
+/// A devpts of the sandbox's own on `/dev/pts` (the host's `/dev/ptmx` then
+/// allocates from it): no other terminal's PTY can be opened. The terminal's
+/// own PTY (stdin, when it is one) goes on `/dev/console`, where `ttyname`
+/// finds it, as in containers.
+fn private_ptys() -> Step {
+    // The PTY reopened by its path in this mount namespace: a descriptor
+    // inherited from before the unshare belongs to the host's mounts, which
+    // cannot be bound from here.
+    let terminal = if nix::unistd::isatty(0).unwrap_or(false) && Path::new(CONSOLE).exists() {
+        let path = std::fs::read_link("/proc/self/fd/0").map_err(at("the terminal's path"))?;
+        Some(open_path(&path)?)
+    } else {
+        None
+    };
+    mount(
+        Some("devpts"),
+        "/dev/pts",
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .map_err(at("mounting a private /dev/pts"))?;
+    match terminal {
+        Some(pty) => bind(&pty, Path::new(CONSOLE)),
+        None => Ok(()),
+    }
 }
 
 fn open_path(path: &Path) -> Step<OwnedFd> {

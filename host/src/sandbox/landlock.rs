@@ -1,6 +1,7 @@
 //! The filesystem layer: a Landlock ruleset that grants the plan's paths and
 //! nothing else, plus, from ABI 6, scoping of signals and abstract Unix sockets
-//! to the sandbox. Landlock is path-based and stackable: hard links or symlinks
+//! to the sandbox, and from ABI 9 connecting to named Unix sockets only where
+//! it may write. Landlock is path-based and stackable: hard links or symlinks
 //! planted in the workspace do not reach what the rules do not grant, and a
 //! program cannot lift the restriction, only add to it.
 
@@ -13,11 +14,13 @@ use std::path::Path;
 
 /// The newest ABI whose rights we ask for; older kernels get what they know
 /// (best effort), and the server refuses to start below ABI 1.
-const TARGET: ABI = ABI::V6;
+const TARGET: ABI = ABI::V9;
 
-/// Devices a program may open read-write (and `ioctl`): the PTY for terminals,
-/// the bit buckets and randomness. Nothing else in `/dev` (no disks, no memory).
-const DEVICES: [&str; 8] = [
+/// Devices a program may open read-write (and `ioctl`): the PTYs (the
+/// terminal's own on `/dev/console`, and the sandbox's private devpts), the
+/// bit buckets and randomness. Nothing else in `/dev` (no disks, no memory).
+const DEVICES: [&str; 9] = [
+    super::child::CONSOLE,
     "/dev/null",
     "/dev/zero",
     "/dev/full",

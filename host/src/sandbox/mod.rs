@@ -84,6 +84,7 @@ pub struct Sandbox {
 }
 
 struct Enforced {
+    masks: Vec<PathBuf>,
     read_only: Vec<PathBuf>,
     read_write: Vec<PathBuf>,
     cgroups: Cgroups,
@@ -294,6 +295,15 @@ impl Sandbox {
         let read_write = paths::visible(&sb.read_write, &hidden);
         let nonzero = |v: u64| (v > 0).then_some(v);
         let enforced = Enforced {
+            // Hidden as a whole, whatever Landlock can or cannot guard there.
+            masks: [
+                config.data_dir.as_path(),
+                Path::new("/run"),
+                Path::new("/var/run"),
+            ]
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect(),
             read_only,
             read_write,
             group_limits: GroupLimits {
@@ -419,6 +429,7 @@ impl Sandbox {
             tmp: temp.join("tmp"),
             shm: temp.join("shm"),
             cwd: launch.cwd.to_owned(),
+            masks: e.masks.clone(),
             read_only: e.read_only.clone(),
             read_write: e.read_write.clone(),
             cgroups: group.dirs(),

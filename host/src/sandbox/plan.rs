@@ -16,6 +16,9 @@ pub struct Plan {
     pub shm: PathBuf,
     /// Where the program starts (the workspace or a directory in it).
     pub cwd: PathBuf,
+    /// Directories covered with an empty one inside (the data dir, `/run`):
+    /// granted paths in them are mounted back.
+    pub masks: Vec<PathBuf>,
     /// Readable and executable, nothing more (already stripped of hidden paths).
     pub read_only: Vec<PathBuf>,
     /// Fully usable besides the workspace and the temp dirs.
