@@ -430,7 +430,6 @@ fn set_rlimits(limits: &Rlimits) -> Step {
         (Resource::RLIMIT_NPROC, limits.processes),
         (Resource::RLIMIT_CPU, limits.cpu_seconds),
         (Resource::RLIMIT_FSIZE, limits.file_size),
-        (Resource::RLIMIT_NOFILE, limits.open_files),
     ];
     for (resource, value) in all {
         if let Some(value) = value {

@@ -26,6 +26,7 @@
 mod cgroup;
 mod child;
 mod landlock;
+mod layers;
 mod netfilter;
 mod paths;
 mod plan;
@@ -46,6 +47,31 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+
+/// What sandboxes must not see of the server's own: its data, cache, config,
+/// the components it names, and (for a root server, whose sandboxes are root
+/// to root's files) what only root may read under the read-only roots.
+fn hidden_paths(
+    config: &Config,
+    config_path: Option<&Path>,
+    read_only_roots: &[PathBuf],
+    root: bool,
+) -> Vec<PathBuf> {
+    let mut hidden = vec![config.data_dir.clone(), config.cache_dir()];
+    hidden.extend(config_path.map(Path::to_owned));
+    let c = &config.components;
+    hidden.extend(
+        [&c.files, &c.environments, &c.terminals, &c.policy]
+            .into_iter()
+            .chain(config.tenants.iter().map(|t| &t.policy))
+            .flatten()
+            .cloned(),
+    );
+    if root {
+        hidden.extend(private_files(read_only_roots));
+    }
+    hidden
+}
 
 /// Entries of one read-only root looked at for files only their owner may read.
 const PRIVATE_SCAN_CAP: usize = 50_000;
@@ -228,84 +254,27 @@ impl Sandbox {
                 }}),
             });
         }
-        let abi = landlock::abi();
-        let mut missing = Vec::new();
-        if abi < 1 {
-            missing.push(
-                "filesystem: Landlock is not available (a kernel ≥ 5.13 with Landlock enabled in its `lsm=` list is needed)"
-                    .to_owned(),
-            );
-        }
         let cgroups = Cgroups::detect();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        // The kernel does not hold root (even in a user namespace) to RLIMIT_NPROC.
-        let processes = match cgroups.processes() {
-            Some(m) => m,
-            None if !root => "RLIMIT_NPROC in a user namespace",
-            None => {
-                missing.push("resources: no pids cgroup the server may write to (root needs a writable pids controller: cgroup v1, or v2 with it delegated)".to_owned());
-                "none"
-            }
-        };
-        let memory = cgroups.memory().unwrap_or("RLIMIT_AS");
-        let isolate_network = sb.network == SandboxNetwork::None;
-        let mut landlock_blocked_ports = Vec::new();
-        let network = if isolate_network {
-            "network namespace (loopback only)"
-        } else {
-            match cgroups
-                .unified_dir()
-                .map(|d| netfilter::block_port(d, listen.port()))
-            {
-                Some(Ok(())) => "cgroup BPF connect filter",
-                failed => {
-                    if abi >= 4 {
-                        landlock_blocked_ports.push(listen.port());
-                        "Landlock TCP connect rules"
-                    } else {
-                        let why = match failed {
-                            Some(Err(e)) => format!("loading the cgroup BPF filter failed: {e}"),
-                            _ => "no cgroup v2 hierarchy is writable".into(),
-                        };
-                        missing.push(format!("network: the server's port cannot be kept out of reach ({why}; Landlock ABI 4 is not available either); `network = \"none\"` works without it"));
-                        "none"
-                    }
-                }
-            }
-        };
-        // The server's own files: data, cache, config, and the components it names.
-        let mut hidden = vec![config.data_dir.clone(), config.cache_dir()];
-        hidden.extend(config_path.map(Path::to_owned));
-        let c = &config.components;
-        hidden.extend(
-            [&c.files, &c.environments, &c.terminals, &c.policy]
-                .into_iter()
-                .chain(config.tenants.iter().map(|t| &t.policy))
-                .flatten()
-                .cloned(),
-        );
+        let layers = layers::detect(&cgroups, sb.network, listen.port());
         let mut read_only_roots = sb.read_only.clone();
         // A resolver config symlinked elsewhere (systemd-resolved) must stay readable.
         read_only_roots.extend(Path::new("/etc/resolv.conf").canonicalize().ok());
-        if root {
-            hidden.extend(private_files(&read_only_roots));
-        }
-        let read_only = paths::visible(&read_only_roots, &hidden);
-        let read_write = paths::visible(&sb.read_write, &hidden);
+        let hidden = hidden_paths(config, config_path, &read_only_roots, layers.root);
         let nonzero = |v: u64| (v > 0).then_some(v);
+        let mut masks: Vec<PathBuf> = [
+            config.data_dir.as_path(),
+            Path::new("/run"),
+            Path::new("/var/run"),
+        ]
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+        masks.dedup();
         let enforced = Enforced {
             // Hidden as a whole, whatever Landlock can or cannot guard there.
-            masks: [
-                config.data_dir.as_path(),
-                Path::new("/run"),
-                Path::new("/var/run"),
-            ]
-            .iter()
-            .filter_map(|p| p.canonicalize().ok())
-            .collect(),
-            read_only,
-            read_write,
+            masks,
+            read_only: paths::visible(&read_only_roots, &hidden),
+            read_write: paths::visible(&sb.read_write, &hidden),
             group_limits: GroupLimits {
                 processes: sb.max_processes,
                 memory_bytes: sb.memory_bytes,
@@ -315,29 +284,15 @@ impl Sandbox {
                 processes: cgroups.processes().is_none().then_some(sb.max_processes),
                 cpu_seconds: nonzero(sb.cpu_seconds),
                 file_size: nonzero(sb.file_size_bytes),
-                open_files: None,
             },
             cgroups,
-            isolate_network,
-            landlock_blocked_ports,
+            isolate_network: sb.network == SandboxNetwork::None,
+            landlock_blocked_ports: layers.landlock_blocked_ports.clone(),
             temp_root: config.data_dir.join("sandbox"),
             next: AtomicU64::new(0),
         };
-        let report = json!({"mode": "enforce", "layers": {
-            "filesystem": {"active": abi >= 1, "mechanism": "landlock", "landlock_abi": abi,
-                "read_only": enforced.read_only, "read_write": enforced.read_write,
-                "private_tmp": true},
-            "processes": {"active": true,
-                "mechanism": "user, pid, mount and ipc namespaces; no capabilities; no_new_privs; seccomp filter"},
-            "resources": {"active": processes != "none",
-                "processes": {"limit": sb.max_processes, "mechanism": processes},
-                "memory_bytes": {"limit": sb.memory_bytes, "mechanism": memory},
-                "cpu_seconds": nonzero(sb.cpu_seconds),
-                "file_size_bytes": nonzero(sb.file_size_bytes)},
-            "network": {"active": network != "none", "mode": if isolate_network { "none" } else { "full" },
-                "blocked_ports": if isolate_network { vec![] } else { vec![listen.port()] },
-                "mechanism": network},
-        }});
+        let report = layers.report(sb, &enforced.read_only, &enforced.read_write);
+        let mut missing = layers.missing;
         let sandbox = Sandbox {
             path: sb.path.clone().into(),
             enforced: Some(enforced),

@@ -48,7 +48,6 @@ pub struct Rlimits {
     pub processes: Option<u64>,
     pub cpu_seconds: Option<u64>,
     pub file_size: Option<u64>,
-    pub open_files: Option<u64>,
 }
 
 /// The exit code of a launch whose sandbox could not be set up (the message is
