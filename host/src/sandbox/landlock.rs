@@ -20,7 +20,7 @@ const TARGET: ABI = ABI::V9;
 /// terminal's own on `/dev/console`, and the sandbox's private devpts), the
 /// bit buckets and randomness. Nothing else in `/dev` (no disks, no memory).
 const DEVICES: [&str; 9] = [
-    super::child::CONSOLE,
+    super::mounts::CONSOLE,
     "/dev/null",
     "/dev/zero",
     "/dev/full",
@@ -77,9 +77,9 @@ fn build(plan: &Plan) -> Result<(), String> {
     );
     // The session's temp dirs, by the names they are mounted on.
     rules.extend(
-        super::child::TMP_MOUNTS
+        super::mounts::TMP_MOUNTS
             .into_iter()
-            .chain([super::child::SHM_MOUNT])
+            .chain([super::mounts::SHM_MOUNT])
             .map(|m| (Path::new(m), everything)),
     );
     let mut created = ruleset.create().map_err(|e| e.to_string())?;

@@ -9,7 +9,8 @@
 //!
 //! - filesystem: Landlock ([`landlock`]) grants the workspace and the session's
 //!   private temp dir read-write, the system paths read-only minus the data dir,
-//!   cache and config ([`paths`]), a few devices, nothing else;
+//!   cache and config ([`paths`]), a few devices, nothing else; a mount
+//!   namespace ([`mounts`]) hides the data dir, `/run` and other terminals' PTYs;
 //! - processes: new user, PID, mount and IPC namespaces: the server and other
 //!   sessions are invisible and out of reach, `/proc` shows the sandbox only, no
 //!   capability is left and `no_new_privs` is set; a seccomp filter
@@ -21,23 +22,28 @@
 //!   the host's, minus the server's own port ([`netfilter`]).
 //!
 //! With `mode = "enforce"` (the default) the server refuses to start when a
-//! layer is missing, naming it; `mode = "off"` runs programs unconfined.
+//! layer is missing, naming it ([`layers`]); `mode = "off"` runs programs
+//! unconfined. [`guard`] is the server's handle on one launch.
 
 mod cgroup;
 mod child;
+mod guard;
 mod landlock;
 mod layers;
+mod mounts;
 mod netfilter;
 mod paths;
 mod plan;
 mod seccomp;
 
 pub use child::main as exec_main;
+pub use guard::Guard;
 pub use plan::SETUP_FAILED;
 
 use crate::config::{Config, SandboxMode, SandboxNetwork};
 use anyhow::bail;
-use cgroup::{Cgroups, Group, GroupLimits};
+use cgroup::{Cgroups, GroupLimits};
+use guard::Tracked;
 use plan::{Plan, Rlimits};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -45,7 +51,7 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 /// What sandboxes must not see of the server's own: its data, cache, config,
@@ -173,58 +179,6 @@ impl Prepared {
         let child = cmd.spawn();
         drop(write);
         Ok((child?, Some(read)))
-    }
-}
-
-/// Ends a launch: kills it on demand, and on drop removes its cgroup (killing
-/// whatever is left in it).
-pub struct Guard {
-    tracked: Arc<Tracked>,
-}
-
-struct Tracked {
-    /// The launcher's pid (its process group's id too); 0 before it starts and
-    /// after it was reaped.
-    pid: AtomicI32,
-    group: Option<Group>,
-}
-
-impl Tracked {
-    fn kill(&self) {
-        let pid = self.pid.load(Ordering::SeqCst);
-        if pid > 0 {
-            // SAFETY: kill has no memory-safety preconditions; the pid is our
-            // unreaped child's, so it cannot name a stranger.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        if let Some(group) = &self.group {
-            group.kill();
-        }
-    }
-}
-
-impl Guard {
-    /// Records the launcher's pid once it started (it leads its own process group).
-    pub fn started(&self, pid: u32) {
-        self.tracked.pid.store(pid as i32, Ordering::SeqCst);
-    }
-
-    /// Records that the launcher was reaped: its pid may be reused from now on.
-    pub fn reaped(&self) {
-        self.tracked.pid.store(0, Ordering::SeqCst);
-    }
-
-    /// Kills the launch and everything it started.
-    pub fn kill(&self) {
-        self.tracked.kill();
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // A launch never outlives its guard (an abandoned call, a dropped terminal).
-        self.tracked.kill();
     }
 }
 
@@ -361,15 +315,7 @@ impl Sandbox {
     /// `mode = "off"`), and its guard.
     pub fn prepare(&self, launch: Launch<'_>) -> anyhow::Result<Prepared> {
         let Some(e) = &self.enforced else {
-            return Ok(self.track(
-                launch.session,
-                launch.argv,
-                Tracked {
-                    pid: AtomicI32::new(0),
-                    group: None,
-                },
-                None,
-            ));
+            return Ok(self.track(launch.session, launch.argv, Tracked::new(None), None));
         };
         let n = e.next.fetch_add(1, Ordering::Relaxed);
         let group = e.cgroups.create(&format!("l{n}"), e.group_limits)?;
@@ -400,15 +346,7 @@ impl Sandbox {
             "--".into(),
         ];
         argv.extend(launch.argv);
-        Ok(self.track(
-            launch.session,
-            argv,
-            Tracked {
-                pid: AtomicI32::new(0),
-                group: Some(group),
-            },
-            exit_pipe,
-        ))
+        Ok(self.track(launch.session, argv, Tracked::new(Some(group)), exit_pipe))
     }
 
     fn track(
@@ -427,7 +365,7 @@ impl Sandbox {
         }
         Prepared {
             argv,
-            guard: Guard { tracked },
+            guard: Guard::new(tracked),
             exit_pipe,
         }
     }
