@@ -1,9 +1,9 @@
 //! The resource layer's cgroups: one group per launch (shell command or
 //! terminal), under `reshost-<server pid>` in the server's own cgroup of each
-//! hierarchy it may write to: the pids and memory controllers (cgroup v1, or v2
-//! where they are delegated), and the v2 hierarchy itself, which carries the
-//! network connect filter and `cgroup.kill`. A group caps the processes and
-//! memory of everything the launch starts, together, and can kill all of it.
+//! hierarchy it may write to with the pids or memory controller (cgroup v1, or
+//! v2 where they are delegated). A group caps the processes and memory of
+//! everything the launch starts, together, and can kill all of it. The v2
+//! hierarchy's `reshost-<server pid>` also carries the network connect filter.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,12 @@ struct Root {
     memory: bool,
     /// cgroup v2: `cgroup.kill`, the connect filter, `memory.max`.
     unified: bool,
+    /// Whether each launch gets a group of its own here. A v2 hierarchy that
+    /// carries no controller for us (beside v1 ones) only holds the connect
+    /// filter: the server moves itself into its directory once, so launches
+    /// are born there; moving each into a group of its own would take v2's
+    /// `cgroup.procs`, whose global lock waits out an RCU grace period (~10 ms).
+    per_launch: bool,
 }
 
 /// Per-launch limits a group enforces.
@@ -71,11 +77,16 @@ impl Cgroups {
             } else {
                 (wanted("pids"), wanted("memory"))
             };
+            let per_launch = pids || memory;
+            if !per_launch {
+                let _ = std::fs::write(dir.join("cgroup.procs"), "0");
+            }
             roots.push(Root {
                 dir,
                 pids,
                 memory,
                 unified,
+                per_launch,
             });
         }
         Cgroups { roots }
@@ -108,7 +119,7 @@ impl Cgroups {
     /// Makes the group `name` with `limits` in every hierarchy.
     pub fn create(&self, name: &str, limits: GroupLimits) -> std::io::Result<Group> {
         let mut group = Group { dirs: Vec::new() };
-        for root in &self.roots {
+        for root in self.roots.iter().filter(|r| r.per_launch) {
             let dir = root.dir.join(name);
             std::fs::create_dir(&dir)?;
             group.dirs.push((dir.clone(), root.unified));
@@ -134,6 +145,12 @@ impl Cgroups {
 impl Drop for Cgroups {
     fn drop(&mut self) {
         for root in &self.roots {
+            if !root.per_launch
+                && let Some(parent) = root.dir.parent()
+            {
+                // Out of the directory the server moved itself into, to remove it.
+                let _ = std::fs::write(parent.join("cgroup.procs"), "0");
+            }
             let _ = std::fs::remove_dir(&root.dir);
         }
     }

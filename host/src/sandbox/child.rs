@@ -73,8 +73,16 @@ fn launch(plan: &Plan, argv: &[CString]) -> Step<Never> {
     // spawn at once) are none of this sandbox's business.
     close_from(3, plan.exit_fd);
     for dir in &plan.cgroups {
-        std::fs::write(dir.join("cgroup.procs"), "0")
-            .map_err(at(format!("joining cgroup {}", dir.display())))?;
+        // cgroup v1's `tasks` moves just this (single-threaded) process without
+        // the global threadgroup lock, whose write side waits out an RCU grace
+        // period (~10-20 ms on an idle machine); v2 has only `cgroup.procs`.
+        let tasks = dir.join("tasks");
+        let file = if tasks.exists() {
+            tasks
+        } else {
+            dir.join("cgroup.procs")
+        };
+        std::fs::write(file, "0").map_err(at(format!("joining cgroup {}", dir.display())))?;
     }
     let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
     let mut flags = CloneFlags::CLONE_NEWUSER
