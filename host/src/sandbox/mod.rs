@@ -326,7 +326,9 @@ impl Sandbox {
             None
         };
         let plan = Plan {
-            workspace: launch.workspace.to_owned(),
+            // By its real path: the masks are real paths (a data dir reached
+            // through a symlink is masked where it really is).
+            workspace: launch.workspace.canonicalize()?,
             tmp: temp.join("tmp"),
             shm: temp.join("shm"),
             cwd: launch.cwd.to_owned(),
