@@ -319,6 +319,26 @@ async fn no_probe_escapes_when_the_data_dir_and_config_lie_inside_a_read_only_pa
 }
 
 #[tokio::test]
+async fn a_data_dir_reached_through_a_symlink_still_serves_commands() {
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let (real, link) = (tmp.join("sb-real"), tmp.join("sb-link"));
+    std::fs::create_dir_all(&real).unwrap();
+    if std::fs::symlink_metadata(&link).is_err() {
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+    }
+    let server = Server::with_config_in(&link, "").await;
+    let sid = server.session(ACME).await;
+    let body = run(&server, ACME, &sid, "touch made && pwd", 30).await;
+    assert_eq!(body["exit_code"], 0, "{body}");
+    let ws = server.data_dir().join("workspaces").join(&sid);
+    assert!(ws.join("made").exists());
+    assert_eq!(
+        body["stdout"].as_str().unwrap().trim(),
+        ws.canonicalize().unwrap().to_str().unwrap()
+    );
+}
+
+#[tokio::test]
 async fn without_the_sandbox_the_same_probes_escape() {
     // The control: proves the probes detect what they claim to (harmless reads only).
     let server = Server::with_config("[sandbox]\nmode = \"off\"\n").await;
