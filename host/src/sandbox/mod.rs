@@ -331,7 +331,7 @@ impl Sandbox {
             workspace: launch.workspace.canonicalize()?,
             tmp: temp.join("tmp"),
             shm: temp.join("shm"),
-            cwd: launch.cwd.to_owned(),
+            cwd: launch.cwd.canonicalize()?,
             masks: e.masks.clone(),
             read_only: e.read_only.clone(),
             read_write: e.read_write.clone(),
