@@ -2,10 +2,11 @@
 //!
 //! `bash -c` (else `sh -c`) runs confined by the server's sandbox (see
 //! `crate::sandbox`) with the workspace (or a directory inside it) as working
-//! directory. The timeout kills everything the command started, and so does a
-//! call that is abandoned or the session's deletion; a sandboxed command's
-//! background jobs end with it. Each output stream is read concurrently and
-//! capped; the rest is drained and dropped.
+//! directory. The answer comes when the shell exits; what it left running in
+//! the background runs on until the command's deadline, which kills everything
+//! the command started, as does a call that is abandoned or the session's
+//! deletion. Each output stream is read concurrently and capped; the rest is
+//! drained and dropped.
 
 use crate::runtime::Guest;
 use crate::runtime::bindings::exec::{Command, Host, Outcome};
