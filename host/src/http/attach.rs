@@ -86,7 +86,7 @@ pub async fn attach(
     };
     app.caller(tenant, session)?;
     // A policy's refusal is said on the socket (close 1008 with its reason), as
-    // API.md's close codes have it; only a bad token is refused before the upgrade.
+    // the API's close codes have it; only a bad token is refused before the upgrade.
     let denied = policy::check(app, tenant, Ask::new(operation, Some(session), Some(id)))
         .await
         .err()
