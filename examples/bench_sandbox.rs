@@ -213,6 +213,28 @@ fn report(what: &str, samples: &mut [Samples; 2]) {
     }
 }
 
+/// `warm_up` + `n` rounds of `measure`, each round asking both servers, the
+/// one asked first alternating, so the machine's noise weighs on both alike.
+async fn interleaved(
+    servers: &[(Server, String)],
+    warm_up: usize,
+    n: usize,
+    measure: impl AsyncFn(&Server, &str, usize) -> Result<Duration, String>,
+) -> [Samples; 2] {
+    let mut samples: [Samples; 2] = Default::default();
+    for round in 0..warm_up + n {
+        for i in [round % 2, 1 - round % 2] {
+            let (server, sid) = &servers[i];
+            match measure(server, sid, round).await {
+                Ok(t) if round >= warm_up => samples[i].times.push(t),
+                Ok(_) => {}
+                Err(e) => samples[i].fail(e),
+            }
+        }
+    }
+    samples
+}
+
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
@@ -226,50 +248,35 @@ async fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    // Each round asks both servers, the one asked first alternating.
-    let mut samples: [Samples; 2] = Default::default();
-    for round in 0..SHELL_WARM_UP + SHELL_CALLS {
-        for i in [round % 2, 1 - round % 2] {
-            let (server, sid) = &servers[i];
-            match shell(&client, server, sid).await {
-                Ok(t) if round >= SHELL_WARM_UP => samples[i].times.push(t),
-                Ok(_) => {}
-                Err(e) => samples[i].fail(e),
-            }
-        }
-    }
+    let mut samples = interleaved(
+        &servers,
+        SHELL_WARM_UP,
+        SHELL_CALLS,
+        async |server, sid, _| shell(&client, server, sid).await,
+    )
+    .await;
     report(
         &format!("shell `true`, {SHELL_WARM_UP} warm-up calls each first"),
         &mut samples,
     );
-
-    let mut samples: [Samples; 2] = Default::default();
-    for round in 0..LAUNCH_WARM_UP + LAUNCHES {
-        for i in [round % 2, 1 - round % 2] {
-            let (server, sid) = &servers[i];
-            match launch(&client, server, sid, &format!("k{round}")).await {
-                Ok(t) if round >= LAUNCH_WARM_UP => samples[i].times.push(t),
-                Ok(_) => {}
-                Err(e) => samples[i].fail(e),
-            }
-        }
-    }
+    let mut samples = interleaved(
+        &servers,
+        LAUNCH_WARM_UP,
+        LAUNCHES,
+        async |server, sid, round| launch(&client, server, sid, &format!("k{round}")).await,
+    )
+    .await;
     report(
         &format!("terminal launch (bash), {LAUNCH_WARM_UP} warm-up launches each first"),
         &mut samples,
     );
-
-    let mut samples: [Samples; 2] = Default::default();
-    for round in 0..READY_WARM_UP + READIES {
-        for i in [round % 2, 1 - round % 2] {
-            let (server, sid) = &servers[i];
-            match ready(&client, server, sid, &format!("r{round}")).await {
-                Ok(t) if round >= READY_WARM_UP => samples[i].times.push(t),
-                Ok(_) => {}
-                Err(e) => samples[i].fail(e),
-            }
-        }
-    }
+    let mut samples = interleaved(
+        &servers,
+        READY_WARM_UP,
+        READIES,
+        async |server, sid, round| ready(&client, server, sid, &format!("r{round}")).await,
+    )
+    .await;
     report(
         &format!(
             "terminal ready (bash -i, launch + attach until its prompt), {READY_WARM_UP} warm-up launches each first"

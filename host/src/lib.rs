@@ -43,7 +43,7 @@ pub async fn run(
         tracing::info!(workspaces = orphans, "removed workspaces of no session");
     }
     // Sessions' private temp dirs go with their sessions too.
-    workspace::sweep(&config.data_dir.join("sandbox"), &sessions)?;
+    workspace::sweep(&sandbox::temp_root(&config), &sessions)?;
     let tracker = Arc::new(watch::Tracker::new(
         store.clone(),
         &app::App::workspaces(&config),

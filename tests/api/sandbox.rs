@@ -431,6 +431,46 @@ async fn a_command_cannot_allocate_past_the_memory_limit() {
 }
 
 #[tokio::test]
+async fn cpu_time_file_size_and_extra_read_write_paths_are_applied() {
+    let shared = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let server = Server::with_config(&format!(
+        "[sandbox]\ncpu_seconds = 1\nfile_size_bytes = 1048576\nread_write = [{:?}]\n",
+        shared.path()
+    ))
+    .await;
+    let sid = server.session(ACME).await;
+    let dir = shared.path().display();
+    let body = run(
+        &server,
+        ACME,
+        &sid,
+        &format!(
+            "ulimit -t; ulimit -f; echo granted > {dir}/note; \
+             head -c 2000000 /dev/zero > big; echo big=$?; \
+             timeout 10 sh -c 'while :; do :; done'; echo spin=$?"
+        ),
+        30,
+    )
+    .await;
+    // 1024-byte blocks; past the size SIGXFSZ (128+25); past the CPU time SIGKILL
+    // after SIGXCPU (the shell reports 128+9 or 128+24).
+    let stdout = body["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("1\n1024\nbig=153\nspin="), "{body}");
+    assert!(
+        ["spin=137\n", "spin=152\n"]
+            .iter()
+            .any(|s| stdout.ends_with(s)),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(shared.path().join("note")).unwrap(),
+        "granted\n"
+    );
+    let big = server.data_dir().join("workspaces").join(&sid).join("big");
+    assert_eq!(std::fs::metadata(big).unwrap().len(), 1048576);
+}
+
+#[tokio::test]
 async fn background_jobs_outlive_the_shell_until_its_deadline_only() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
@@ -636,51 +676,42 @@ async fn bad_sandbox_settings_are_refused_at_start_naming_the_key() {
         ("[sandbox]\nmemory_bytes = \"lots\"\n", "memory_bytes"),
         ("[sandbox]\nunknown = 1\n", "unknown"),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("reshost.toml");
-        std::fs::write(
-            &config,
-            format!("data_dir = {:?}\n{extra}", dir.path().join("data")),
-        )
-        .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reshost"))
-            .args(["serve", "--config"])
-            .arg(&config)
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{extra}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = refused_start(extra);
         assert!(stderr.contains(key), "{extra}: {stderr}");
     }
 }
 
-#[test]
-fn a_sandbox_that_cannot_run_a_command_keeps_the_server_from_starting() {
-    // No `true` on this PATH: the start's confined test command fails.
+/// Starts `reshost serve` with `extra` as its config (beside a data dir), which
+/// must refuse to start without serving; returns what it printed on stderr.
+fn refused_start(extra: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("reshost.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\n[sandbox]\npath = \"/nonexistent\"\n",
-            dir.path().join("data")
-        ),
-    )
-    .unwrap();
+    let data = dir.path().join("data");
+    let text = format!("listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\n{extra}");
+    std::fs::write(&config, text).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_reshost"))
         .args(["serve", "--config"])
         .arg(&config)
         .output()
         .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{extra}");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("listening"),
+        "{extra}"
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_sandbox_that_cannot_run_a_command_keeps_the_server_from_starting() {
+    // No `true` on this PATH: the start's confined test command fails.
+    let stderr = refused_start("[sandbox]\npath = \"/nonexistent\"\n");
     assert!(
         stderr.contains("the sandbox cannot be enforced on this machine")
             && stderr.contains("a confined test command failed")
             && stderr.contains("mode = \"off\""),
         "{stderr}"
     );
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
 }
 
 #[test]

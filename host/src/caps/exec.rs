@@ -139,8 +139,8 @@ pub async fn run(
     let mut prepared = limits
         .sandbox
         .prepare(Launch {
-            session: Some(&limits.session),
-            owner: &limits.session,
+            session: &limits.session,
+            ends_with_session: true,
             workspace,
             cwd: &dir,
             argv: vec![shell().into(), "-c".into(), command.command.into()],

@@ -42,8 +42,8 @@ pub fn spawn(spec: &Spec, sandbox: &Sandbox, session: &str) -> anyhow::Result<Sp
         pixel_height: 0,
     })?;
     let prepared = sandbox.prepare(Launch {
-        session: None,
-        owner: session,
+        session,
+        ends_with_session: false,
         workspace: &spec.home,
         cwd: &spec.cwd,
         argv: std::iter::once(&spec.command)

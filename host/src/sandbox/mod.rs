@@ -38,7 +38,6 @@ mod seccomp;
 
 pub use child::main as exec_main;
 pub use guard::Guard;
-pub use plan::SETUP_FAILED;
 
 use crate::config::{Config, SandboxMode, SandboxNetwork};
 use anyhow::bail;
@@ -77,6 +76,11 @@ fn hidden_paths(
         hidden.extend(private_files(read_only_roots));
     }
     hidden
+}
+
+/// Where the sessions' private temp dirs live: `<data_dir>/sandbox/<session>`.
+pub fn temp_root(config: &Config) -> PathBuf {
+    config.data_dir.join("sandbox")
 }
 
 /// Entries of one read-only root looked at for files only their owner may read.
@@ -131,10 +135,11 @@ struct Enforced {
 
 /// One program to start confined.
 pub struct Launch<'a> {
-    /// Set for launches that must end when the session is deleted.
-    pub session: Option<&'a str>,
     /// The session whose temp dir the launch gets.
-    pub owner: &'a str,
+    pub session: &'a str,
+    /// Whether the session's deletion ends the launch (shell commands; a
+    /// terminal is ended by its own owner, and may move to another session).
+    pub ends_with_session: bool,
     pub workspace: &'a Path,
     pub cwd: &'a Path,
     pub argv: Vec<OsString>,
@@ -242,7 +247,7 @@ impl Sandbox {
             cgroups,
             isolate_network: sb.network == SandboxNetwork::None,
             landlock_blocked_ports: layers.landlock_blocked_ports.clone(),
-            temp_root: config.data_dir.join("sandbox"),
+            temp_root: temp_root(config),
             next: AtomicU64::new(0),
         };
         let report = layers.report(sb, &enforced.read_only, &enforced.read_write);
@@ -276,8 +281,8 @@ impl Sandbox {
         let workspace = enforced.temp_root.join(".self-test");
         std::fs::create_dir_all(&workspace)?;
         let prepared = self.prepare(Launch {
-            session: None,
-            owner: ".self-test",
+            session: ".self-test",
+            ends_with_session: false,
             workspace: &workspace,
             cwd: &workspace,
             argv: vec!["true".into()],
@@ -315,11 +320,12 @@ impl Sandbox {
     /// `mode = "off"`), and its guard.
     pub fn prepare(&self, launch: Launch<'_>) -> anyhow::Result<Prepared> {
         let Some(e) = &self.enforced else {
-            return Ok(self.track(launch.session, launch.argv, Tracked::new(None), None));
+            let session = launch.ends_with_session.then_some(launch.session);
+            return Ok(self.track(session, launch.argv, Tracked::new(None), None));
         };
         let n = e.next.fetch_add(1, Ordering::Relaxed);
         let group = e.cgroups.create(&format!("l{n}"), e.group_limits)?;
-        let temp = e.temp_root.join(launch.owner);
+        let temp = e.temp_root.join(launch.session);
         let exit_pipe = if launch.linger {
             Some(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
         } else {
@@ -348,7 +354,8 @@ impl Sandbox {
             "--".into(),
         ];
         argv.extend(launch.argv);
-        Ok(self.track(launch.session, argv, Tracked::new(Some(group)), exit_pipe))
+        let session = launch.ends_with_session.then_some(launch.session);
+        Ok(self.track(session, argv, Tracked::new(Some(group)), exit_pipe))
     }
 
     fn track(
