@@ -8,6 +8,12 @@
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops at its first failure"
+)]
+
 use futures_util::StreamExt;
 use reqwest::{Client, multipart};
 use std::sync::Arc;

@@ -10,8 +10,14 @@
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_admin`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops at its first failure"
+)]
+
 use reqwest::Client;
-use reshost::http::policy::{Ask, check};
+use reshost::testing::InProcess;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -23,9 +29,9 @@ mod support;
 use support::{TOKEN, percentile, start};
 
 const ADMIN: &str = "bench-admin";
-const FILES: &str = env!("RESHOST_COMPONENT_FILES");
-const NO_EXECUTABLES: &str = env!("RESHOST_COMPONENT_FILES_NO_EXECUTABLES");
-const RULES: &str = env!("RESHOST_COMPONENT_POLICY_RULES");
+const FILES: &[u8] = reshost::testing::SlotName::Files.embedded().1;
+const NO_EXECUTABLES: &[u8] = reshost_test_artifacts::FILES_NO_EXECUTABLES.wasm;
+const RULES: &str = reshost_test_artifacts::POLICY_RULES.path;
 
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -35,9 +41,9 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// An in-process app with two tenants: `plain` (the default policy) and `rules`
-/// (the `policy-rules` example).
-async fn app(dir: &std::path::Path) -> reshost::app::App {
+/// An in-process server with two tenants: `plain` (the default policy) and
+/// `rules` (the `policy-rules` example).
+async fn in_process(dir: &std::path::Path) -> InProcess {
     let config: reshost::config::Config = toml::from_str(&format!(
         "data_dir = {:?}\n\
          [sandbox]\nmode = \"off\"\n\
@@ -47,37 +53,22 @@ async fn app(dir: &std::path::Path) -> reshost::app::App {
         dir.join("data")
     ))
     .unwrap();
-    config.validate().unwrap();
-    let store = Arc::new(reshost::store::Store::open(&config.data_dir, 1 << 24).unwrap());
-    let workspaces = reshost::app::App::workspaces(&config);
-    std::fs::create_dir_all(&workspaces).unwrap();
-    let tracker = Arc::new(
-        reshost::watch::Tracker::new(store.clone(), &workspaces, &config.data_dir.join("watch"))
-            .unwrap(),
-    );
-    let runtime = reshost::runtime::Runtime::new(&config, store.clone())
-        .await
-        .unwrap();
-    let (tenants, _) = reshost::http::auth::Tenants::new(&config, None);
-    // No command runs here: the in-process app needs no sandbox.
-    let sandbox = Arc::new(
-        reshost::sandbox::Sandbox::start(&config, None, "127.0.0.1:0".parse().unwrap()).unwrap(),
-    );
-    reshost::app::App::new(config, store, runtime, tenants, tracker, sandbox)
+    InProcess::start(config).await.unwrap()
 }
 
-async fn policy_cost(app: &reshost::app::App, tenant: &str) -> (Duration, Duration) {
-    let ask = || Ask {
-        path: Some("src/main.rs"),
-        ..Ask::new("environments.read", Some("conv_x"), Some("default"))
+async fn policy_cost(host: &InProcess, tenant: &str) -> (Duration, Duration) {
+    let check = async || {
+        host.check_read(tenant, "conv_x", "src/main.rs")
+            .await
+            .unwrap()
     };
     for _ in 0..2000 {
-        check(app, tenant, ask()).await.unwrap();
+        check().await;
     }
     let mut samples = Vec::with_capacity(20_000);
     for _ in 0..20_000 {
         let t = Instant::now();
-        check(app, tenant, ask()).await.unwrap();
+        check().await;
         samples.push(t.elapsed());
     }
     (
@@ -131,19 +122,19 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
 
     // 1. The policy check, in-process.
-    let app = app(dir.path()).await;
+    let host = in_process(dir.path()).await;
     for (tenant, what) in [
         ("plain", "allow-all (embedded)"),
         ("rules", "policy-rules example"),
     ] {
-        let (p50, p99) = policy_cost(&app, tenant).await;
+        let (p50, p99) = policy_cost(&host, tenant).await;
         println!(
             "policy check, {what}: p50 {:.1} µs, p99 {:.1} µs",
             us(p50),
             us(p99)
         );
     }
-    drop(app);
+    drop(host);
 
     // 2. Swaps under load, on a real server.
     let server_dir = tempfile::tempdir().unwrap();
@@ -157,10 +148,7 @@ async fn main() {
         "{}/v1/sessions/{sid}/resources/environments/default",
         server.base
     );
-    let (files, other) = (
-        std::fs::read(FILES).unwrap(),
-        std::fs::read(NO_EXECUTABLES).unwrap(),
-    );
+    let (files, other) = (FILES.to_vec(), NO_EXECUTABLES.to_vec());
     // Warm the compiled cache for both.
     swap(&client, &server.base, &other).await;
     swap(&client, &server.base, &files).await;

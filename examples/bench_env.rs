@@ -7,6 +7,12 @@
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_env`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops at its first failure"
+)]
+
 #[path = "support.rs"]
 mod support;
 

@@ -18,6 +18,12 @@
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_sandbox`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops at its first failure"
+)]
+
 #[path = "support.rs"]
 #[allow(dead_code)] // shared by the benchmarks; each uses part of it
 mod support;

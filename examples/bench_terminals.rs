@@ -12,6 +12,12 @@
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_terminals`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark stops at its first failure"
+)]
+
 use futures_util::{SinkExt, StreamExt};
 use reqwest::Client;
 use serde_json::{Value, json};

@@ -2,8 +2,9 @@
 //! here with its default. A bad file is refused at start with a message that names
 //! the offending key.
 
+use crate::slots::SlotName;
 use anyhow::{Context, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -19,10 +20,10 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     pub limits: Limits,
     /// Per-slot limits; what a slot leaves out is `limits.component_*`.
-    pub slots: BTreeMap<String, SlotConfig>,
+    pub slots: BTreeMap<SlotName, SlotConfig>,
     pub admin: Admin,
-    /// Slot name → path of the `.wasm` serving it; an omitted slot uses the embedded default.
-    pub components: Components,
+    /// Slot → path of the `.wasm` serving it; an omitted slot uses the embedded default.
+    pub components: BTreeMap<SlotName, PathBuf>,
     pub tenants: Vec<Tenant>,
     /// Template name → directory copied into a new session's workspace.
     pub templates: BTreeMap<String, PathBuf>,
@@ -145,9 +146,6 @@ impl Default for Limits {
     }
 }
 
-/// The slots a config may set limits for.
-pub const SLOTS: [&str; 4] = ["files", "environments", "terminals", "policy"];
-
 /// `[slots.<slot>]`: the limits of one slot's calls.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,21 +154,57 @@ pub struct SlotConfig {
     pub timeout_ms: Option<u64>,
 }
 
+/// What a slot's calls may use: from the config, or set through the admin API.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotLimits {
+    /// Linear memory of one instance.
+    pub memory_bytes: usize,
+    /// Deadline of one call.
+    pub timeout_ms: u64,
+}
+
+/// Smallest memory a slot may be given: one wasm page.
+const MIN_SLOT_MEMORY_BYTES: usize = 1 << 16;
+/// Longest deadline a slot may be given (an hour).
+const MAX_SLOT_TIMEOUT_MS: u64 = 3_600_000;
+
+/// A slot limit out of range; it names the field.
+#[derive(Debug, thiserror::Error)]
+#[error("{field} must be {range}")]
+pub struct LimitError {
+    pub field: &'static str,
+    pub range: String,
+}
+
+impl SlotLimits {
+    /// Checks the limits against the largest memory any instance may have (the
+    /// pooling allocator's, `limits.component_memory_bytes`). The config and the
+    /// admin API both check with this.
+    pub fn check(&self, max_memory_bytes: usize) -> Result<(), LimitError> {
+        if !(MIN_SLOT_MEMORY_BYTES..=max_memory_bytes).contains(&self.memory_bytes) {
+            return Err(LimitError {
+                field: "memory_bytes",
+                range: format!(
+                    "{MIN_SLOT_MEMORY_BYTES} to {max_memory_bytes} (limits.component_memory_bytes)"
+                ),
+            });
+        }
+        if !(1..=MAX_SLOT_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return Err(LimitError {
+                field: "timeout_ms",
+                range: format!("1 to {MAX_SLOT_TIMEOUT_MS}"),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// `[admin]`: who may use the admin API (off without tokens).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     pub tokens: Vec<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Components {
-    pub files: Option<PathBuf>,
-    pub environments: Option<PathBuf>,
-    pub terminals: Option<PathBuf>,
-    /// The policy of tenants that do not name their own.
-    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -187,13 +221,13 @@ pub struct Tenant {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: "127.0.0.1:6767".parse().unwrap(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 6767)),
             data_dir: PathBuf::from("./reshost-data"),
             cache_dir: None,
             limits: Limits::default(),
             slots: BTreeMap::new(),
             admin: Admin::default(),
-            components: Components::default(),
+            components: BTreeMap::new(),
             tenants: Vec::new(),
             templates: BTreeMap::new(),
             sandbox: Sandbox::default(),
@@ -221,16 +255,7 @@ impl Config {
         };
         fix(&mut self.data_dir);
         self.cache_dir.iter_mut().for_each(fix);
-        let c = &mut self.components;
-        [
-            &mut c.files,
-            &mut c.environments,
-            &mut c.terminals,
-            &mut c.policy,
-        ]
-        .into_iter()
-        .flatten()
-        .for_each(fix);
+        self.components.values_mut().for_each(fix);
         for tenant in &mut self.tenants {
             tenant.policy.iter_mut().for_each(fix);
         }
@@ -245,8 +270,29 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("cache"))
     }
 
+    /// The limits of a slot's calls: its `[slots.<slot>]`, else `limits.component_*`.
+    pub fn slot_limits(&self, slot: SlotName) -> SlotLimits {
+        let set = self.slots.get(&slot);
+        SlotLimits {
+            memory_bytes: set
+                .and_then(|s| s.memory_bytes)
+                .unwrap_or(self.limits.component_memory_bytes),
+            timeout_ms: set
+                .and_then(|s| s.timeout_ms)
+                .unwrap_or(self.limits.component_timeout_ms),
+        }
+    }
+
     /// Checks what the types alone do not: files exist, names are unique, limits sane.
     pub fn validate(&self) -> anyhow::Result<()> {
+        self.validate_limits()?;
+        self.validate_slots()?;
+        self.validate_tenants()?;
+        self.validate_sandbox()?;
+        self.validate_templates()
+    }
+
+    fn validate_limits(&self) -> anyhow::Result<()> {
         let l = &self.limits;
         let positive = [
             ("limits.max_upload_bytes", l.max_upload_bytes),
@@ -279,44 +325,43 @@ impl Config {
         if l.component_memory_bytes < 1 << 20 {
             bail!("config key limits.component_memory_bytes must be at least 1048576");
         }
-        for (slot, limits) in &self.slots {
-            if !SLOTS.contains(&slot.as_str()) {
-                bail!("config key slots.{slot}: no such slot (slots: {SLOTS:?})");
-            }
-            if let Some(memory) = limits.memory_bytes
-                && !(1 << 16..=l.component_memory_bytes).contains(&memory)
-            {
-                bail!(
-                    "config key slots.{slot}.memory_bytes must be 65536 to limits.component_memory_bytes ({})",
-                    l.component_memory_bytes
-                );
-            }
-            if limits.timeout_ms == Some(0) {
-                bail!("config key slots.{slot}.timeout_ms must be greater than 0");
-            }
-        }
-        for token in &self.admin.tokens {
-            if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                bail!("config key admin.tokens: a token must be non-empty, without spaces");
-            }
-            if self.tenants.iter().any(|t| t.tokens.contains(token)) {
-                bail!("config key admin.tokens: a token is also a tenant's");
+        Ok(())
+    }
+
+    fn validate_slots(&self) -> anyhow::Result<()> {
+        let max = self.limits.component_memory_bytes;
+        for &slot in SlotName::ALL {
+            let limits = self.slot_limits(slot);
+            if let Err(e) = limits.check(max) {
+                // A slot's own value, or the default from `limits` it left to them.
+                let own = self.slots.get(&slot).is_some_and(|s| match e.field {
+                    "memory_bytes" => s.memory_bytes.is_some(),
+                    _ => s.timeout_ms.is_some(),
+                });
+                let key = match own {
+                    true => format!("slots.{}.{}", slot.as_str(), e.field),
+                    false => format!("limits.component_{}", e.field),
+                };
+                bail!("config key {key} must be {}", e.range);
             }
         }
-        let c = &self.components;
-        for (slot, path) in [
-            ("files", &c.files),
-            ("environments", &c.environments),
-            ("terminals", &c.terminals),
-            ("policy", &c.policy),
-        ] {
-            if let Some(path) = path
-                && !path.is_file()
-            {
+        for (slot, path) in &self.components {
+            if !path.is_file() {
                 bail!(
-                    "config key components.{slot}: no such file {}",
+                    "config key components.{}: no such file {}",
+                    slot.as_str(),
                     path.display()
                 );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_tenants(&self) -> anyhow::Result<()> {
+        for token in &self.admin.tokens {
+            check_token("admin.tokens", token)?;
+            if self.tenants.iter().any(|t| t.tokens.contains(token)) {
+                bail!("config key admin.tokens: a token is also a tenant's");
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -341,11 +386,7 @@ impl Config {
                 );
             }
             for token in &t.tokens {
-                if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    bail!(
-                        "config key tenants[{i}].tokens: a token must be non-empty, without spaces"
-                    );
-                }
+                check_token(&format!("tenants[{i}].tokens"), token)?;
                 if !tokens.insert(token) {
                     bail!("config key tenants[{i}].tokens: a token is used twice");
                 }
@@ -359,6 +400,10 @@ impl Config {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn validate_sandbox(&self) -> anyhow::Result<()> {
         let sb = &self.sandbox;
         if sb.memory_bytes < 16 << 20 {
             bail!("config key sandbox.memory_bytes must be at least 16777216 (16 MiB)");
@@ -377,6 +422,10 @@ impl Config {
                 bail!("config key {key}: {bad:?} is not a path");
             }
         }
+        Ok(())
+    }
+
+    fn validate_templates(&self) -> anyhow::Result<()> {
         for (name, dir) in &self.templates {
             if !valid_name(name) {
                 bail!(
@@ -392,6 +441,14 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Tokens go in `Authorization` headers: non-empty, without spaces or controls.
+fn check_token(key: &str, token: &str) -> anyhow::Result<()> {
+    if token.is_empty() || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        bail!("config key {key}: a token must be non-empty, without spaces");
+    }
+    Ok(())
 }
 
 fn valid_name(name: &str) -> bool {

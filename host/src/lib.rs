@@ -4,21 +4,30 @@
 //! the wasmtime runtime. Components (`components/`, built for wasm32-wasip2) own
 //! the resource semantics behind the WIT contract in `wit/`.
 
-pub mod app;
-pub mod caps;
+mod app;
+mod auth;
+mod bindings;
+mod caps;
 pub mod config;
-pub mod http;
-pub mod pty;
-pub mod runtime;
-pub mod sandbox;
-pub mod store;
-pub mod watch;
-pub mod workspace;
+mod deadline;
+mod http;
+mod pty;
+mod runtime;
+mod sandbox;
+mod slots;
+mod store;
+mod sync;
+#[doc(hidden)]
+pub mod testing;
+mod watch;
+mod workspace;
+
+pub use sandbox::{EXEC_SUBCOMMAND, exec_main};
 
 use std::sync::Arc;
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -31,14 +40,41 @@ pub async fn run(
     config: config::Config,
     config_path: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    config.validate()?;
     let started = std::time::Instant::now();
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let (app, generated) = assemble(config, config_path.as_deref(), addr).await?;
+    if let Some(token) = generated {
+        println!("token for tenant \"default\": {token}");
+    }
+    let app = Arc::new(app);
+    tokio::spawn(reload_on_sighup(app.clone(), config_path));
+    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
+    println!("listening on http://{addr}");
+    http::serve(app.clone(), listener, shutdown_signal()?).await;
+    // No terminal outlives the server.
+    app.terminals.close_all();
+    // The last reference closes the database cleanly.
+    drop(app);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Everything the config describes, ready to serve on `addr`; also the default
+/// tenant's token when one was generated (to print).
+async fn assemble(
+    config: config::Config,
+    config_path: Option<&std::path::Path>,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(app::App, Option<String>)> {
+    config.validate()?;
     let store = Arc::new(store::Store::open(
         &config.data_dir,
         config.limits.db_cache_bytes,
     )?);
     let sessions = store.session_ids()?;
-    let orphans = workspace::sweep(&app::App::workspaces(&config), &sessions)?;
+    let workspaces = app::App::workspaces(&config);
+    let orphans = workspace::sweep(&workspaces, &sessions)?;
     if orphans > 0 {
         tracing::info!(workspaces = orphans, "removed workspaces of no session");
     }
@@ -46,35 +82,14 @@ pub async fn run(
     workspace::sweep(&sandbox::temp_root(&config), &sessions)?;
     let tracker = Arc::new(watch::Tracker::new(
         store.clone(),
-        &app::App::workspaces(&config),
+        &workspaces,
         &config.data_dir.join("watch"),
     )?);
     let runtime = runtime::Runtime::new(&config, store.clone()).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let addr = listener.local_addr()?;
-    let sandbox = Arc::new(sandbox::Sandbox::start(
-        &config,
-        config_path.as_deref(),
-        addr,
-    )?);
-    let (tenants, generated) =
-        http::auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
-    if let Some(token) = generated {
-        println!("token for tenant \"default\": {token}");
-    }
-    let app = Arc::new(app::App::new(
-        config, store, runtime, tenants, tracker, sandbox,
-    ));
-    tokio::spawn(reload_on_sighup(app.clone(), config_path));
-    tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
-    println!("listening on http://{addr}");
-    http::serve(app.clone(), listener, shutdown_signal()).await;
-    // No terminal outlives the server.
-    app.terminals.close_all();
-    // The last reference closes the database cleanly.
-    drop(app);
-    tracing::info!("stopped");
-    Ok(())
+    let sandbox = Arc::new(sandbox::Sandbox::start(&config, config_path, addr)?);
+    let (tenants, generated) = auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
+    let app = app::App::new(config, store, runtime, tenants, tracker, sandbox);
+    Ok((app, generated))
 }
 
 async fn reload_on_sighup(app: Arc<app::App>, path: Option<std::path::PathBuf>) {
@@ -118,12 +133,16 @@ async fn reload_on_sighup(app: Arc<app::App>, path: Option<std::path::PathBuf>) 
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves at SIGTERM or SIGINT (installed before serving, so that neither
+/// is missed).
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received"),
-        _ = int.recv() => tracing::info!("SIGINT received"),
-    }
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
 }

@@ -51,11 +51,8 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
 fn main() -> ExitCode {
     // A confined launch (see `reshost::sandbox`): first, before any thread exists.
     let mut raw = std::env::args_os().skip(1);
-    if raw
-        .next()
-        .is_some_and(|a| a == reshost::sandbox::EXEC_SUBCOMMAND)
-    {
-        reshost::sandbox::exec_main(&raw.collect::<Vec<_>>());
+    if raw.next().is_some_and(|a| a == reshost::EXEC_SUBCOMMAND) {
+        reshost::exec_main(&raw.collect::<Vec<_>>());
     }
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -72,10 +69,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("starting the async runtime");
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("reshost: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match runtime.block_on(reshost::run(config, config_path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -5,6 +5,7 @@
 
 use crate::common::*;
 use reqwest::{Client, Method, RequestBuilder, StatusCode, multipart};
+use reshost::testing::SlotName;
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -19,16 +20,17 @@ use std::time::{Duration, Instant};
 /// The admin token of every server here.
 pub const ADMIN: &str = "admin-token";
 
-/// The components, compiled into this test binary by the same build that embedded
-/// the defaults into the server (so a concurrent rebuild cannot skew a sha256).
-pub const FILES: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_FILES"));
-pub const ENVIRONMENTS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_ENVIRONMENTS"));
-pub const TERMINALS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_TERMINALS"));
-pub const POLICY_ALLOW: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_ALLOW"));
-pub const NO_EXECUTABLES: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_FILES_NO_EXECUTABLES"));
-pub const TRAP_ON_START: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_TRAP_ON_START"));
-pub const RULES_POLICY: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_RULES_POLICY"));
-pub const POLICY_RULES: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_RULES"));
+/// The defaults, as the server embeds them (its library is linked into this test
+/// binary by the same build, so a concurrent rebuild cannot skew a sha256), and
+/// the test and example components.
+pub const FILES: &[u8] = SlotName::Files.embedded().1;
+pub const ENVIRONMENTS: &[u8] = SlotName::Environments.embedded().1;
+pub const TERMINALS: &[u8] = SlotName::Terminals.embedded().1;
+pub const POLICY_ALLOW: &[u8] = SlotName::Policy.embedded().1;
+pub const NO_EXECUTABLES: &[u8] = reshost_test_artifacts::FILES_NO_EXECUTABLES.wasm;
+pub const TRAP_ON_START: &[u8] = reshost_test_artifacts::TRAP_ON_START.wasm;
+pub const RULES_POLICY: &[u8] = reshost_test_artifacts::RULES_POLICY.wasm;
+pub const POLICY_RULES: &[u8] = reshost_test_artifacts::POLICY_RULES.wasm;
 
 /// The start of an ELF executable.
 pub const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0";
@@ -489,7 +491,10 @@ async fn slots_list_shows_the_embedded_components_with_sha256_world_version_and_
     assert_eq!(status, StatusCode::OK, "{list}");
     assert_eq!(list["object"], "list", "{list}");
     let data = list["data"].as_array().unwrap();
-    let now = reshost::unix_now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let expected = [
         ("files", FILES, "embedded:files"),
         ("environments", ENVIRONMENTS, "embedded:environments"),
@@ -859,7 +864,7 @@ async fn an_admin_swap_and_limits_survive_a_restart_with_the_same_config() {
 
 #[tokio::test]
 async fn a_components_path_changed_in_the_config_between_runs_wins_at_start() {
-    let faulty = env!("RESHOST_COMPONENT_FAULTY");
+    let faulty = reshost_test_artifacts::FAULTY.path;
     let faulty_sha = sha256_hex(&std::fs::read(faulty).unwrap());
     let mut host = Host::new();
     host.write_config("");
@@ -906,7 +911,7 @@ async fn a_components_path_changed_in_the_config_between_runs_wins_at_start() {
 
 #[tokio::test]
 async fn sighup_applies_a_changed_component_path_and_refuses_bad_ones_leaving_the_slot() {
-    let no_executables = env!("RESHOST_COMPONENT_FILES_NO_EXECUTABLES");
+    let no_executables = reshost_test_artifacts::FILES_NO_EXECUTABLES.path;
     let no_executables_sha = sha256_hex(&std::fs::read(no_executables).unwrap());
     let mut host = Host::new();
     host.write_config("");
@@ -929,15 +934,14 @@ async fn sighup_applies_a_changed_component_path_and_refuses_bad_ones_leaving_th
     // Bad components: refused, one SIGHUP at a time (each read before the next).
     let garbage = host.dir.path().join("garbage.wasm");
     std::fs::write(&garbage, b"not wasm").unwrap();
+    let policy_allow = host.dir.path().join("policy-allow.wasm");
+    std::fs::write(&policy_allow, POLICY_ALLOW).unwrap();
     let bad_configs = [
         format!("[components]\nfiles = {garbage:?}\n"),
-        format!(
-            "[components]\nfiles = {:?}\n",
-            env!("RESHOST_COMPONENT_POLICY_ALLOW")
-        ),
+        format!("[components]\nfiles = {policy_allow:?}\n"),
         format!(
             "[components]\nfiles = {no_executables:?}\npolicy = {:?}\n",
-            env!("RESHOST_COMPONENT_TRAP_ON_START")
+            reshost_test_artifacts::TRAP_ON_START.path
         ),
         // Not even a valid config: no such file.
         "[components]\nfiles = \"/nonexistent/reshost/files.wasm\"\n".to_owned(),
@@ -1109,7 +1113,7 @@ async fn slot_limits_given_as_a_json_array_are_400_and_change_nothing() {
 async fn a_slot_timeout_set_at_runtime_bounds_its_calls_from_then_on() {
     let server = admin_server(&format!(
         "[components]\nfiles = {:?}\n",
-        env!("RESHOST_COMPONENT_FAULTY")
+        reshost_test_artifacts::FAULTY.path
     ))
     .await;
     let sid = server.session(ACME).await;

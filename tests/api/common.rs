@@ -141,13 +141,13 @@ impl Server {
     }
 
     /// The blob store's counts, read from the stopped server's database as it is.
-    pub fn stored_blobs(&self) -> reshost::store::BlobStats {
+    pub fn stored_blobs(&self) -> reshost::testing::BlobStats {
         assert!(self.child.is_none(), "stop the server first");
-        reshost::store::Store::inspect_blobs(&self.data_dir()).unwrap()
+        reshost::testing::inspect_blobs(&self.data_dir()).unwrap()
     }
 
     /// Stops the server with SIGTERM (it must exit cleanly), then counts its blobs.
-    pub fn stop_and_count_blobs(&mut self) -> reshost::store::BlobStats {
+    pub fn stop_and_count_blobs(&mut self) -> reshost::testing::BlobStats {
         assert!(
             self.terminate(),
             "reshost did not exit cleanly: {}",

@@ -66,7 +66,7 @@ async fn download(server: &Server, sid: &str, fid: &str) -> Vec<u8> {
 }
 
 fn chunks_of(bytes: u64) -> u64 {
-    bytes.div_ceil(reshost::store::CHUNK_BYTES as u64)
+    bytes.div_ceil(reshost::testing::CHUNK_BYTES as u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

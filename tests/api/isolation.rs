@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The `files` handler built from `components/faulty` by `host/build.rs`.
-const FAULTY: &str = env!("RESHOST_COMPONENT_FAULTY");
+const FAULTY: &str = reshost_test_artifacts::FAULTY.path;
 
 async fn faulty_server() -> Server {
     Server::with_config(&format!(

@@ -1,4 +1,9 @@
 //! Black-box tests of the HTTP API against a spawned `reshost`, over real sockets.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a test fails loudly on anything it does not expect"
+)]
 
 mod admin;
 mod changes;

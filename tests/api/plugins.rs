@@ -11,8 +11,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, header};
 
-const POLICY_READ_ONLY: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_READ_ONLY"));
-const POLICY_UPLOADS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_UPLOADS"));
+const POLICY_READ_ONLY: &[u8] = reshost_test_artifacts::POLICY_READ_ONLY.wasm;
+const POLICY_UPLOADS: &[u8] = reshost_test_artifacts::POLICY_UPLOADS.wasm;
 
 // ---------------------------------------------------------------------------
 // Helpers.
@@ -825,7 +825,7 @@ async fn an_admin_set_tenant_policy_survives_a_restart() {
 
 #[tokio::test]
 async fn a_tenant_policy_from_the_config_file_works_end_to_end_and_shows_in_the_admin_api() {
-    let path = env!("RESHOST_COMPONENT_POLICY_RULES");
+    let path = reshost_test_artifacts::POLICY_RULES.path;
     let server = admin_server(&format!(
         "[[tenants]]\nname = \"initech\"\ntokens = [\"initech-token\"]\npolicy = {path:?}\n\
          policy_config = {{ shell_allow = [\"echo\"], deny_paths = [\"secrets/**\"] }}\n"
@@ -884,7 +884,7 @@ async fn a_tenant_policy_from_the_config_file_works_end_to_end_and_shows_in_the_
 async fn files_no_executables_refuses_every_executable_whatever_its_name_and_type() {
     let server = Server::with_config(&format!(
         "[components]\nfiles = {:?}\n",
-        env!("RESHOST_COMPONENT_FILES_NO_EXECUTABLES")
+        reshost_test_artifacts::FILES_NO_EXECUTABLES.path
     ))
     .await;
     let sid = server.session(ACME).await;

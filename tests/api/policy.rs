@@ -12,7 +12,7 @@ async fn server() -> Server {
     Server::with_config(&format!(
         "[[tenants]]\nname = \"initech\"\ntokens = [\"initech-token\"]\npolicy = {:?}\n\
          policy_config = {{ deny = [\"files.upload\", \"sessions.delete\"], reason = \"read-only tenant\", panic = [\"files.list\"] }}\n",
-        env!("RESHOST_COMPONENT_RULES_POLICY")
+        reshost_test_artifacts::RULES_POLICY.path
     ))
     .await
 }
@@ -83,7 +83,7 @@ async fn a_policy_past_its_deadline_is_503_for_its_tenant_only_and_never_stalls_
             "[slots.policy]\ntimeout_ms = 300\n\
          [[tenants]]\nname = \"initech\"\ntokens = [\"initech-token\"]\npolicy = {:?}\n\
          policy_config = {{ spin = [\"files.list\"] }}\n",
-            env!("RESHOST_COMPONENT_RULES_POLICY")
+            reshost_test_artifacts::RULES_POLICY.path
         ))
         .await,
     );

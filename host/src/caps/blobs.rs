@@ -1,29 +1,19 @@
 //! Host side of `reshost:api/blobs`: handles to sealed blobs and streaming writers.
 
-use crate::runtime::Guest;
-use crate::runtime::bindings::blobs::{Host, HostBlob, HostBlobWriter};
-use crate::store::{BlobInfo, BlobWriter};
+use super::CapsView;
+use crate::bindings::blobs::{Host, HostBlob, HostBlobWriter};
+use crate::bindings::{BlobHandle, WriterHandle};
+use crate::store::BlobWriter;
 use wasmtime::component::Resource;
 
 /// Most bytes one `blob.read` returns.
 pub const MAX_READ_BYTES: u32 = 4 * 1024 * 1024;
 
-/// A component's handle to a sealed blob.
-pub struct BlobHandle {
-    pub info: BlobInfo,
-    /// Staged in this call and not yet owned by a record: only such a blob may be
-    /// attached to a record (a record never shares another's blob).
-    pub fresh: bool,
-}
+impl Host for CapsView<'_> {}
 
-/// A component's handle to a blob being written.
-pub struct WriterHandle(BlobWriter);
+impl crate::bindings::types::Host for CapsView<'_> {}
 
-impl Host for Guest {}
-
-impl crate::runtime::bindings::types::Host for Guest {}
-
-impl HostBlob for Guest {
+impl HostBlob for CapsView<'_> {
     fn size(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<u64> {
         Ok(self.table.get(&blob)?.info.len)
     }
@@ -40,7 +30,7 @@ impl HostBlob for Guest {
     ) -> wasmtime::Result<Vec<u8>> {
         let id = self.table.get(&blob)?.info.id;
         let len = len.min(MAX_READ_BYTES) as usize;
-        Ok(self.caps.store().read_blob(id, offset, len)?)
+        Ok(self.caps.store()?.read_blob(id, offset, len)?)
     }
 
     fn drop(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<()> {
@@ -49,9 +39,9 @@ impl HostBlob for Guest {
     }
 }
 
-impl HostBlobWriter for Guest {
+impl HostBlobWriter for CapsView<'_> {
     fn new(&mut self) -> wasmtime::Result<Resource<WriterHandle>> {
-        let writer = BlobWriter::new(self.caps.store())?;
+        let writer = BlobWriter::new(self.caps.store()?)?;
         Ok(self.table.push(WriterHandle(writer))?)
     }
 

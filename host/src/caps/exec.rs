@@ -8,10 +8,11 @@
 //! deletion. Each output stream is read concurrently and capped; the rest is
 //! drained and dropped.
 
-use crate::runtime::Guest;
-use crate::runtime::bindings::exec::{Command, Host, Outcome};
-use crate::runtime::bindings::types::{Error, ErrorCode};
+use super::CapsView;
+use crate::bindings::exec::{Command, Host, Outcome};
+use crate::bindings::types::{Error, ErrorCode};
 use crate::sandbox::{Guard, Launch, Sandbox};
+use crate::sync::Lock;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -95,7 +96,7 @@ async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, c
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let mut c = into.lock().expect("capture lock");
+        let mut c = into.locked();
         let room = cap.saturating_sub(c.bytes.len());
         c.truncated |= n > room;
         c.bytes.extend_from_slice(&buf[..n.min(room)]);
@@ -170,17 +171,12 @@ pub async fn run(
         Arc::new(Mutex::new(Captured::default())),
     );
     let cap = limits.output_bytes;
+    let unpiped = || std::io::Error::other("an output is not piped");
+    let stdout = child.stdout.take().ok_or_else(unpiped)?;
+    let stderr = child.stderr.take().ok_or_else(unpiped)?;
     let readers = [
-        tokio::spawn(capture(
-            child.stdout.take().expect("piped"),
-            out.clone(),
-            cap,
-        )),
-        tokio::spawn(capture(
-            child.stderr.take().expect("piped"),
-            err.clone(),
-            cap,
-        )),
+        tokio::spawn(capture(stdout, out.clone(), cap)),
+        tokio::spawn(capture(stderr, err.clone(), cap)),
     ];
     let deadline = tokio::time::Instant::now() + Duration::from_millis(command.timeout_ms);
     let ended = tokio::time::timeout_at(deadline, async {
@@ -230,7 +226,7 @@ pub async fn run(
         }
     }
     let take = |c: &Arc<Mutex<Captured>>| {
-        let c = c.lock().expect("capture lock");
+        let c = c.locked();
         (String::from_utf8_lossy(&c.bytes).into_owned(), c.truncated)
     };
     let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = (take(&out), take(&err));
@@ -244,15 +240,14 @@ pub async fn run(
     }))
 }
 
-impl Host for Guest {
+impl Host for CapsView<'_> {
     async fn run(&mut self, command: Command) -> wasmtime::Result<Result<Outcome, String>> {
         let Some((workspace, limits)) = self.caps.exec() else {
             wasmtime::bail!("commands are not granted to this call");
         };
         let (workspace, limits) = (workspace.to_owned(), limits.clone());
         // The command's own timeout bounds it; it does not use up the component's.
-        let deadline = self.deadline.clone();
-        let _held = deadline.hold();
+        let _held = self.deadline.hold();
         Ok(run(&workspace, &limits, command).await?)
     }
 }

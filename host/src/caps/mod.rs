@@ -10,10 +10,28 @@ pub mod records;
 pub mod tree;
 pub mod watch;
 
+use crate::deadline::Deadline;
 use crate::store::{Batch, StagedBlob, Store};
 use crate::watch::Tracker;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use wasmtime::component::{HasData, ResourceTable};
+
+/// What a call's host functions work on, borrowed from the runtime's per-call
+/// store data (as wasmtime's own WASI views are): the call's capability state, its
+/// resource table, and its deadline.
+pub struct CapsView<'a> {
+    pub caps: &'a mut Caps,
+    pub table: &'a mut ResourceTable,
+    pub deadline: &'a Deadline,
+}
+
+/// Names `CapsView` as what the generated `add_to_linker` hands host functions.
+pub struct HasCaps;
+
+impl HasData for HasCaps {
+    type Data<'a> = CapsView<'a>;
+}
 
 /// Which records a call may touch.
 #[derive(Clone, Debug)]
@@ -118,10 +136,11 @@ impl Caps {
         }
     }
 
-    pub fn store(&self) -> &Arc<Store> {
+    /// The database, while the call lasts.
+    pub fn store(&self) -> wasmtime::Result<&Arc<Store>> {
         self.store
             .as_ref()
-            .expect("a call's capabilities stay in place until it ends")
+            .ok_or_else(|| wasmtime::format_err!("the call has ended"))
     }
 
     /// Hands a blob staged by the host (an upload) to the call.
@@ -146,21 +165,22 @@ impl Caps {
         !self.batch.ops.is_empty()
     }
 
-    /// Stores a new session together with this call's writes, atomically.
-    pub fn create_session(self, tenant: &str, json: &str) -> crate::store::Result<()> {
-        let scope = self
-            .scope
-            .as_ref()
-            .expect("a session-creating call is scoped");
-        self.store()
-            .create_session(tenant, &scope.session, json, scope.collection, &self.batch)
+    /// Stores the new session the call was scoped to (see `scoped`) together with
+    /// the call's writes, atomically.
+    pub fn create_session(
+        self,
+        store: &Store,
+        tenant: &str,
+        json: &str,
+    ) -> crate::store::Result<()> {
+        let scope = self.scope.as_ref().ok_or(crate::store::Error::Unscoped)?;
+        store.create_session(tenant, &scope.session, json, scope.collection, &self.batch)
     }
 
     /// Applies the call's writes atomically; blobs left unclaimed are discarded.
-    pub fn commit(self) -> crate::store::Result<()> {
+    pub fn commit(self, store: &Store) -> crate::store::Result<()> {
         if let Some(scope) = &self.scope {
-            self.store()
-                .commit(&scope.session, scope.collection, &self.batch)?;
+            store.commit(&scope.session, scope.collection, &self.batch)?;
         }
         Ok(())
     }

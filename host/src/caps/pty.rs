@@ -1,10 +1,10 @@
 //! Host side of `reshost:api/pty`: the calling session's terminals. A call names
 //! terminals by id; only those its session owns are found.
 
+use super::CapsView;
+use crate::bindings::pty::{Host, Spec as WitSpec, State};
+use crate::bindings::types::{Error, ErrorCode};
 use crate::pty::{Spec, Status as Live, Terminal};
-use crate::runtime::Guest;
-use crate::runtime::bindings::pty::{Host, Spec as WitSpec, State};
-use crate::runtime::bindings::types::{Error, ErrorCode};
 use crate::store::Move;
 use std::sync::Arc;
 
@@ -25,8 +25,8 @@ fn state(live: Live) -> State {
     }
 }
 
-impl Guest {
-    fn terminals_cap(&self) -> wasmtime::Result<(&crate::caps::TerminalsCap, &str)> {
+impl CapsView<'_> {
+    fn terminals_cap(&self) -> wasmtime::Result<(&super::TerminalsCap, &str)> {
         self.caps
             .terminals()
             .ok_or_else(|| wasmtime::format_err!("terminals are not granted to this call"))
@@ -39,10 +39,10 @@ impl Guest {
     }
 }
 
-impl Host for Guest {
+impl Host for CapsView<'_> {
     fn spawn(&mut self, id: String, spec: WitSpec) -> wasmtime::Result<Result<State, Error>> {
         let (cap, session) = self.terminals_cap()?;
-        let cwd = match crate::caps::exec::working_dir(&cap.workspace, &spec.cwd) {
+        let cwd = match super::exec::working_dir(&cap.workspace, &spec.cwd) {
             Ok(dir) => dir,
             Err(e) => return Ok(Err(e)),
         };
@@ -91,7 +91,7 @@ impl Host for Guest {
         json: String,
     ) -> wasmtime::Result<Result<(), Error>> {
         let (cap, session) = self.terminals_cap()?;
-        let moved = self.caps.store().move_record(
+        let moved = self.caps.store()?.move_record(
             &cap.tenant,
             (session, &target),
             "terminal",

@@ -2,9 +2,9 @@
 //! collection. Writes go to the call's batch and are committed only when the call
 //! succeeds.
 
-use super::blobs::BlobHandle;
-use crate::runtime::Guest;
-use crate::runtime::bindings::records::{Direction, Entry, Host};
+use super::CapsView;
+use crate::bindings::BlobHandle;
+use crate::bindings::records::{Direction, Entry, Host};
 use crate::store::Record;
 use wasmtime::component::Resource;
 
@@ -15,7 +15,7 @@ pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
 /// Most records one `scan` returns.
 pub const MAX_SCAN: u32 = 10_000;
 
-impl Guest {
+impl CapsView<'_> {
     fn scope(&self) -> wasmtime::Result<&super::Scope> {
         self.caps
             .scope
@@ -31,12 +31,12 @@ impl Guest {
         let scope = self.scope()?;
         Ok(self
             .caps
-            .store()
+            .store()?
             .record(&scope.session, scope.collection, key)?)
     }
 }
 
-impl Host for Guest {
+impl Host for CapsView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
         Ok(self.current(&key)?.map(|r| r.value))
     }
@@ -50,7 +50,7 @@ impl Host for Guest {
         let scope = self.scope()?;
         let ascending = matches!(direction, Direction::Ascending);
         let limit = limit.min(MAX_SCAN) as usize;
-        let entries = self.caps.store().scan_records(
+        let entries = self.caps.store()?.scan_records(
             &scope.session,
             scope.collection,
             start.as_deref(),
@@ -105,7 +105,7 @@ impl Host for Guest {
         let Some(id) = self.current(&key)?.and_then(|r| r.blob) else {
             return Ok(None);
         };
-        let Some(info) = self.caps.store().blob_info(id)? else {
+        let Some(info) = self.caps.store()?.blob_info(id)? else {
             return Ok(None);
         };
         Ok(Some(self.table.push(BlobHandle { info, fresh: false })?))

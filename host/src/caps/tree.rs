@@ -2,8 +2,8 @@
 //! natively through a capability-scoped directory (never following symlinks) on a
 //! blocking thread.
 
-use crate::runtime::Guest;
-use crate::runtime::bindings::tree::{File, Found, Host};
+use super::CapsView;
+use crate::bindings::tree::{File, Found, Host};
 use crate::workspace::walk::{Next, walk};
 use cap_std::fs::Dir;
 use std::path::Path;
@@ -53,7 +53,7 @@ pub fn find(
     Ok(Found { files, truncated })
 }
 
-impl Host for Guest {
+impl Host for CapsView<'_> {
     async fn find(
         &mut self,
         scope: String,

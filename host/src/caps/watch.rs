@@ -1,8 +1,8 @@
 //! Host side of `reshost:api/watch`: the session workspace's changes since its
 //! baseline, and baseline contents for diffs.
 
-use crate::runtime::Guest;
-use crate::runtime::bindings::watch::{Change, Host, Original, Status};
+use super::CapsView;
+use crate::bindings::watch::{Change, Host, Original, Status};
 use crate::watch;
 
 /// Runs tracker work on the blocking pool. Failures are logged here and reach the
@@ -21,7 +21,7 @@ fn seconds(ns: i64) -> u64 {
     u64::try_from(ns / 1_000_000_000).unwrap_or(0)
 }
 
-impl Host for Guest {
+impl Host for CapsView<'_> {
     async fn changes(&mut self) -> wasmtime::Result<Result<Vec<Change>, String>> {
         let Some((tracker, session, dir)) = self.caps.watch() else {
             wasmtime::bail!("change tracking is not granted to this call");

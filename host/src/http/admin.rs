@@ -16,7 +16,8 @@
 use super::body::{Body, ok, read_bytes, read_json};
 use super::error::{ApiError, ApiResult};
 use crate::app::App;
-use crate::runtime::{SlotLimits, SlotName};
+use crate::config::SlotLimits;
+use crate::slots::SlotName;
 use http::{Method, Request, Response, header};
 use hyper::body::Incoming;
 use serde::Serialize;
@@ -27,7 +28,7 @@ fn json(value: &impl Serialize) -> ApiResult<Response<Body>> {
 
 fn slot(name: &str) -> ApiResult<SlotName> {
     SlotName::parse(name).ok_or_else(|| {
-        let known: Vec<&str> = SlotName::ALL.iter().map(|s| s.as_str()).collect();
+        let known = SlotName::names();
         ApiError::not_found(format!("no such slot: {name} (slots: {known:?})"))
     })
 }
@@ -42,8 +43,8 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
     match (path, &method) {
         (["slots"], &Method::GET) => {
             let slots = SlotName::ALL
-                .into_iter()
-                .map(|s| app.runtime.slot_view(s))
+                .iter()
+                .map(|&s| app.runtime.slot_view(s))
                 .collect::<Result<Vec<_>, _>>()?;
             json(&serde_json::json!({"object": "list", "data": slots}))
         }

@@ -7,8 +7,8 @@
 use super::body::Body;
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, param};
-use super::policy::{self, Ask};
 use crate::app::App;
+use crate::app::Ask;
 use crate::pty::{Attachment, Output, Terminal};
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -87,10 +87,11 @@ pub async fn attach(
     app.caller(tenant, session)?;
     // A policy's refusal is said on the socket (close 1008 with its reason), as
     // the API's close codes have it; only a bad token is refused before the upgrade.
-    let denied = policy::check(app, tenant, Ask::new(operation, Some(session), Some(id)))
+    let denied = app
+        .check(tenant, Ask::new(operation, Some(session), Some(id)))
         .await
         .err()
-        .map(|e| e.message);
+        .map(|e| e.to_string());
     // A terminal the session does not own (or no longer has a process) is refused
     // on the socket, with 4404.
     let known = app.store.record(session, "terminal", id)?.is_some();

@@ -2,8 +2,9 @@
 
 use super::error::{ApiError, ApiResult, Code};
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, BodyStream, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 
 /// Every response body: a whole buffer or a stream.
@@ -39,32 +40,43 @@ pub fn ok(json: String) -> ApiResult<Response<Body>> {
 /// connection.
 pub const DRAIN_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Reads a whole body of at most `limit` bytes.
-pub async fn read_bytes(mut body: Incoming, limit: usize) -> ApiResult<Bytes> {
-    let mut bytes = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame =
-            frame.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
+/// A request body's data, chunk by chunk (trailers are dropped).
+pub fn data(body: Incoming) -> impl Stream<Item = Result<Bytes, hyper::Error>> + Unpin {
+    BodyStream::new(body).try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())))
+}
+
+/// Reads and drops the rest of a body, up to `DRAIN_BYTES`: true when it ended
+/// within that, so the connection can carry another request.
+pub async fn drain<E>(mut rest: impl Stream<Item = Result<Bytes, E>> + Unpin) -> bool {
+    let mut drained = 0u64;
+    while let Some(piece) = rest.next().await {
+        let Ok(bytes) = piece else {
+            return false;
         };
-        if bytes.len() + data.len() > limit {
+        drained += bytes.len() as u64;
+        if drained > DRAIN_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_bytes(body: Incoming, limit: usize) -> ApiResult<Bytes> {
+    let mut stream = data(body);
+    let mut bytes = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece =
+            piece.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
+        if bytes.len() + piece.len() > limit {
             let mut error = ApiError::new(
                 Code::PayloadTooLarge,
                 format!("this request's body is limited to {limit} bytes"),
             );
-            let mut drained = data.len() as u64;
-            while drained <= DRAIN_BYTES {
-                match body.frame().await {
-                    Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len() as u64),
-                    None => return Err(error),
-                    Some(Err(_)) => break,
-                }
-            }
-            error.close = true;
+            error.close = !drain(&mut stream).await;
             return Err(error);
         }
-        bytes.extend_from_slice(&data);
+        bytes.extend_from_slice(&piece);
     }
     Ok(Bytes::from(bytes))
 }

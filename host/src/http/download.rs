@@ -84,6 +84,11 @@ fn content_disposition(filename: &str) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
 }
 
+/// A header value the server composed (hex digits, numbers).
+fn header_value(value: &str) -> ApiResult<HeaderValue> {
+    HeaderValue::from_str(value).map_err(|e| ApiError::internal("composing a header", e))
+}
+
 /// The answer to a `GET …/content` of `blob`.
 pub fn respond(
     store: &Arc<Store>,
@@ -100,10 +105,7 @@ pub fn respond(
     };
     let mut response = Response::new(empty());
     let mut headers = HeaderMap::new();
-    headers.insert(
-        header::ETAG,
-        HeaderValue::from_str(&etag).expect("hex is a valid header"),
-    );
+    headers.insert(header::ETAG, header_value(&etag)?);
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if header_str(header::IF_NONE_MATCH).is_some_and(|h| etag_matches(h, &etag)) {
         *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -126,7 +128,7 @@ pub fn respond(
             .into_response();
             error.headers_mut().insert(
                 header::CONTENT_RANGE,
-                HeaderValue::from_str(&format!("bytes */{}", blob.len)).expect("digits"),
+                header_value(&format!("bytes */{}", blob.len))?,
             );
             return Ok(error);
         }
@@ -134,10 +136,7 @@ pub fn respond(
     if let Want::Part(..) = want {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let range = format!("bytes {start}-{}/{}", end - 1, blob.len);
-        headers.insert(
-            header::CONTENT_RANGE,
-            HeaderValue::from_str(&range).expect("digits"),
-        );
+        headers.insert(header::CONTENT_RANGE, header_value(&range)?);
     }
     let content_type = HeaderValue::from_str(content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));

@@ -1,13 +1,14 @@
 //! `/v1/sessions/{sid}/resources/environments`, served by the `environments` slot.
 
+use super::answer::answer;
 use super::body::{Body, ok, read_text, string_field};
 use super::error::ApiResult;
 use super::paging::Query;
-use super::policy::Ask;
 use super::raw;
 use crate::app::App;
+use crate::app::Ask;
+use crate::bindings::environments_handler::ReadAnswer;
 use crate::runtime::EnvironmentsWorld;
-use crate::runtime::bindings::environments_handler::ReadAnswer;
 use http::Response;
 use hyper::body::Incoming;
 
@@ -18,7 +19,7 @@ pub async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.list", Some(session), None);
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_list(store, caller, query)
             .await
@@ -28,7 +29,7 @@ pub async fn list(
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.get", Some(session), Some(id));
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_get(store, caller, id)
             .await
@@ -120,7 +121,7 @@ pub async fn remove(
         path: Some(path),
         ..Ask::new("environments.delete", Some(session), Some(env))
     };
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_remove(store, caller, env, path, query)
             .await
@@ -142,7 +143,7 @@ pub async fn shell(
         command: command.as_deref(),
         ..Ask::new("environments.shell", Some(session), Some(env))
     };
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_shell(store, caller, env, &body)
             .await
@@ -167,7 +168,7 @@ pub async fn search(
         path: Some(scope),
         ..Ask::new("environments.search", Some(session), Some(env))
     };
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_search(store, caller, env, query)
             .await
@@ -184,7 +185,7 @@ pub async fn changes(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.changes", Some(session), Some(env));
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_changes(store, caller, env, query)
             .await
@@ -206,7 +207,7 @@ pub async fn diff(
         ..Ask::new("environments.diff", Some(session), Some(env))
     };
     let cap = app.config.limits.read_cap_bytes;
-    app.answer::<EnvironmentsWorld>(tenant, session, ask, async |envs, store, caller| {
+    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
             .call_diff(store, caller, env, path, query, cap)
             .await

@@ -2,7 +2,9 @@
 //! where every layer's errors (host, component, policy, storage) become it.
 
 use super::body::{Body, json_response};
-use crate::runtime::bindings::types::{Error as ComponentError, ErrorCode};
+use crate::app;
+use crate::auth::Unauthorized;
+use crate::bindings::types::{Error as ComponentError, ErrorCode};
 use crate::runtime::{BindError, CallError};
 use http::{HeaderValue, Response, StatusCode};
 
@@ -74,7 +76,8 @@ impl Code {
 }
 
 /// An error on its way to the client.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", code.as_str())]
 pub struct ApiError {
     pub code: Code,
     pub message: String,
@@ -82,6 +85,8 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// The request body was left unread: the connection must not be reused.
     pub close: bool,
+    /// What the log gets of an internal error (the client gets only `message`).
+    pub detail: Option<String>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -93,6 +98,7 @@ impl ApiError {
             message: message.into(),
             allow: None,
             close: false,
+            detail: None,
         }
     }
 
@@ -111,16 +117,22 @@ impl ApiError {
         }
     }
 
-    /// A failure the client cannot fix; the details go to the log, not the client.
+    /// A failure the client cannot fix; the detail goes to the log (when the
+    /// answer is sent), not to the client.
     pub fn internal(context: &str, error: impl std::fmt::Display) -> ApiError {
-        tracing::error!(%error, "{context}");
-        ApiError::new(
-            Code::InternalError,
-            format!("internal error while {context}"),
-        )
+        ApiError {
+            detail: Some(format!("{context}: {error:#}")),
+            ..ApiError::new(
+                Code::InternalError,
+                format!("internal error while {context}"),
+            )
+        }
     }
 
     pub fn into_response(self) -> Response<Body> {
+        if let Some(detail) = &self.detail {
+            tracing::error!(code = self.code.as_str(), "{detail}");
+        }
         let body =
             serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
         let mut response = json_response(self.code.status(), body.to_string());
@@ -170,9 +182,31 @@ impl From<CallError> for ApiError {
     }
 }
 
-impl From<redb::Error> for ApiError {
-    fn from(e: redb::Error) -> ApiError {
+impl From<crate::store::Error> for ApiError {
+    fn from(e: crate::store::Error) -> ApiError {
         ApiError::internal("accessing storage", e)
+    }
+}
+
+impl From<Unauthorized> for ApiError {
+    fn from(e: Unauthorized) -> ApiError {
+        ApiError::new(Code::Unauthorized, e.0)
+    }
+}
+
+impl From<app::Error> for ApiError {
+    fn from(e: app::Error) -> ApiError {
+        use app::Error as E;
+        match e {
+            E::NoSession(_) => ApiError::not_found(e.to_string()),
+            E::Denied(reason) => ApiError::new(Code::Forbidden, reason),
+            E::PolicyTimeout => ApiError::new(Code::ComponentTimeout, e.to_string()),
+            E::PolicyFailed => ApiError::new(Code::Forbidden, e.to_string()),
+            E::Component(e) => e.into(),
+            E::Call(e) => e.into(),
+            E::Store(e) => e.into(),
+            E::Internal { context, detail } => ApiError::internal(context, detail),
+        }
     }
 }
 

@@ -2,19 +2,18 @@
 //! streams upload bytes into a staged blob and download bytes out of one; the
 //! component decides everything else.
 
-use super::body::{Body, DRAIN_BYTES, json_response};
+use super::answer::answer;
+use super::body::{Body, DRAIN_BYTES, data, drain, json_response};
 use super::download;
 use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
-use super::policy::{self, Ask};
 use crate::app::App;
+use crate::app::Ask;
+use crate::bindings::files_handler::Upload;
 use crate::runtime::FilesWorld;
-use crate::runtime::bindings::files_handler::Upload;
 use crate::store::{BlobWriter, StagedBlob};
 use bytes::Bytes;
-use futures_util::{StreamExt, TryStreamExt};
 use http::{HeaderMap, Response, StatusCode, header};
-use http_body_util::BodyStream;
 use hyper::body::Incoming;
 
 /// Room for multipart boundaries and part headers beyond the file's own bytes when
@@ -30,7 +29,7 @@ pub async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.list", Some(session), None);
-    app.answer::<FilesWorld>(tenant, session, ask, async |files, store, caller| {
+    answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
             .reshost_api_files_handler()
             .call_list(store, caller, query)
@@ -41,7 +40,7 @@ pub async fn list(
 
 pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.get", Some(session), Some(id));
-    app.answer::<FilesWorld>(tenant, session, ask, async |files, store, caller| {
+    answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
             .reshost_api_files_handler()
             .call_get(store, caller, id)
@@ -52,7 +51,7 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
 
 pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.delete", Some(session), Some(id));
-    app.answer::<FilesWorld>(tenant, session, ask, async |files, store, caller| {
+    answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
             .reshost_api_files_handler()
             .call_delete(store, caller, id)
@@ -83,7 +82,7 @@ pub async fn content(
                 .await?;
             Ok(match answer {
                 Ok(d) => {
-                    let blob = store.data_mut().table.delete(d.data)?.info;
+                    let blob = store.data_mut().take_blob(d.data)?;
                     Ok((blob, d.content_type, d.filename))
                 }
                 Err(e) => Err(e),
@@ -91,24 +90,6 @@ pub async fn content(
         })
         .await?;
     download::respond(&app.store, &blob, &content_type, &filename, request)
-}
-
-/// Reads and drops up to `DRAIN_BYTES` of a body; true when it ended within that.
-async fn drain<S>(stream: &mut S) -> bool
-where
-    S: futures_util::Stream<Item = Result<Bytes, hyper::Error>> + Unpin,
-{
-    let mut drained = 0u64;
-    while let Some(piece) = stream.next().await {
-        match piece {
-            Ok(bytes) => drained += bytes.len() as u64,
-            Err(_) => return false,
-        }
-        if drained > DRAIN_BYTES {
-            return false;
-        }
-    }
-    true
 }
 
 fn upload_error(e: multer::Error) -> ApiError {
@@ -122,46 +103,43 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-pub async fn upload(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    headers: &HeaderMap,
-    body: Incoming,
-) -> ApiResult<Response<Body>> {
-    let caller = app.caller(tenant, session)?;
-    let limit = app.config.limits.max_upload_bytes;
+/// The multipart boundary of an upload's `Content-Type`.
+fn boundary(headers: &HeaderMap) -> ApiResult<String> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let boundary = multer::parse_boundary(content_type).map_err(|_| {
+    multer::parse_boundary(content_type).map_err(|_| {
         ApiError::new(
             Code::UnsupportedMediaType,
             "uploads must be multipart/form-data with a part named \"file\"",
         )
-    })?;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let mut stream = BodyStream::new(body)
-        .try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())));
-    if let Some(declared) = declared.filter(|&n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
-        // Refused before a byte is stored. A client waiting on `Expect:
-        // 100-continue` never sends the body; one already sending it gets its
-        // answer after the body is read and dropped, if that is not too much.
-        let expects_continue = headers
-            .get(header::EXPECT)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-        let mut error = too_large(limit);
-        error.close = expects_continue || declared > DRAIN_BYTES || !drain(&mut stream).await;
-        return Err(error);
-    }
-    let mut multipart = multer::Multipart::new(stream, boundary);
-    let mut field = loop {
+    })
+}
+
+/// Refuses an upload whose declared length is over the limit before a byte is
+/// stored. A client waiting on `Expect: 100-continue` never sends the body; one
+/// already sending it gets its answer after the body is read and dropped, if that
+/// is not too much.
+async fn refuse_declared<E>(
+    headers: &HeaderMap,
+    declared: u64,
+    limit: u64,
+    body: impl futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
+) -> ApiError {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let mut error = too_large(limit);
+    error.close = expects_continue || declared > DRAIN_BYTES || !drain(body).await;
+    error
+}
+
+/// The upload's part named `file`.
+async fn file_part<'r>(multipart: &mut multer::Multipart<'r>) -> ApiResult<multer::Field<'r>> {
+    loop {
         match multipart.next_field().await.map_err(upload_error)? {
-            Some(field) if field.name() == Some("file") => break field,
+            Some(field) if field.name() == Some("file") => return Ok(field),
             Some(_) => continue,
             None => {
                 return Err(ApiError::invalid(
@@ -169,18 +147,19 @@ pub async fn upload(
                 ));
             }
         }
-    };
-    let filename = field.file_name().unwrap_or_default().to_owned();
-    let part_type = field.content_type().map(|m| m.to_string());
-    let ask = Ask {
-        upload_bytes: declared,
-        content_type: part_type.as_deref(),
-        ..Ask::new("files.upload", Some(session), None)
-    };
-    policy::check(app, tenant, ask).await?;
+    }
+}
 
-    // The writer runs on a blocking thread; the network side feeds it through a
-    // short queue, so memory stays bounded whatever the file's size.
+/// Streams the file part into a staged blob. The writer runs on a blocking
+/// thread; the network side feeds it through a short queue, so memory stays
+/// bounded whatever the file's size. A part over `limit` is refused; what was
+/// written is discarded.
+async fn stage(
+    app: &App,
+    field: &mut multer::Field<'_>,
+    multipart: &mut multer::Multipart<'_>,
+    limit: u64,
+) -> ApiResult<StagedBlob> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE);
     let store = app.store.clone();
     let writer = tokio::task::spawn_blocking(move || -> crate::store::Result<StagedBlob> {
@@ -208,31 +187,54 @@ pub async fn upload(
     let staged = writer
         .await
         .map_err(|e| ApiError::internal("storing an upload", e));
-    if let Err(e) = streamed {
+    if let Err(mut e) = streamed {
         drop(staged); // Discards what was written.
-        let mut e = e;
         if e.code == Code::PayloadTooLarge {
-            let mut drained = 0u64;
-            let mut complete = true;
-            while let Ok(Some(bytes)) = field.chunk().await {
-                drained += bytes.len() as u64;
-                if drained > DRAIN_BYTES {
-                    complete = false;
-                    break;
-                }
-            }
             // The file part is read; what follows it (the closing boundary, maybe
             // other parts) decides whether the connection can be kept.
-            e.close = !complete || !matches!(multipart.next_field().await, Ok(None));
+            e.close = !drain(field).await || !matches!(multipart.next_field().await, Ok(None));
         }
         return Err(e);
     }
-    let staged = staged??;
+    Ok(staged??)
+}
+
+pub async fn upload(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    let caller = app.caller(tenant, session)?;
+    let limit = app.config.limits.max_upload_bytes;
+    let boundary = boundary(headers)?;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let mut stream = data(body);
+    if let Some(declared) = declared.filter(|&n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
+        return Err(refuse_declared(headers, declared, limit, &mut stream).await);
+    }
+    let mut multipart = multer::Multipart::new(stream, boundary);
+    let mut field = file_part(&mut multipart).await?;
+    let filename = field.file_name().unwrap_or_default().to_owned();
+    let part_type = field.content_type().map(|m| m.to_string());
+    let ask = Ask {
+        upload_bytes: declared,
+        content_type: part_type.as_deref(),
+        ..Ask::new("files.upload", Some(session), None)
+    };
+    app.check(tenant, ask).await?;
+    let staged = stage(app, &mut field, &mut multipart, limit).await?;
 
     let mut staged = Some(staged);
     let json = app
         .call_slot::<FilesWorld, _>(&caller, async |files, store| {
-            let staged = staged.take().expect("called once");
+            let staged = staged
+                .take()
+                .ok_or_else(|| wasmtime::format_err!("the upload was handed over already"))?;
             let data = store.data_mut().stage_upload(staged)?;
             let upload = Upload {
                 data,

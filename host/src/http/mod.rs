@@ -1,15 +1,14 @@
 //! The HTTP side: the accept loop with graceful shutdown, and the route table.
 
 mod admin;
+mod answer;
 mod attach;
-pub mod auth;
-pub mod body;
+mod body;
 mod download;
 mod environments;
-pub mod error;
+mod error;
 mod files;
 mod paging;
-pub mod policy;
 mod raw;
 mod resources;
 mod sessions;

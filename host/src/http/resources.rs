@@ -4,8 +4,8 @@
 use super::body::{Body, ok};
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page, param};
-use super::policy::Ask;
 use crate::app::App;
+use crate::app::Ask;
 use crate::store::Store;
 use http::Response;
 use reshost_paging::Source;
@@ -25,8 +25,8 @@ struct SessionResources<'a> {
 
 impl Source for SessionResources<'_> {
     type Item = String;
-    type Error = redb::Error;
-    fn contains(&mut self, id: &str) -> Result<bool, redb::Error> {
+    type Error = crate::store::Error;
+    fn contains(&mut self, id: &str) -> Result<bool, crate::store::Error> {
         let found = self.store.resource(self.session, id)?;
         Ok(found.is_some_and(|(c, _)| self.collection.is_none_or(|want| want == c)))
     }
@@ -35,7 +35,7 @@ impl Source for SessionResources<'_> {
         start: Option<&str>,
         ascending: bool,
         limit: usize,
-    ) -> Result<Vec<(String, String)>, redb::Error> {
+    ) -> Result<Vec<(String, String)>, crate::store::Error> {
         match self.collection {
             Some(c) => self
                 .store

@@ -4,10 +4,8 @@
 use super::body::{Body, json_response, ok, read_json};
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page};
-use super::policy::{self, Ask};
 use crate::app::App;
-use crate::caps::Caps;
-use crate::runtime::{EnvironmentsWorld, ResourceWorld};
+use crate::app::Ask;
 use crate::workspace;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -129,7 +127,8 @@ fn check_agent(agent: &Value) -> ApiResult<()> {
 pub async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Response<Body>> {
     let body = read_json(body, app.config.limits.max_json_bytes).await?;
     let new = parse_new_session(body, app)?;
-    policy::check(app, tenant, Ask::new("sessions.create", None, None)).await?;
+    app.check(tenant, Ask::new("sessions.create", None, None))
+        .await?;
     let id = format!("conv_{}", uuid::Uuid::now_v7().simple());
     let session = json!({
         "id": id,
@@ -162,7 +161,7 @@ pub async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Respon
     .map_err(|e| ApiError::internal("creating the workspace", format!("{e:#}")))
     .inspect_err(|_| discard(app, &id))?;
 
-    register(app, tenant, &id, &session)
+    app.register(tenant, &id, &session)
         .await
         .inspect_err(|_| discard(app, &id))?;
     Ok(json_response(StatusCode::CREATED, session))
@@ -182,30 +181,6 @@ fn discard(app: &App, id: &str) {
     });
 }
 
-/// Lets the environments component set the session's environments up, then stores
-/// the session with them in one transaction.
-async fn register(app: &App, tenant: &str, id: &str, session: &str) -> ApiResult<()> {
-    let caller = crate::runtime::bindings::types::Caller {
-        tenant: tenant.to_owned(),
-        session_id: id.to_owned(),
-    };
-    let caps = Caps::scoped(&app.store, id, EnvironmentsWorld::COLLECTION);
-    let (answer, caps) = app
-        .runtime
-        .call(&app.runtime.environments, caps, async |envs, store| {
-            envs.reshost_api_environments_handler()
-                .call_init(store, &caller)
-                .await
-        })
-        .await?;
-    answer.map_err(ApiError::from)?;
-    let (tenant, session) = (tenant.to_owned(), session.to_owned());
-    tokio::task::spawn_blocking(move || caps.create_session(&tenant, &session))
-        .await
-        .map_err(|e| ApiError::internal("storing the session", e))??;
-    Ok(())
-}
-
 struct TenantSessions<'a> {
     app: &'a App,
     tenant: &'a str,
@@ -213,8 +188,8 @@ struct TenantSessions<'a> {
 
 impl Source for TenantSessions<'_> {
     type Item = String;
-    type Error = redb::Error;
-    fn contains(&mut self, id: &str) -> Result<bool, redb::Error> {
+    type Error = crate::store::Error;
+    fn contains(&mut self, id: &str) -> Result<bool, crate::store::Error> {
         Ok(self.app.store.session(self.tenant, id)?.is_some())
     }
     fn scan(
@@ -222,7 +197,7 @@ impl Source for TenantSessions<'_> {
         start: Option<&str>,
         ascending: bool,
         limit: usize,
-    ) -> Result<Vec<(String, String)>, redb::Error> {
+    ) -> Result<Vec<(String, String)>, crate::store::Error> {
         self.app
             .store
             .scan_sessions(self.tenant, start, ascending, limit)
@@ -230,7 +205,8 @@ impl Source for TenantSessions<'_> {
 }
 
 pub async fn list(app: &App, tenant: &str, query: &Query) -> ApiResult<Response<Body>> {
-    policy::check(app, tenant, Ask::new("sessions.list", None, None)).await?;
+    app.check(tenant, Ask::new("sessions.list", None, None))
+        .await?;
     ok(list_page(&mut TenantSessions { app, tenant }, query)?)
 }
 
@@ -239,7 +215,8 @@ pub async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>>
         .store
         .session(tenant, id)?
         .ok_or_else(|| ApiError::not_found(format!("no such session: {id}")))?;
-    policy::check(app, tenant, Ask::new("sessions.get", Some(id), None)).await?;
+    app.check(tenant, Ask::new("sessions.get", Some(id), None))
+        .await?;
     ok(session)
 }
 

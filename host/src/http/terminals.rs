@@ -4,8 +4,8 @@
 use super::body::{Body, json_response, read_text, string_field};
 use super::error::ApiResult;
 use super::paging::Query;
-use super::policy::Ask;
 use crate::app::App;
+use crate::app::Ask;
 use crate::runtime::TerminalsWorld;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;

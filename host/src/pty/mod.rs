@@ -10,6 +10,7 @@
 mod ring;
 mod spawn;
 
+use crate::sync::Lock;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -119,7 +120,7 @@ pub struct Attachment {
 
 impl Terminal {
     pub fn status(&self) -> Status {
-        let shared = self.shared.lock().unwrap();
+        let shared = self.shared.locked();
         Status {
             running: shared.exit_code.is_none(),
             pid: self.pid,
@@ -131,19 +132,19 @@ impl Terminal {
 
     /// Input from a client.
     pub fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let mut writer = self.writer.lock().unwrap();
+        let mut writer = self.writer.locked();
         writer.write_all(bytes)?;
         writer.flush()
     }
 
     pub fn resize(&self, cols: u16, rows: u16) -> anyhow::Result<()> {
-        self.master.lock().unwrap().resize(portable_pty::PtySize {
+        self.master.locked().resize(portable_pty::PtySize {
             rows,
             cols,
             pixel_width: 0,
             pixel_height: 0,
         })?;
-        let mut shared = self.shared.lock().unwrap();
+        let mut shared = self.shared.locked();
         (shared.cols, shared.rows) = (cols, rows);
         Ok(())
     }
@@ -154,7 +155,7 @@ impl Terminal {
         let (tx, output) = mpsc::unbounded_channel();
         let queued = Arc::new(AtomicUsize::new(0));
         let slow = Arc::new(AtomicBool::new(false));
-        let mut shared = self.shared.lock().unwrap();
+        let mut shared = self.shared.locked();
         let exited = shared.exit_code;
         if exited.is_none() {
             shared.clients.push(Client {
@@ -174,7 +175,7 @@ impl Terminal {
 
     /// Keeps output and hands it to every client; cuts off those too far behind.
     fn publish(&self, data: &[u8]) {
-        let mut shared = self.shared.lock().unwrap();
+        let mut shared = self.shared.locked();
         shared.ring.push(data);
         let bytes = Bytes::copy_from_slice(data);
         let limit = self.client_buffer_bytes;
@@ -189,7 +190,7 @@ impl Terminal {
     }
 
     fn exited(&self, code: i32) {
-        let mut shared = self.shared.lock().unwrap();
+        let mut shared = self.shared.locked();
         shared.exit_code = Some(code);
         for client in shared.clients.drain(..) {
             let _ = client.tx.send(Output::Exit(code));
@@ -199,7 +200,7 @@ impl Terminal {
     /// Kills every process of the terminal's session (the shell, its jobs, their
     /// children), not only the shell's process group; nothing once it was reaped.
     pub fn kill(&self) {
-        let reaped = self.reaped.lock().unwrap();
+        let reaped = self.reaped.locked();
         if !*reaped {
             spawn::kill_session(self.pid);
             self.guard.kill();
@@ -212,7 +213,7 @@ impl Terminal {
     /// stranger.
     fn reap(&self, child: &mut (dyn portable_pty::Child + Send + Sync)) -> i32 {
         spawn::wait_exited(self.pid);
-        let mut reaped = self.reaped.lock().unwrap();
+        let mut reaped = self.reaped.locked();
         spawn::kill_session(self.pid);
         self.guard.kill();
         let code = spawn::exit_code(child);
@@ -249,7 +250,7 @@ impl Terminals {
         sandbox: &crate::sandbox::Sandbox,
         client_buffer_bytes: usize,
     ) -> anyhow::Result<Arc<Terminal>> {
-        let _one = self.starting.lock().unwrap();
+        let _one = self.starting.locked();
         if let Some(running) = self.get(session, id).filter(|t| t.status().running) {
             return Ok(running);
         }
@@ -278,7 +279,7 @@ impl Terminals {
         let reader = terminal.clone();
         let mut output = spawned.reader;
         // Stays open as long as `reader` holds the terminal and so its master.
-        let fd = terminal.master.lock().unwrap().as_raw_fd();
+        let fd = terminal.master.locked().as_raw_fd();
         std::thread::Builder::new()
             .name(format!("pty-{}", spawned.pid))
             .stack_size(THREAD_STACK)
@@ -307,11 +308,7 @@ impl Terminals {
                 }
                 reader.exited(exit.join().unwrap_or(-1));
             })?;
-        let replaced = self
-            .all
-            .lock()
-            .unwrap()
-            .insert(key(session, id), terminal.clone());
+        let replaced = self.all.locked().insert(key(session, id), terminal.clone());
         if let Some(old) = replaced {
             old.kill();
         }
@@ -319,18 +316,18 @@ impl Terminals {
     }
 
     pub fn get(&self, session: &str, id: &str) -> Option<Arc<Terminal>> {
-        self.all.lock().unwrap().get(&key(session, id)).cloned()
+        self.all.locked().get(&key(session, id)).cloned()
     }
 
     /// Ends a terminal: its processes are killed and it is forgotten.
     pub fn close(&self, session: &str, id: &str) -> bool {
-        let terminal = self.all.lock().unwrap().remove(&key(session, id));
+        let terminal = self.all.locked().remove(&key(session, id));
         terminal.inspect(|t| t.kill()).is_some()
     }
 
     /// Ends every terminal of a session (it is being deleted).
     pub fn close_session(&self, session: &str) {
-        self.all.lock().unwrap().retain(|(owner, _), t| {
+        self.all.locked().retain(|(owner, _), t| {
             let keep = owner != session;
             if !keep {
                 t.kill();
@@ -341,7 +338,7 @@ impl Terminals {
 
     /// Hands a terminal to another session; its process and clients are untouched.
     pub fn transfer(&self, from: &str, id: &str, to: &str) -> bool {
-        let mut all = self.all.lock().unwrap();
+        let mut all = self.all.locked();
         let Some(terminal) = all.remove(&key(from, id)) else {
             return false;
         };
@@ -388,7 +385,7 @@ impl Terminals {
 
     /// Ends every terminal (the server is stopping).
     pub fn close_all(&self) {
-        for (_, t) in self.all.lock().unwrap().drain() {
+        for (_, t) in self.all.locked().drain() {
             t.kill();
         }
     }

@@ -13,13 +13,11 @@
 //! survives a restart with an unchanged config.
 
 use super::loader::{Loader, Refusal, one_line};
-use super::slot::{Bound, ComponentInfo, Slot, SlotLimits, World};
-use super::{
-    CallError, Calls, EnvironmentsWorld, FilesWorld, PolicyWorld, Runtime, TenantPolicy,
-    TerminalsWorld, embedded,
-};
+use super::slot::{Bound, ComponentInfo, Slot, Slots, World, on_slot};
+use super::{CallError, Calls, PolicyWorld, Runtime, TenantPolicy};
 use crate::caps::Caps;
-use crate::config::Config;
+use crate::config::{Config, LimitError, SlotLimits};
+use crate::slots::SlotName;
 use crate::store::{Binding, Entry, Store};
 use arc_swap::ArcSwap;
 use serde::Serialize;
@@ -28,49 +26,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-/// The slots operators bind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SlotName {
-    Files,
-    Environments,
-    Terminals,
-    Policy,
-}
-
-impl SlotName {
-    pub const ALL: [SlotName; 4] = [
-        SlotName::Files,
-        SlotName::Environments,
-        SlotName::Terminals,
-        SlotName::Policy,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SlotName::Files => "files",
-            SlotName::Environments => "environments",
-            SlotName::Terminals => "terminals",
-            SlotName::Policy => "policy",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<SlotName> {
-        SlotName::ALL.into_iter().find(|s| s.as_str() == name)
-    }
-
-    fn key(self) -> String {
-        format!("slot:{}", self.as_str())
-    }
-
-    /// The component built into the binary for this slot.
-    fn embedded(self) -> (&'static str, &'static [u8]) {
-        match self {
-            SlotName::Files => ("files", embedded::FILES),
-            SlotName::Environments => ("environments", embedded::ENVIRONMENTS),
-            SlotName::Terminals => ("terminals", embedded::TERMINALS),
-            SlotName::Policy => ("policy-allow", embedded::POLICY),
-        }
-    }
+/// Where a slot's binding is stored.
+fn slot_key(slot: SlotName) -> String {
+    format!("slot:{}", slot.as_str())
 }
 
 fn tenant_key(tenant: &str) -> String {
@@ -86,10 +44,10 @@ pub enum BindError {
     UnknownTenant(String),
     #[error("slot {0} has no earlier component to roll back to")]
     NoPrevious(&'static str),
-    #[error("{0}")]
-    InvalidLimits(String),
+    #[error(transparent)]
+    InvalidLimits(#[from] LimitError),
     #[error("storage: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(#[from] crate::store::Error),
     #[error("{0}")]
     Config(String),
 }
@@ -115,31 +73,6 @@ pub struct TenantView {
     pub policy_config: serde_json::Value,
 }
 
-/// Runs `$body` with `$slot` bound to the named slot of `$runtime` (each slot has
-/// its own world type, so this is a match, not a lookup).
-macro_rules! on_slot {
-    ($runtime:expr, $name:expr, $slot:ident => $body:expr) => {
-        match $name {
-            SlotName::Files => {
-                let $slot = &$runtime.files;
-                $body
-            }
-            SlotName::Environments => {
-                let $slot = &$runtime.environments;
-                $body
-            }
-            SlotName::Terminals => {
-                let $slot = &$runtime.terminals;
-                $body
-            }
-            SlotName::Policy => {
-                let $slot = &$runtime.policy;
-                $body
-            }
-        }
-    };
-}
-
 /// What the config file asks of one slot: its wasm and limits.
 struct Wanted {
     wasm: Vec<u8>,
@@ -149,33 +82,17 @@ struct Wanted {
 
 impl Wanted {
     fn of(config: &Config, slot: SlotName) -> Result<Wanted, BindError> {
-        let c = &config.components;
-        let path = match slot {
-            SlotName::Files => &c.files,
-            SlotName::Environments => &c.environments,
-            SlotName::Terminals => &c.terminals,
-            SlotName::Policy => &c.policy,
-        };
-        let (wasm, source) = match path {
+        let (wasm, source) = match config.components.get(&slot) {
             Some(path) => (read(path)?, path.display().to_string()),
             None => {
                 let (name, bytes) = slot.embedded();
                 (bytes.to_vec(), format!("embedded:{name}"))
             }
         };
-        let set = config.slots.get(slot.as_str());
-        let limits = SlotLimits {
-            memory_bytes: set
-                .and_then(|s| s.memory_bytes)
-                .unwrap_or(config.limits.component_memory_bytes),
-            timeout_ms: set
-                .and_then(|s| s.timeout_ms)
-                .unwrap_or(config.limits.component_timeout_ms),
-        };
         Ok(Wanted {
             wasm,
             source,
-            limits,
+            limits: config.slot_limits(slot),
         })
     }
 
@@ -283,27 +200,17 @@ pub(super) async fn restore(
         calls: &calls,
         store: &store,
     };
-    let files = stored.slot::<FilesWorld>(config, SlotName::Files).await?;
-    let environments = stored
-        .slot::<EnvironmentsWorld>(config, SlotName::Environments)
-        .await?;
-    let terminals = stored
-        .slot::<TerminalsWorld>(config, SlotName::Terminals)
-        .await?;
-    let policy = stored.slot::<PolicyWorld>(config, SlotName::Policy).await?;
+    let slots = Slots::restore(&stored, config).await?;
     let mut tenants = HashMap::new();
     for tenant in &config.tenants {
-        let choice = stored.tenant(&tenant.name, policy.limits()).await?;
+        let choice = stored.tenant(&tenant.name, slots.policy.limits()).await?;
         tenants.insert(tenant.name.clone(), ArcSwap::from_pointee(choice));
     }
     let runtime = Runtime {
         calls,
         loader,
         store,
-        files,
-        environments,
-        terminals,
-        policy,
+        slots,
         tenants,
         changing: tokio::sync::Mutex::new(()),
         history: config.limits.component_history,
@@ -316,7 +223,7 @@ pub(super) async fn restore(
 }
 
 /// What the store says is bound, ready to serve.
-struct Stored<'a> {
+pub(super) struct Stored<'a> {
     loader: &'a Loader,
     calls: &'a Calls,
     store: &'a Arc<Store>,
@@ -325,9 +232,10 @@ struct Stored<'a> {
 impl Stored<'_> {
     /// The slot's stored component and limits; the config's where none is stored
     /// (`reload` records it).
-    async fn slot<W: World>(&self, config: &Config, name: SlotName) -> anyhow::Result<Slot<W>> {
+    pub(super) async fn slot<W: World>(&self, config: &Config) -> anyhow::Result<Slot<W>> {
+        let name = W::SLOT;
         let wanted = Wanted::of(config, name)?;
-        let binding = self.store.binding(&name.key())?.unwrap_or_default();
+        let binding = self.store.binding(&slot_key(name))?.unwrap_or_default();
         let stored = match binding.history.last() {
             Some(entry) => self.store.wasm(&entry.sha256)?.map(|w| (w, entry.clone())),
             None => None,
@@ -402,7 +310,11 @@ impl Runtime {
     }
 
     fn view<W: World>(&self, name: SlotName, slot: &Slot<W>) -> Result<SlotView, BindError> {
-        let mut previous = self.store.binding(&name.key())?.unwrap_or_default().history;
+        let mut previous = self
+            .store
+            .binding(&slot_key(name))?
+            .unwrap_or_default()
+            .history;
         previous.pop();
         Ok(SlotView {
             object: "slot",
@@ -414,7 +326,7 @@ impl Runtime {
     }
 
     pub fn slot_view(&self, name: SlotName) -> Result<SlotView, BindError> {
-        on_slot!(self, name, slot => self.view(name, slot))
+        on_slot!(self.slots, name, slot => self.view(name, slot))
     }
 
     /// Binds `wasm` to a slot, after checking it; `source` says where it came from.
@@ -425,7 +337,7 @@ impl Runtime {
         source: &str,
     ) -> Result<SlotView, BindError> {
         let _one = self.changing.lock().await;
-        on_slot!(self, name, slot => self.swap_in(name, slot, wasm, source, None).await)
+        on_slot!(self.slots, name, slot => self.swap_in(name, slot, wasm, source, None).await)
     }
 
     async fn swap_in<W: World>(
@@ -436,7 +348,7 @@ impl Runtime {
         source: &str,
         config: Option<(String, SlotLimits)>,
     ) -> Result<SlotView, BindError> {
-        let key = name.key();
+        let key = slot_key(name);
         let mut binding = self.store.binding(&key)?.unwrap_or_default();
         let limits = config.as_ref().map_or(slot.limits(), |(_, l)| *l);
         let entry = new_entry(wasm, source.to_owned());
@@ -455,21 +367,18 @@ impl Runtime {
     /// Binds the slot's previous component again.
     pub async fn rollback(&self, name: SlotName) -> Result<SlotView, BindError> {
         let _one = self.changing.lock().await;
-        on_slot!(self, name, slot => {
-            let key = name.key();
+        on_slot!(self.slots, name, slot => {
+            let key = slot_key(name);
             let mut binding = self.store.binding(&key)?.unwrap_or_default();
             if binding.history.len() < 2 {
                 return Err(BindError::NoPrevious(name.as_str()));
             }
             binding.history.pop();
-            let mut entry = binding.history.last().cloned().expect("two entries");
-            let wasm = self
-                .store
-                .wasm(&entry.sha256)?
-                .ok_or(BindError::NoPrevious(name.as_str()))?;
+            let no_previous = || BindError::NoPrevious(name.as_str());
+            let entry = binding.history.last_mut().ok_or_else(no_previous)?;
+            let wasm = self.store.wasm(&entry.sha256)?.ok_or_else(no_previous)?;
             entry.loaded_at = crate::unix_now();
-            let bound = self.prepare(&wasm, &entry, slot.limits()).await?;
-            *binding.history.last_mut().expect("two entries") = entry;
+            let bound = self.prepare(&wasm, entry, slot.limits()).await?;
             self.save(&key, &mut binding, None)?;
             slot.swap(bound);
             self.view(name, slot)
@@ -482,22 +391,12 @@ impl Runtime {
         name: SlotName,
         limits: SlotLimits,
     ) -> Result<SlotView, BindError> {
-        if !(1 << 16..=self.max_memory_bytes).contains(&limits.memory_bytes) {
-            return Err(BindError::InvalidLimits(format!(
-                "memory_bytes must be 65536 to {} (limits.component_memory_bytes)",
-                self.max_memory_bytes
-            )));
-        }
-        if !(1..=MAX_TIMEOUT_MS).contains(&limits.timeout_ms) {
-            return Err(BindError::InvalidLimits(format!(
-                "timeout_ms must be 1 to {MAX_TIMEOUT_MS}"
-            )));
-        }
+        limits.check(self.max_memory_bytes)?;
         let _one = self.changing.lock().await;
-        on_slot!(self, name, slot => {
+        on_slot!(self.slots, name, slot => {
             // The bound component must still start under them.
             probe(&self.calls, &self.store, &slot.current(), limits).await?;
-            let key = name.key();
+            let key = slot_key(name);
             let mut binding = self.store.binding(&key)?.unwrap_or_default();
             binding.limits = serde_json::to_value(limits).ok();
             self.save(&key, &mut binding, None)?;
@@ -550,7 +449,7 @@ impl Runtime {
             Some((wasm, source)) => {
                 let entry = new_entry(wasm, source.to_owned());
                 let bound = self
-                    .prepare::<PolicyWorld>(wasm, &entry, self.policy.limits())
+                    .prepare::<PolicyWorld>(wasm, &entry, self.slots.policy.limits())
                     .await?;
                 binding.history = vec![entry];
                 Some(bound)
@@ -584,16 +483,16 @@ impl Runtime {
     pub async fn reload(&self, config: &Config) -> Vec<(String, Result<(), BindError>)> {
         let _one = self.changing.lock().await;
         let mut outcomes = Vec::new();
-        for name in SlotName::ALL {
+        for &name in SlotName::ALL {
             let outcome = async {
                 let wanted = Wanted::of(config, name)?;
                 let fingerprint = wanted.fingerprint();
-                let binding = self.store.binding(&name.key())?.unwrap_or_default();
+                let binding = self.store.binding(&slot_key(name))?.unwrap_or_default();
                 if binding.config.as_ref() == Some(&fingerprint) {
                     return Ok(false);
                 }
                 let change = Some((fingerprint, wanted.limits));
-                on_slot!(self, name, slot => {
+                on_slot!(self.slots, name, slot => {
                     self.swap_in(name, slot, &wanted.wasm, &wanted.source, change).await
                 })?;
                 Ok(true)
@@ -635,6 +534,3 @@ impl Runtime {
             .collect()
     }
 }
-
-/// Longest deadline a slot may be given (an hour).
-const MAX_TIMEOUT_MS: u64 = 3_600_000;

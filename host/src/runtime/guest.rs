@@ -1,10 +1,10 @@
 //! The per-call store state: a fresh one for every request, so nothing leaks
 //! between requests or tenants.
 
-use super::deadline::Deadline;
-use crate::caps::Caps;
-use crate::caps::blobs::BlobHandle;
-use crate::store::StagedBlob;
+use crate::bindings::BlobHandle;
+use crate::caps::{Caps, CapsView};
+use crate::deadline::Deadline;
+use crate::store::{BlobInfo, StagedBlob};
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{StoreLimits, StoreLimitsBuilder};
@@ -16,12 +16,12 @@ const STDERR_BYTES: usize = 4096;
 
 pub struct Guest {
     wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    table: ResourceTable,
+    pub(super) limits: StoreLimits,
     stderr: MemoryOutputPipe,
-    pub(crate) caps: Caps,
-    /// The call's deadline; host waits with their own timeouts extend it.
-    pub(crate) deadline: Arc<Deadline>,
+    caps: Caps,
+    /// The call's deadline; host waits with their own timeouts hold it.
+    deadline: Arc<Deadline>,
 }
 
 impl Guest {
@@ -55,11 +55,25 @@ impl Guest {
         })
     }
 
+    /// What the capability host functions see of the call.
+    pub fn caps_view(&mut self) -> CapsView<'_> {
+        CapsView {
+            caps: &mut self.caps,
+            table: &mut self.table,
+            deadline: &self.deadline,
+        }
+    }
+
     /// Hands an upload the host has staged to the component as a blob handle.
     pub fn stage_upload(&mut self, blob: StagedBlob) -> wasmtime::Result<Resource<BlobHandle>> {
         let info = blob.info.clone();
         self.caps.stage(blob);
         Ok(self.table.push(BlobHandle { info, fresh: true })?)
+    }
+
+    /// Takes back a blob the component handed out (a download).
+    pub fn take_blob(&mut self, blob: Resource<BlobHandle>) -> wasmtime::Result<BlobInfo> {
+        Ok(self.table.delete(blob)?.info)
     }
 
     /// What the component wrote to stderr (e.g. a panic message), lossily decoded.

@@ -2,11 +2,13 @@
 //! cache), linked against the slot's world, and checked to implement it. Nothing
 //! here touches a slot; a refusal leaves everything as it was.
 
+use super::Guest;
 use super::cache::ComponentCache;
 use super::slot::{Bound, ComponentInfo, World};
-use super::{Guest, bindings};
+use crate::bindings;
+use crate::caps::HasCaps;
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 
 /// Why a component cannot be bound. The message is for the operator.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +34,7 @@ impl Loader {
     pub fn new(engine: &Engine, cache: ComponentCache) -> anyhow::Result<Loader> {
         let mut resources = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut resources)?;
-        bindings::Capabilities::add_to_linker::<Guest, HasSelf<Guest>>(&mut resources, |g| g)?;
+        bindings::Capabilities::add_to_linker::<Guest, HasCaps>(&mut resources, Guest::caps_view)?;
         let mut sandboxed = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut sandboxed)?;
         Ok(Loader {
@@ -59,7 +61,7 @@ impl Loader {
             .instantiate_pre(&compiled.component)
             .and_then(W::check)
             .map_err(|e| Refusal::WrongWorld {
-                world: W::NAME,
+                world: W::SLOT.as_str(),
                 reason: one_line(&format!("{e:#}")),
             })?;
         let version = compiled
@@ -79,7 +81,7 @@ impl Loader {
                 sha256: compiled.sha256,
                 bytes: wasm.len(),
                 source,
-                world: W::NAME,
+                world: W::SLOT.as_str(),
                 version,
                 loaded_at: crate::unix_now(),
             },

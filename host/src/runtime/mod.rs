@@ -4,39 +4,30 @@
 //! runs late fails only its own request. Slots are rebound while serving (`bind`).
 
 mod bind;
-pub mod bindings;
 mod cache;
-mod deadline;
 mod engine;
 mod guest;
 mod loader;
 mod reaper;
 mod slot;
 
-pub use bind::{BindError, SlotName, SlotView, TenantView};
+pub use bind::BindError;
 pub use guest::Guest;
-pub use loader::Refusal;
-pub use slot::{Bound, ComponentInfo, Slot, SlotLimits, World};
+pub use slot::{Bound, ResourceWorld, World};
 
+use crate::bindings;
 use crate::caps::Caps;
-use crate::config::Config;
+use crate::config::{Config, SlotLimits};
+use crate::deadline::Deadline;
 use arc_swap::ArcSwap;
 use cache::ComponentCache;
-use deadline::Deadline;
 use loader::Loader;
 use reaper::Reaper;
+use slot::Slots;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
-
-/// The components built into the binary, used for slots the config leaves out.
-pub mod embedded {
-    pub const FILES: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_FILES"));
-    pub const ENVIRONMENTS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_ENVIRONMENTS"));
-    pub const TERMINALS: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_TERMINALS"));
-    pub const POLICY: &[u8] = include_bytes!(env!("RESHOST_COMPONENT_POLICY_ALLOW"));
-}
 
 /// The world of the `files` slot, as the host instantiates it.
 pub type FilesWorld = bindings::FilesPre<Guest>;
@@ -46,37 +37,6 @@ pub type EnvironmentsWorld = bindings::EnvironmentsPre<Guest>;
 pub type TerminalsWorld = bindings::TerminalsPre<Guest>;
 /// The world of the `policy` slot and of tenants' policies.
 pub type PolicyWorld = bindings::PolicyPre<Guest>;
-
-/// A world whose slot keeps a session's resources.
-pub trait ResourceWorld: World {
-    /// The records collection its calls are scoped to: the API's resource type.
-    const COLLECTION: &'static str;
-    /// Its calls get the session's terminals.
-    const TERMINALS: bool = false;
-    fn slot(runtime: &Runtime) -> &Slot<Self>;
-}
-
-impl ResourceWorld for FilesWorld {
-    const COLLECTION: &'static str = "file";
-    fn slot(runtime: &Runtime) -> &Slot<Self> {
-        &runtime.files
-    }
-}
-
-impl ResourceWorld for EnvironmentsWorld {
-    const COLLECTION: &'static str = "environment";
-    fn slot(runtime: &Runtime) -> &Slot<Self> {
-        &runtime.environments
-    }
-}
-
-impl ResourceWorld for TerminalsWorld {
-    const COLLECTION: &'static str = "terminal";
-    const TERMINALS: bool = true;
-    fn slot(runtime: &Runtime) -> &Slot<Self> {
-        &runtime.terminals
-    }
-}
 
 /// Extra time the outer timeout allows beyond the epoch deadline, so that the
 /// epoch (which yields a precise trap) fires first for code running in wasm.
@@ -90,7 +50,7 @@ pub enum CallError {
     #[error("the {0} component ran past its deadline")]
     Timeout(&'static str),
     #[error("storage: {0}")]
-    Storage(#[from] redb::Error),
+    Storage(#[from] crate::store::Error),
     #[error("opening the workspace: {0}")]
     Workspace(std::io::Error),
 }
@@ -99,11 +59,8 @@ pub struct Runtime {
     calls: Calls,
     loader: Loader,
     store: Arc<crate::store::Store>,
-    pub files: Slot<FilesWorld>,
-    pub environments: Slot<EnvironmentsWorld>,
-    pub terminals: Slot<TerminalsWorld>,
-    /// The policy of tenants that have none of their own; its limits apply to all.
-    pub policy: Slot<PolicyWorld>,
+    /// Every slot; the `policy` slot's limits apply to every tenant's policy.
+    slots: Slots,
     /// Every configured tenant's own policy and `policy_config`.
     tenants: HashMap<String, ArcSwap<TenantPolicy>>,
     /// Operator changes (swaps, rollbacks, limits, SIGHUP) one at a time, so each
@@ -141,19 +98,22 @@ impl Runtime {
                 config: "{}".into(),
             }),
         };
-        let bound = choice.own.clone().unwrap_or_else(|| self.policy.current());
+        let bound = choice
+            .own
+            .clone()
+            .unwrap_or_else(|| self.slots.policy.current());
         (bound, choice)
     }
 
-    /// Runs `f` against a fresh instance of the slot's current component, within
-    /// the slot's limits. Returns `f`'s answer and the call's capability state
-    /// (whose writes the caller commits, or drops to discard).
+    /// Runs `f` against a fresh instance of the current component of world `W`'s
+    /// slot, within the slot's limits. Returns `f`'s answer and the call's
+    /// capability state (whose writes the caller commits, or drops to discard).
     pub async fn call<W: World, R>(
         &self,
-        slot: &Slot<W>,
         caps: Caps,
         f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
     ) -> Result<(R, Caps), CallError> {
+        let slot = W::slot(&self.slots);
         self.calls
             .call_bound(&slot.current(), slot.limits(), caps, f)
             .await
@@ -168,7 +128,7 @@ impl Runtime {
         f: impl AsyncFnOnce(&bindings::Policy, &mut Store<Guest>) -> wasmtime::Result<R>,
     ) -> Result<(R, Caps), CallError> {
         self.calls
-            .call_bound(bound, self.policy.limits(), caps, f)
+            .call_bound(bound, self.slots.policy.limits(), caps, f)
             .await
     }
 }
@@ -218,7 +178,7 @@ impl Calls {
             f(&instance, &mut store).await
         };
         let outcome = outer_timeout(&deadline, work).await;
-        let world = W::NAME;
+        let world = W::SLOT.as_str();
         // The call's state leaves the store here, on the runtime: blobs it staged
         // are discarded by the runtime's blocking pool, which shutdown waits for,
         // never on the reaper thread, which it does not.
@@ -231,27 +191,29 @@ impl Calls {
             }
             Ok(Err(e)) => {
                 drop(caps);
-                Err(if let Some(storage) = e.downcast_ref::<redb::Error>() {
-                    tracing::error!(world, error = %storage, "storage failed during a component call");
-                    CallError::Storage(redb::Error::from(redb::StorageError::Io(
-                        std::io::Error::other(storage.to_string()),
-                    )))
-                } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                    tracing::warn!(world, "component ran past its deadline");
-                    CallError::Timeout(world)
-                } else {
-                    let stderr = store.data().stderr();
-                    tracing::warn!(world, error = ?e, stderr, "component failed");
-                    let detail = match stderr.is_empty() {
-                        true => format!("{e:#}"),
-                        false => format!("{e:#}: {stderr}"),
-                    };
-                    CallError::Trapped { world, detail }
+                Err(match e.downcast::<crate::store::Error>() {
+                    Ok(storage) => CallError::Storage(storage),
+                    Err(e) => self.failed(world, e, store.data()),
                 })
             }
         };
         self.reaper.reap(store);
         result
+    }
+
+    /// What a component call that failed in wasm (or in a host function) failed of.
+    fn failed(&self, world: &'static str, e: wasmtime::Error, guest: &Guest) -> CallError {
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            tracing::warn!(world, "component ran past its deadline");
+            return CallError::Timeout(world);
+        }
+        let stderr = guest.stderr();
+        tracing::warn!(world, error = ?e, stderr, "component failed");
+        let detail = match stderr.is_empty() {
+            true => format!("{e:#}"),
+            false => format!("{e:#}: {stderr}"),
+        };
+        CallError::Trapped { world, detail }
     }
 }
 
@@ -262,7 +224,7 @@ async fn outer_timeout<T>(deadline: &Deadline, work: impl Future<Output = T>) ->
     loop {
         tokio::select! {
             done = &mut work => return Ok(done),
-                        () = tokio::time::sleep(deadline.remaining() + OUTER_GRACE) => {
+            () = tokio::time::sleep(deadline.remaining() + OUTER_GRACE) => {
                 if deadline.expired() {
                     return Err(());
                 }

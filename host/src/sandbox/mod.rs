@@ -40,6 +40,7 @@ pub use child::main as exec_main;
 pub use guard::Guard;
 
 use crate::config::{Config, SandboxMode, SandboxNetwork};
+use crate::sync::Lock;
 use anyhow::bail;
 use cgroup::{Cgroups, GroupLimits};
 use guard::Tracked;
@@ -64,14 +65,8 @@ fn hidden_paths(
 ) -> Vec<PathBuf> {
     let mut hidden = vec![config.data_dir.clone(), config.cache_dir()];
     hidden.extend(config_path.map(Path::to_owned));
-    let c = &config.components;
-    hidden.extend(
-        [&c.files, &c.environments, &c.terminals, &c.policy]
-            .into_iter()
-            .chain(config.tenants.iter().map(|t| &t.policy))
-            .flatten()
-            .cloned(),
-    );
+    hidden.extend(config.components.values().cloned());
+    hidden.extend(config.tenants.iter().filter_map(|t| t.policy.clone()));
     if root {
         hidden.extend(private_files(read_only_roots));
     }
@@ -367,7 +362,7 @@ impl Sandbox {
     ) -> Prepared {
         let tracked = Arc::new(tracked);
         if let Some(session) = session {
-            let mut running = self.running.lock().unwrap();
+            let mut running = self.running.locked();
             let list = running.entry(session.to_owned()).or_default();
             list.retain(|t| t.strong_count() > 0);
             list.push(Arc::downgrade(&tracked));
@@ -382,7 +377,7 @@ impl Sandbox {
     /// Kills every running launch of `session` and removes its temp dirs (the
     /// session is being deleted).
     pub fn end_session(&self, session: &str) {
-        let launches = self.running.lock().unwrap().remove(session);
+        let launches = self.running.locked().remove(session);
         for tracked in launches.into_iter().flatten().filter_map(|t| t.upgrade()) {
             tracked.kill();
         }

@@ -206,10 +206,11 @@ impl Store {
 
 impl BaselineWriter<'_> {
     fn tx(&mut self) -> Result<&WriteTransaction> {
-        if self.tx.is_none() {
-            self.tx = Some(self.store.write_lazy()?);
-        }
-        Ok(self.tx.as_ref().expect("just opened"))
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.store.write_lazy()?,
+        };
+        Ok(self.tx.insert(tx))
     }
 
     /// Records `path`. True when the store lacks its content: the caller then hands

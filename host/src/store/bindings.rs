@@ -48,8 +48,11 @@ pub struct Binding {
     pub policy_config: Option<serde_json::Value>,
 }
 
-fn corrupt(key: &str, e: serde_json::Error) -> redb::Error {
-    redb::Error::Corrupted(format!("binding {key}: {e}"))
+fn corrupt(key: &str, e: serde_json::Error) -> super::Error {
+    super::Error::Corrupt {
+        what: format!("binding {key}"),
+        detail: e.to_string(),
+    }
 }
 
 impl Store {

@@ -52,7 +52,10 @@ pub(super) fn claim(tx: &WriteTransaction, id: u128) -> Result<()> {
     let was_pending = tx.open_table(PENDING)?.remove(id)?.is_some();
     if !was_pending {
         // Only a fresh blob can be attached; the caps layer guarantees it.
-        return Err(redb::StorageError::Corrupted(format!("blob {id:x} is not pending")).into());
+        return Err(super::Error::Corrupt {
+            what: format!("blob {id:x}"),
+            detail: "not pending".into(),
+        });
     }
     Ok(())
 }

@@ -17,8 +17,38 @@ use redb::{Database, Key, ReadTransaction, ReadableDatabase, Value, WriteTransac
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
-/// Storage errors: redb's own, typed.
-pub type Result<T> = std::result::Result<T, redb::Error>;
+/// Why the store could not do what it was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Database(#[from] redb::Error),
+    #[error("corrupt {what}: {detail}")]
+    Corrupt { what: String, detail: String },
+    #[error("a write outside any session")]
+    Unscoped,
+}
+
+/// redb's operations each have their own error type: all become `Database`.
+macro_rules! from_redb {
+    ($($error:ty),*) => {$(
+        impl From<$error> for Error {
+            fn from(e: $error) -> Error {
+                Error::Database(e.into())
+            }
+        }
+    )*};
+}
+
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+pub type Result<T> = std::result::Result<T, Error>;
 
 /// Upper bound for string key parts: ids and collection names are ASCII.
 const MAX: &str = "\u{10FFFF}";
@@ -111,8 +141,7 @@ impl Store {
     /// recorded.
     fn write_lazy(&self) -> Result<WriteTransaction> {
         let mut tx = self.db.begin_write()?;
-        tx.set_durability(redb::Durability::None)
-            .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e))))?;
+        tx.set_durability(redb::Durability::None)?;
         Ok(tx)
     }
 }

@@ -30,13 +30,6 @@ pub struct Batch {
     pub ops: BTreeMap<String, Option<Record>>,
 }
 
-impl Batch {
-    /// The blobs this batch makes records own.
-    pub fn attached(&self) -> impl Iterator<Item = u128> + '_ {
-        self.ops.values().flatten().filter_map(|r| r.blob)
-    }
-}
-
 type Entry = (String, String);
 
 /// How a `move_record` went.

@@ -20,6 +20,7 @@ mod record;
 mod resolve;
 
 use crate::store::{BaselineFile, FileStat, Store};
+use crate::sync::Lock;
 use cap_std::fs::Dir;
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -113,7 +114,7 @@ impl Tracker {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = notify::INotifyWatcher::new(tx, notify::Config::default())?;
         watcher.watch(&shared.barriers, RecursiveMode::NonRecursive)?;
-        *shared.watcher.lock().unwrap() = Some(watcher);
+        *shared.watcher.locked() = Some(watcher);
         let events = shared.clone();
         std::thread::Builder::new()
             .name("reshost-watch".into())
@@ -145,7 +146,7 @@ impl Tracker {
 
     /// Stops tracking a session (it is being deleted).
     pub fn stop(&self, session: &str) {
-        let env = self.shared.envs.lock().unwrap().remove(session);
+        let env = self.shared.envs.locked().remove(session);
         if let Some(env) = env {
             self.shared.unwatch(&env.root);
         }
@@ -156,8 +157,8 @@ impl Tracker {
     pub fn changes(&self, session: &str, root: &Path) -> anyhow::Result<Vec<Change>> {
         let env = self.env(session, root);
         self.barrier();
-        let mut changed = env.changed.lock().unwrap();
-        let dirty = std::mem::take(&mut *env.dirty.lock().unwrap());
+        let mut changed = env.changed.locked();
+        let dirty = std::mem::take(&mut *env.dirty.locked());
         let dir = Dir::open_ambient_dir(&env.root, cap_std::ambient_authority())?;
         let check = resolve::Check {
             store: &self.store,
@@ -195,7 +196,7 @@ impl Tracker {
 
     /// The tracked workspace of a session, tracking it from now on if it was not.
     fn env(&self, session: &str, root: &Path) -> Arc<Env> {
-        if let Some(env) = self.shared.envs.lock().unwrap().get(session) {
+        if let Some(env) = self.shared.envs.locked().get(session) {
             return env.clone();
         }
         self.shared.track(session, root, true)
@@ -210,7 +211,7 @@ impl Tracker {
             return;
         }
         let deadline = Instant::now() + BARRIER_TIMEOUT;
-        let mut passed = self.shared.passed.lock().unwrap();
+        let mut passed = self.shared.passed.locked();
         while *passed < n {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -221,7 +222,7 @@ impl Tracker {
                 .shared
                 .barrier_passed
                 .wait_timeout(passed, left)
-                .unwrap()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
     }
@@ -242,13 +243,12 @@ impl Shared {
         });
         let env = self
             .envs
-            .lock()
-            .unwrap()
+            .locked()
             .entry(session.to_owned())
             .or_insert(env)
             .clone();
         if !self.watch_tree(&root) {
-            env.dirty.lock().unwrap().all = true;
+            env.dirty.locked().all = true;
         }
         env
     }
@@ -257,7 +257,7 @@ impl Shared {
     /// watch could not be added (then changes are found by comparing everything).
     fn watch_tree(&self, dir: &Path) -> bool {
         let mut dirs = vec![dir.to_owned()];
-        let mut guard = self.watcher.lock().unwrap();
+        let mut guard = self.watcher.locked();
         let Some(watcher) = guard.as_mut() else {
             return false;
         };
@@ -284,15 +284,15 @@ impl Shared {
     }
 
     fn unwatch(&self, root: &Path) {
-        if let Some(watcher) = self.watcher.lock().unwrap().as_mut() {
+        if let Some(watcher) = self.watcher.locked().as_mut() {
             // Watches below the root go with their directories.
             let _ = watcher.unwatch(root);
         }
     }
 
     fn rescan_all(&self) {
-        for env in self.envs.lock().unwrap().values() {
-            env.dirty.lock().unwrap().all = true;
+        for env in self.envs.locked().values() {
+            env.dirty.locked().all = true;
         }
     }
 
@@ -310,7 +310,7 @@ impl Shared {
                 if let EventKind::Create(_) = event.kind
                     && let Some(n) = name.to_str().and_then(|n| n.parse::<u64>().ok())
                 {
-                    let mut passed = self.passed.lock().unwrap();
+                    let mut passed = self.passed.locked();
                     *passed = (*passed).max(n);
                     self.barrier_passed.notify_all();
                 }
@@ -334,10 +334,10 @@ impl Shared {
         if rel.is_empty() || ignored(rel) {
             return;
         }
-        let Some(env) = self.envs.lock().unwrap().get(session).cloned() else {
+        let Some(env) = self.envs.locked().get(session).cloned() else {
             return;
         };
-        env.dirty.lock().unwrap().paths.insert(rel.to_owned());
+        env.dirty.locked().paths.insert(rel.to_owned());
         // A directory that appears is watched with all it holds; what was written in
         // it before its watch existed is found when the dirty directory is walked.
         let appeared = matches!(
@@ -348,7 +348,7 @@ impl Shared {
             && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
             && !self.watch_tree(path)
         {
-            env.dirty.lock().unwrap().all = true;
+            env.dirty.locked().all = true;
         }
     }
 }

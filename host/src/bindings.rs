@@ -1,6 +1,19 @@
 //! Host bindings of the WIT worlds in `wit/`. The capability interfaces are bound
 //! once (world `capabilities`) and every slot's world reuses them, so each host
-//! trait has exactly one implementation.
+//! trait has exactly one implementation (in `caps`).
+
+use crate::store::{BlobInfo, BlobWriter};
+
+/// A component's handle to a sealed blob (`reshost:api/blobs.blob`).
+pub struct BlobHandle {
+    pub info: BlobInfo,
+    /// Staged in this call and not yet owned by a record: only such a blob may be
+    /// attached to a record (a record never shares another's blob).
+    pub fresh: bool,
+}
+
+/// A component's handle to a blob being written (`reshost:api/blobs.blob-writer`).
+pub struct WriterHandle(pub BlobWriter);
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -14,8 +27,8 @@ mod generated {
             default: trappable,
         },
         with: {
-            "reshost:api/blobs.blob": crate::caps::blobs::BlobHandle,
-            "reshost:api/blobs.blob-writer": crate::caps::blobs::WriterHandle,
+            "reshost:api/blobs.blob": super::BlobHandle,
+            "reshost:api/blobs.blob-writer": super::WriterHandle,
         },
     });
 
@@ -81,9 +94,6 @@ pub mod files_handler {
 }
 pub mod environments_handler {
     pub use super::generated::environments::exports::reshost::api::environments_handler::*;
-}
-pub mod terminals_handler {
-    pub use super::generated::terminals::exports::reshost::api::terminals_handler::*;
 }
 pub mod decider {
     pub use super::generated::policy::exports::reshost::api::decider::*;

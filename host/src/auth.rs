@@ -1,7 +1,6 @@
 //! Bearer tokens → tenants. Tokens are kept only as SHA-256 digests, so the map
 //! lookup reveals nothing through timing and no token sits in memory in clear.
 
-use super::error::{ApiError, ApiResult, Code};
 use crate::config::Config;
 use http::HeaderMap;
 use sha2::{Digest, Sha256};
@@ -9,6 +8,13 @@ use std::collections::HashMap;
 
 /// The tenant of a config without tenants.
 pub const DEFAULT_TENANT: &str = "default";
+
+/// Why a request is not authenticated; the message is for the client.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unauthorized(pub &'static str);
+
+const MISSING: Unauthorized = Unauthorized("missing bearer token (Authorization: Bearer <token>)");
 
 pub struct Tenants {
     by_token: HashMap<[u8; 32], String>,
@@ -42,20 +48,17 @@ impl Tenants {
 
     /// The tenant of the request's `Authorization: Bearer` token (or, for WebSocket
     /// upgrades, a `token` query parameter passed as `query_token`).
-    pub fn authenticate(&self, headers: &HeaderMap, query_token: Option<&str>) -> ApiResult<&str> {
-        let token = bearer(headers).or(query_token).ok_or_else(missing)?;
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+    ) -> Result<&str, Unauthorized> {
+        let token = bearer(headers).or(query_token).ok_or(MISSING)?;
         self.by_token
             .get(&digest(token))
             .map(String::as_str)
-            .ok_or_else(|| ApiError::new(Code::Unauthorized, "unknown token"))
+            .ok_or(Unauthorized("unknown token"))
     }
-}
-
-fn missing() -> ApiError {
-    ApiError::new(
-        Code::Unauthorized,
-        "missing bearer token (Authorization: Bearer <token>)",
-    )
 }
 
 /// The token of an `Authorization: Bearer` header.
@@ -86,12 +89,12 @@ impl AdminTokens {
     }
 
     /// Accepts only an admin token: a tenant's is as unknown here as any other.
-    pub fn authenticate(&self, headers: &HeaderMap) -> ApiResult<()> {
-        let token = bearer(headers).ok_or_else(missing)?;
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<(), Unauthorized> {
+        let token = bearer(headers).ok_or(MISSING)?;
         if self.digests.contains(&digest(token)) {
             Ok(())
         } else {
-            Err(ApiError::new(Code::Unauthorized, "not an admin token"))
+            Err(Unauthorized("not an admin token"))
         }
     }
 }

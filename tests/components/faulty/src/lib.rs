@@ -3,7 +3,7 @@
 //! allocates without bound; any other id answers `404` like a healthy handler.
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../../wit",
     world: "files",
 });
 

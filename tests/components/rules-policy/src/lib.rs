@@ -8,7 +8,7 @@
 //! ```
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../../wit",
     world: "policy",
 });
 

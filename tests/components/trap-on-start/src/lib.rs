@@ -4,7 +4,7 @@
 //! components do their set-up there); this one aborts.
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../../wit",
     world: "policy",
 });
 

@@ -1,0 +1,178 @@
+//! The server's shared state, and the steps every resource request takes: the
+//! session must be the tenant's, the policy must allow it, and the slot's component
+//! answers with its writes committed atomically. Failures are typed here
+//! (`Error`); the HTTP layer maps them to the API's error body.
+
+mod error;
+mod policy;
+
+pub use error::Error;
+pub use policy::Ask;
+
+use crate::auth::{AdminTokens, Tenants};
+use crate::bindings::types::{Caller, Error as ComponentError};
+use crate::caps::{Caps, TerminalsCap, Workspace, exec::ExecLimits};
+use crate::config::Config;
+use crate::pty::Terminals;
+use crate::runtime::{EnvironmentsWorld, Guest, ResourceWorld, Runtime};
+use crate::sandbox::Sandbox;
+use crate::store::Store;
+use crate::watch::Tracker;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct App {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub runtime: Runtime,
+    pub tenants: Tenants,
+    pub admin: AdminTokens,
+    /// Where session workspaces live.
+    pub workspaces: PathBuf,
+    /// Change tracking of the workspaces.
+    pub tracker: Arc<Tracker>,
+    /// Every live terminal.
+    pub terminals: Arc<Terminals>,
+    /// Confinement of shell commands and terminals.
+    pub sandbox: Arc<Sandbox>,
+}
+
+impl App {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        runtime: Runtime,
+        tenants: Tenants,
+        tracker: Arc<Tracker>,
+        sandbox: Arc<Sandbox>,
+    ) -> App {
+        let workspaces = App::workspaces(&config);
+        App {
+            admin: AdminTokens::new(&config),
+            config,
+            store,
+            runtime,
+            tenants,
+            workspaces,
+            tracker,
+            terminals: Arc::default(),
+            sandbox,
+        }
+    }
+
+    /// Where the config puts session workspaces.
+    pub fn workspaces(config: &Config) -> PathBuf {
+        config.data_dir.join("workspaces")
+    }
+
+    /// A session's workspace directory.
+    pub fn workspace(&self, session: &str) -> PathBuf {
+        self.workspaces.join(session)
+    }
+
+    /// Checks that `session` is one of the tenant's (else `NoSession`, whoever owns
+    /// it) and that the tenant's policy allows `ask`; returns the caller for the
+    /// components.
+    pub async fn authorize(
+        &self,
+        tenant: &str,
+        session: &str,
+        ask: Ask<'_>,
+    ) -> Result<Caller, Error> {
+        let caller = self.caller(tenant, session)?;
+        self.check(tenant, ask).await?;
+        Ok(caller)
+    }
+
+    /// The caller for a session of the tenant's; `NoSession` for any other session.
+    pub fn caller(&self, tenant: &str, session: &str) -> Result<Caller, Error> {
+        if self.store.session(tenant, session)?.is_none() {
+            return Err(Error::NoSession(session.to_owned()));
+        }
+        Ok(Caller {
+            tenant: tenant.to_owned(),
+            session_id: session.to_owned(),
+        })
+    }
+
+    /// What a call of world `W`'s slot for `caller` is granted.
+    fn caps<W: ResourceWorld>(&self, caller: &Caller) -> Caps {
+        let session = &caller.session_id;
+        let mut caps = Caps::scoped(&self.store, session, W::COLLECTION);
+        if W::WORKSPACE {
+            caps = caps.with_workspace(Workspace {
+                dir: self.workspace(session),
+                exec: ExecLimits {
+                    output_bytes: self.config.limits.shell_output_bytes,
+                    sandbox: self.sandbox.clone(),
+                    session: session.clone(),
+                },
+                tracker: self.tracker.clone(),
+            });
+        }
+        if W::TERMINALS {
+            caps = caps.with_terminals(TerminalsCap {
+                terminals: self.terminals.clone(),
+                tenant: caller.tenant.clone(),
+                workspace: self.workspace(session),
+                client_buffer_bytes: self.config.limits.terminal_client_buffer_bytes,
+                sandbox: self.sandbox.clone(),
+            });
+        }
+        caps
+    }
+
+    /// Calls a resource slot's component with the session's records of its
+    /// collection; its writes are committed only if it answers `ok`.
+    pub async fn call_slot<W: ResourceWorld, R>(
+        &self,
+        caller: &Caller,
+        f: impl AsyncFnOnce(
+            &W::Instance,
+            &mut wasmtime::Store<Guest>,
+        ) -> wasmtime::Result<Result<R, ComponentError>>,
+    ) -> Result<R, Error> {
+        let (answer, caps) = self.runtime.call::<W, _>(self.caps::<W>(caller), f).await?;
+        let value = answer.map_err(Error::Component)?;
+        if caps.has_writes() {
+            let store = self.store.clone();
+            blocking("committing", move || caps.commit(&store)).await??;
+        }
+        Ok(value)
+    }
+
+    /// Lets the environments component set a new session's environments up, then
+    /// stores the session (`json`) with them in one transaction.
+    pub async fn register(&self, tenant: &str, id: &str, json: &str) -> Result<(), Error> {
+        let caller = Caller {
+            tenant: tenant.to_owned(),
+            session_id: id.to_owned(),
+        };
+        let caps = Caps::scoped(&self.store, id, EnvironmentsWorld::COLLECTION);
+        let (answer, caps) = self
+            .runtime
+            .call::<EnvironmentsWorld, _>(caps, async |envs, store| {
+                envs.reshost_api_environments_handler()
+                    .call_init(store, &caller)
+                    .await
+            })
+            .await?;
+        answer.map_err(Error::Component)?;
+        let (store, tenant, json) = (self.store.clone(), tenant.to_owned(), json.to_owned());
+        blocking("storing the session", move || {
+            caps.create_session(&store, &tenant, &json)
+        })
+        .await??;
+        Ok(())
+    }
+}
+
+/// Runs blocking work (storage) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::internal(what, e))
+}

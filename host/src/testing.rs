@@ -1,0 +1,34 @@
+//! What the tests and benchmarks reach inside the server for: not an API.
+
+use crate::app::{App, Ask};
+use crate::config::Config;
+pub use crate::slots::SlotName;
+pub use crate::store::{BlobStats, CHUNK_BYTES};
+
+/// Counts the blobs, chunks and pending uploads in a stopped server's data dir.
+pub fn inspect_blobs(data_dir: &std::path::Path) -> anyhow::Result<BlobStats> {
+    crate::store::Store::inspect_blobs(data_dir)
+}
+
+/// The server's state without its HTTP side, for measuring what a step costs.
+pub struct InProcess {
+    app: App,
+}
+
+impl InProcess {
+    pub async fn start(config: Config) -> anyhow::Result<InProcess> {
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let (app, _) = crate::assemble(config, None, addr).await?;
+        Ok(InProcess { app })
+    }
+
+    /// Puts an `environments.read` of `path` to the tenant's policy; the
+    /// denial's message when it is refused.
+    pub async fn check_read(&self, tenant: &str, session: &str, path: &str) -> Result<(), String> {
+        let ask = Ask {
+            path: Some(path),
+            ..Ask::new("environments.read", Some(session), Some("default"))
+        };
+        self.app.check(tenant, ask).await.map_err(|e| e.to_string())
+    }
+}
