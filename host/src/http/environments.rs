@@ -1,7 +1,9 @@
 //! `/v1/sessions/{sid}/resources/environments`, served by the `environments` slot.
 
+use super::V1;
 use super::answer::answer;
 use super::body::{Body, ok, read_text, string_field};
+use super::error::ApiError;
 use super::error::ApiResult;
 use super::paging::Query;
 use super::raw;
@@ -9,15 +11,11 @@ use crate::app::App;
 use crate::app::Ask;
 use crate::bindings::environments_handler::ReadAnswer;
 use crate::runtime::EnvironmentsWorld;
+use http::Method;
 use http::Response;
 use hyper::body::Incoming;
 
-pub async fn list(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    query: &Query,
-) -> ApiResult<Response<Body>> {
+async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.list", Some(session), None);
     answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
@@ -27,7 +25,7 @@ pub async fn list(
     .await
 }
 
-pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.get", Some(session), Some(id));
     answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
@@ -39,12 +37,11 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
 
 /// `GET …/environments/{env}/filesystem/{path}`: a listing, a file's content, or
 /// (`?format=raw`) its bytes streamed from the workspace.
-pub async fn read(
+async fn read(
     app: &App,
     tenant: &str,
     session: &str,
-    env: &str,
-    path: &str,
+    (env, path): (&str, &str),
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask {
@@ -70,7 +67,7 @@ pub async fn read(
 
 /// The two ways a request body changes a file.
 #[derive(Clone, Copy)]
-pub enum Change {
+enum Change {
     /// `PUT`: replace the whole file.
     Write,
     /// `PATCH`: replace text in it.
@@ -78,7 +75,7 @@ pub enum Change {
 }
 
 /// `PUT` or `PATCH …/environments/{env}/filesystem/{path}`.
-pub async fn change(
+async fn change(
     app: &App,
     tenant: &str,
     session: &str,
@@ -109,12 +106,11 @@ pub async fn change(
     ok(json)
 }
 
-pub async fn remove(
+async fn remove(
     app: &App,
     tenant: &str,
     session: &str,
-    env: &str,
-    path: &str,
+    (env, path): (&str, &str),
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     let ask = Ask {
@@ -130,7 +126,7 @@ pub async fn remove(
 }
 
 /// `POST …/environments/{env}/shell`.
-pub async fn shell(
+async fn shell(
     app: &App,
     tenant: &str,
     session: &str,
@@ -152,7 +148,7 @@ pub async fn shell(
 }
 
 /// `GET …/environments/{env}/search`.
-pub async fn search(
+async fn search(
     app: &App,
     tenant: &str,
     session: &str,
@@ -177,7 +173,7 @@ pub async fn search(
 }
 
 /// `GET …/environments/{env}/changes`.
-pub async fn changes(
+async fn changes(
     app: &App,
     tenant: &str,
     session: &str,
@@ -194,7 +190,7 @@ pub async fn changes(
 }
 
 /// `GET …/environments/{env}/diff/{path}`.
-pub async fn diff(
+async fn diff(
     app: &App,
     tenant: &str,
     session: &str,
@@ -213,4 +209,38 @@ pub async fn diff(
             .await
     })
     .await
+}
+
+/// `…/resources/environments…`.
+pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
+    let (app, tenant, query) = (req.app, req.tenant, &req.query);
+    let get_only = || Err(ApiError::method_not_allowed("GET"));
+    match (path, &req.method) {
+        ([], &Method::GET) => list(app, tenant, session, query).await,
+        ([], _) => get_only(),
+        ([eid], &Method::GET) => get(app, tenant, session, eid).await,
+        ([_], _) => get_only(),
+        ([eid, "search"], &Method::GET) => search(app, tenant, session, eid, query).await,
+        ([_, "search"], _) => get_only(),
+        ([eid, "shell"], &Method::POST) => shell(app, tenant, session, eid, req.body).await,
+        ([_, "shell"], _) => Err(ApiError::method_not_allowed("POST")),
+        ([eid, "changes"], &Method::GET) => changes(app, tenant, session, eid, query).await,
+        ([_, "changes"], _) => get_only(),
+        ([eid, "diff", rest @ ..], &Method::GET) => {
+            diff(app, tenant, session, eid, &rest.join("/"), query).await
+        }
+        ([_, "diff", ..], _) => get_only(),
+        ([eid, "filesystem", rest @ ..], method) => {
+            let path = rest.join("/");
+            let at = (*eid, path.as_str());
+            match *method {
+                Method::GET => read(app, tenant, session, at, query).await,
+                Method::PUT => change(app, tenant, session, at, req.body, Change::Write).await,
+                Method::PATCH => change(app, tenant, session, at, req.body, Change::Edit).await,
+                Method::DELETE => remove(app, tenant, session, at, query).await,
+                _ => Err(ApiError::method_not_allowed("GET, PUT, PATCH, DELETE")),
+            }
+        }
+        _ => Err(super::no_route()),
+    }
 }

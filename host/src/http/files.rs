@@ -2,6 +2,7 @@
 //! streams upload bytes into a staged blob and download bytes out of one; the
 //! component decides everything else.
 
+use super::V1;
 use super::answer::answer;
 use super::body::{Body, DRAIN_BYTES, data, drain, json_response};
 use super::download;
@@ -13,6 +14,7 @@ use crate::bindings::files_handler::Upload;
 use crate::runtime::FilesWorld;
 use crate::store::{BlobWriter, StagedBlob};
 use bytes::Bytes;
+use http::Method;
 use http::{HeaderMap, Response, StatusCode, header};
 use hyper::body::Incoming;
 
@@ -22,12 +24,7 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// Upload pieces queued between the network and the blob writer.
 const UPLOAD_QUEUE: usize = 8;
 
-pub async fn list(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    query: &Query,
-) -> ApiResult<Response<Body>> {
+async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.list", Some(session), None);
     answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
@@ -38,7 +35,7 @@ pub async fn list(
     .await
 }
 
-pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.get", Some(session), Some(id));
     answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
@@ -49,7 +46,7 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
     .await
 }
 
-pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.delete", Some(session), Some(id));
     answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
@@ -60,7 +57,7 @@ pub async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResu
     .await
 }
 
-pub async fn content(
+async fn content(
     app: &App,
     tenant: &str,
     session: &str,
@@ -199,7 +196,7 @@ async fn stage(
     Ok(staged??)
 }
 
-pub async fn upload(
+async fn upload(
     app: &App,
     tenant: &str,
     session: &str,
@@ -248,4 +245,20 @@ pub async fn upload(
         })
         .await?;
     Ok(json_response(StatusCode::CREATED, json))
+}
+
+/// `…/resources/files…`.
+pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
+    let (app, tenant) = (req.app, req.tenant);
+    match (path, &req.method) {
+        ([], &Method::GET) => list(app, tenant, session, &req.query).await,
+        ([], &Method::POST) => upload(app, tenant, session, &req.headers, req.body).await,
+        ([], _) => Err(ApiError::method_not_allowed("GET, POST")),
+        ([fid], &Method::GET) => get(app, tenant, session, fid).await,
+        ([fid], &Method::DELETE) => delete(app, tenant, session, fid).await,
+        ([_], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
+        ([fid, "content"], &Method::GET) => content(app, tenant, session, fid, &req.headers).await,
+        ([_, "content"], _) => Err(ApiError::method_not_allowed("GET")),
+        _ => Err(super::no_route()),
+    }
 }

@@ -152,6 +152,17 @@ fn no_route() -> ApiError {
     ApiError::not_found("no such route")
 }
 
+/// An authenticated `/v1` request on its way to the module that serves its path;
+/// each module routes the rest of the path itself.
+pub struct V1<'a> {
+    pub app: &'a App,
+    pub tenant: &'a str,
+    pub method: Method,
+    pub headers: http::HeaderMap,
+    pub query: paging::Query,
+    pub body: Incoming,
+}
+
 async fn v1(
     app: &App,
     tenant: &str,
@@ -159,151 +170,24 @@ async fn v1(
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
     let query = paging::parse_query(req.uri());
-    let method = req.method().clone();
-    use Method as M;
+    // The upgrade needs the whole request.
     if let ["sessions", sid, "resources", "terminals", tid, "attach"] = path {
-        return match method {
-            M::GET => attach::attach(app, tenant, (sid, tid), &query, req).await,
+        return match *req.method() {
+            Method::GET => attach::attach(app, tenant, (sid, tid), &query, req).await,
             _ => Err(ApiError::method_not_allowed("GET")),
         };
     }
     let (parts, body) = req.into_parts();
-    match (path, &method) {
-        (["sessions"], &M::GET) => sessions::list(app, tenant, &query).await,
-        (["sessions"], &M::POST) => sessions::create(app, tenant, body).await,
-        (["sessions"], _) => Err(ApiError::method_not_allowed("GET, POST")),
-        (["sessions", sid], &M::GET) => sessions::get(app, tenant, sid).await,
-        (["sessions", sid], &M::DELETE) => sessions::delete(app, tenant, sid).await,
-        (["sessions", _], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
-        (["sessions", sid, "resources"], &M::GET) => {
-            resources::list(app, tenant, sid, &query).await
-        }
-        (["sessions", _, "resources"], _) => Err(ApiError::method_not_allowed("GET")),
-        (["sessions", sid, "resources", "files"], &M::GET) => {
-            files::list(app, tenant, sid, &query).await
-        }
-        (["sessions", sid, "resources", "files"], &M::POST) => {
-            files::upload(app, tenant, sid, &parts.headers, body).await
-        }
-        (["sessions", _, "resources", "files"], _) => {
-            Err(ApiError::method_not_allowed("GET, POST"))
-        }
-        (["sessions", sid, "resources", "files", fid], &M::GET) => {
-            files::get(app, tenant, sid, fid).await
-        }
-        (["sessions", sid, "resources", "files", fid], &M::DELETE) => {
-            files::delete(app, tenant, sid, fid).await
-        }
-        (["sessions", _, "resources", "files", _], _) => {
-            Err(ApiError::method_not_allowed("GET, DELETE"))
-        }
-        (["sessions", sid, "resources", "files", fid, "content"], &M::GET) => {
-            files::content(app, tenant, sid, fid, &parts.headers).await
-        }
-        (["sessions", _, "resources", "files", _, "content"], _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        (["sessions", sid, "resources", "terminals"], &M::GET) => {
-            terminals::list(app, tenant, sid, &query).await
-        }
-        (["sessions", sid, "resources", "terminals"], &M::POST) => {
-            terminals::launch(app, tenant, sid, body).await
-        }
-        (["sessions", _, "resources", "terminals"], _) => {
-            Err(ApiError::method_not_allowed("GET, POST"))
-        }
-        (["sessions", sid, "resources", "terminals", tid], &M::GET) => {
-            terminals::one(app, tenant, sid, tid, terminals::One::Get).await
-        }
-        (["sessions", sid, "resources", "terminals", tid], &M::DELETE) => {
-            terminals::one(app, tenant, sid, tid, terminals::One::Close).await
-        }
-        (["sessions", _, "resources", "terminals", _], _) => {
-            Err(ApiError::method_not_allowed("GET, DELETE"))
-        }
-        (["sessions", sid, "resources", "terminals", tid, "transfer"], &M::POST) => {
-            terminals::transfer(app, tenant, sid, tid, body).await
-        }
-        (["sessions", _, "resources", "terminals", _, "transfer"], _) => {
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        (["sessions", sid, "resources", "environments"], &M::GET) => {
-            environments::list(app, tenant, sid, &query).await
-        }
-        (["sessions", _, "resources", "environments"], _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        (["sessions", sid, "resources", "environments", eid], &M::GET) => {
-            environments::get(app, tenant, sid, eid).await
-        }
-        (["sessions", _, "resources", "environments", _], _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        (["sessions", sid, "resources", "environments", eid, "search"], &M::GET) => {
-            environments::search(app, tenant, sid, eid, &query).await
-        }
-        (["sessions", _, "resources", "environments", _, "search"], _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        (["sessions", sid, "resources", "environments", eid, "shell"], &M::POST) => {
-            environments::shell(app, tenant, sid, eid, body).await
-        }
-        (["sessions", _, "resources", "environments", _, "shell"], _) => {
-            Err(ApiError::method_not_allowed("POST"))
-        }
-        (["sessions", sid, "resources", "environments", eid, "changes"], &M::GET) => {
-            environments::changes(app, tenant, sid, eid, &query).await
-        }
-        (["sessions", _, "resources", "environments", _, "changes"], _) => {
-            Err(ApiError::method_not_allowed("GET"))
-        }
-        (
-            [
-                "sessions",
-                sid,
-                "resources",
-                "environments",
-                eid,
-                "diff",
-                rest @ ..,
-            ],
-            m,
-        ) => match *m {
-            M::GET => environments::diff(app, tenant, sid, eid, &rest.join("/"), &query).await,
-            _ => Err(ApiError::method_not_allowed("GET")),
-        },
-        (
-            [
-                "sessions",
-                sid,
-                "resources",
-                "environments",
-                eid,
-                "filesystem",
-                rest @ ..,
-            ],
-            m,
-        ) => {
-            let path = rest.join("/");
-            let (sid, eid) = (*sid, *eid);
-            match *m {
-                M::GET => environments::read(app, tenant, sid, eid, &path, &query).await,
-                M::PUT | M::PATCH => {
-                    let change = if *m == M::PUT {
-                        environments::Change::Write
-                    } else {
-                        environments::Change::Edit
-                    };
-                    environments::change(app, tenant, sid, (eid, &path), body, change).await
-                }
-                M::DELETE => environments::remove(app, tenant, sid, eid, &path, &query).await,
-                _ => Err(ApiError::method_not_allowed("GET, PUT, PATCH, DELETE")),
-            }
-        }
-        (["sessions", sid, "resources", rid], &M::GET) => {
-            resources::get(app, tenant, sid, rid).await
-        }
-        (["sessions", _, "resources", _], _) => Err(ApiError::method_not_allowed("GET")),
+    let req = V1 {
+        app,
+        tenant,
+        method: parts.method,
+        headers: parts.headers,
+        query,
+        body,
+    };
+    match path {
+        ["sessions", rest @ ..] => sessions::route(req, rest).await,
         _ => Err(no_route()),
     }
 }

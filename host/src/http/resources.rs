@@ -1,12 +1,14 @@
 //! `/v1/sessions/{sid}/resources`: every resource of a session, of any type, read
 //! from the records the resource slots keep (each record is its resource object).
 
+use super::V1;
 use super::body::{Body, ok};
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page, param};
 use crate::app::App;
 use crate::app::Ask;
 use crate::store::Store;
+use http::Method;
 use http::Response;
 use reshost_paging::Source;
 
@@ -47,12 +49,7 @@ impl Source for SessionResources<'_> {
     }
 }
 
-pub async fn list(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    query: &Query,
-) -> ApiResult<Response<Body>> {
+async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
     let collection = match param(query, "type") {
         None => None,
         Some(t) => Some(
@@ -81,7 +78,7 @@ pub async fn list(
     ok(app.terminals.overlay(list_page(&mut source, query)?))
 }
 
-pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
     app.authorize(
         tenant,
         session,
@@ -91,5 +88,20 @@ pub async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<
     match app.store.resource(session, id)? {
         Some((_, value)) => ok(app.terminals.overlay(value)),
         None => Err(ApiError::not_found(format!("no such resource: {id}"))),
+    }
+}
+
+/// `/v1/sessions/{sid}/resources…`: every resource, or one type's routes.
+pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
+    let (app, tenant) = (req.app, req.tenant);
+    match (path, &req.method) {
+        ([], &Method::GET) => list(app, tenant, session, &req.query).await,
+        ([], _) => Err(ApiError::method_not_allowed("GET")),
+        (["files", rest @ ..], _) => super::files::route(req, session, rest).await,
+        (["terminals", rest @ ..], _) => super::terminals::route(req, session, rest).await,
+        (["environments", rest @ ..], _) => super::environments::route(req, session, rest).await,
+        ([rid], &Method::GET) => get(app, tenant, session, rid).await,
+        ([_], _) => Err(ApiError::method_not_allowed("GET")),
+        _ => Err(super::no_route()),
     }
 }

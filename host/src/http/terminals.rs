@@ -1,12 +1,15 @@
 //! `/v1/sessions/{sid}/resources/terminals`, served by the `terminals` slot; the
 //! host adds each terminal's live state to what the component answers.
 
+use super::V1;
 use super::body::{Body, json_response, read_text, string_field};
+use super::error::ApiError;
 use super::error::ApiResult;
 use super::paging::Query;
 use crate::app::App;
 use crate::app::Ask;
 use crate::runtime::TerminalsWorld;
+use http::Method;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -14,12 +17,7 @@ fn answer(app: &App, status: StatusCode, json: String) -> ApiResult<Response<Bod
     Ok(json_response(status, app.terminals.overlay(json)))
 }
 
-pub async fn list(
-    app: &App,
-    tenant: &str,
-    session: &str,
-    query: &Query,
-) -> ApiResult<Response<Body>> {
+async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
     let caller = app
         .authorize(
             tenant,
@@ -37,7 +35,7 @@ pub async fn list(
     answer(app, StatusCode::OK, json)
 }
 
-pub async fn launch(
+async fn launch(
     app: &App,
     tenant: &str,
     session: &str,
@@ -75,12 +73,12 @@ pub async fn launch(
 
 /// The operations on one terminal.
 #[derive(Clone, Copy)]
-pub enum One {
+enum One {
     Get,
     Close,
 }
 
-pub async fn one(
+async fn one(
     app: &App,
     tenant: &str,
     session: &str,
@@ -110,7 +108,7 @@ pub async fn one(
     answer(app, StatusCode::OK, json)
 }
 
-pub async fn transfer(
+async fn transfer(
     app: &App,
     tenant: &str,
     session: &str,
@@ -133,4 +131,20 @@ pub async fn transfer(
         })
         .await?;
     answer(app, StatusCode::OK, json)
+}
+
+/// `…/resources/terminals…` (attach is routed before, with the whole request).
+pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
+    let (app, tenant) = (req.app, req.tenant);
+    match (path, &req.method) {
+        ([], &Method::GET) => list(app, tenant, session, &req.query).await,
+        ([], &Method::POST) => launch(app, tenant, session, req.body).await,
+        ([], _) => Err(ApiError::method_not_allowed("GET, POST")),
+        ([tid], &Method::GET) => one(app, tenant, session, tid, One::Get).await,
+        ([tid], &Method::DELETE) => one(app, tenant, session, tid, One::Close).await,
+        ([_], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
+        ([tid, "transfer"], &Method::POST) => transfer(app, tenant, session, tid, req.body).await,
+        ([_, "transfer"], _) => Err(ApiError::method_not_allowed("POST")),
+        _ => Err(super::no_route()),
+    }
 }

@@ -189,7 +189,7 @@ async fn probe<W: World>(
 /// `reload` where it says something new — the same path SIGHUP takes, except that
 /// here a refusal stops the start.
 pub(super) async fn restore(
-    engine: wasmtime::Engine,
+    engine: super::engine::Built,
     loader: Loader,
     store: Arc<Store>,
     config: &Config,

@@ -84,9 +84,10 @@ impl Runtime {
     /// The runtime with every slot bound as the stored bindings and the config say
     /// (see `bind::restore`).
     pub async fn new(config: &Config, store: Arc<crate::store::Store>) -> anyhow::Result<Runtime> {
-        let engine = engine::engine(&config.limits)?;
-        let loader = Loader::new(&engine, ComponentCache::new(&engine, config.cache_dir())?)?;
-        bind::restore(engine, loader, store, config).await
+        let built = engine::engine(&config.limits)?;
+        let engine = &built.engine;
+        let loader = Loader::new(engine, ComponentCache::new(engine, config.cache_dir())?)?;
+        bind::restore(built, loader, store, config).await
     }
 
     /// The policy that decides a tenant's requests: its component and config.
@@ -141,10 +142,10 @@ pub struct Calls {
 }
 
 impl Calls {
-    fn new(engine: Engine) -> anyhow::Result<Calls> {
+    fn new(built: engine::Built) -> anyhow::Result<Calls> {
         Ok(Calls {
-            engine,
-            reaper: Reaper::start()?,
+            engine: built.engine,
+            reaper: Reaper::start(built.cheap_reset_bytes)?,
         })
     }
 
