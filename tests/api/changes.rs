@@ -6,100 +6,18 @@
 use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
 // Helpers (local to this file).
 
-const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
-
-fn env(sid: &str) -> String {
-    format!("/v1/sessions/{sid}/resources/environments/default")
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn fs_url(sid: &str, path: &str) -> String {
-    format!("{}/filesystem/{}", env(sid), pct(path))
-}
-
 fn changes_url(sid: &str) -> String {
-    format!("{}/changes", env(sid))
+    format!("{}/changes", env_url(sid))
 }
 
 fn diff_url(sid: &str, path: &str) -> String {
-    format!("{}/diff/{}", env(sid), pct(path))
-}
-
-fn workspace(server: &Server, sid: &str) -> PathBuf {
-    server.data_dir().join("workspaces").join(sid)
-}
-
-/// Writes a file (parents created); a `rel` ending in `/` makes a directory.
-fn plant(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
-    let p = root.join(rel);
-    if rel.ends_with('/') {
-        std::fs::create_dir_all(p).unwrap();
-        return;
-    }
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
-fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn b64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard-alphabet base64, padding optional; `None` for anything else.
-fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits & 0xff) as u8);
-        }
-    }
-    Some(out)
+    format!("{}/diff/{}", env_url(sid), pct(path, true))
 }
 
 /// The bytes of a base64 side of a diff.
@@ -141,18 +59,14 @@ async fn from_template(files: &[(&str, &str)]) -> (Server, String, tempfile::Tem
     serve_template(template_dir(files)).await
 }
 
-async fn send(server: &Server, method: Method, url: &str, body: Value) -> (StatusCode, Value) {
-    let rb = server.request(method, url, Some(ACME)).json(&body);
-    json_of(rb.send().await.unwrap()).await
-}
-
 /// `PUT` a UTF-8 file through the API, asserting success.
 async fn write(server: &Server, sid: &str, path: &str, content: &str) {
-    let (status, body) = send(
+    let (status, body) = send_json(
         server,
         Method::PUT,
         &fs_url(sid, path),
-        json!({"content": content}),
+        ACME,
+        &json!({"content": content}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "PUT {path}: {body}");
@@ -160,11 +74,12 @@ async fn write(server: &Server, sid: &str, path: &str, content: &str) {
 
 /// `PUT` raw bytes (base64) through the API, asserting success.
 async fn write_bytes(server: &Server, sid: &str, path: &str, bytes: &[u8]) {
-    let (status, body) = send(
+    let (status, body) = send_json(
         server,
         Method::PUT,
         &fs_url(sid, path),
-        json!({"content": b64_encode(bytes), "encoding": "base64"}),
+        ACME,
+        &json!({"content": b64_encode(bytes), "encoding": "base64"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "PUT {path}: {body}");
@@ -172,11 +87,12 @@ async fn write_bytes(server: &Server, sid: &str, path: &str, bytes: &[u8]) {
 
 /// `PATCH` an edit through the API, asserting success.
 async fn edit(server: &Server, sid: &str, path: &str, old: &str, new: &str) {
-    let (status, body) = send(
+    let (status, body) = send_json(
         server,
         Method::PATCH,
         &fs_url(sid, path),
-        json!({"old_text": old, "new_text": new}),
+        ACME,
+        &json!({"old_text": old, "new_text": new}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "PATCH {path}: {body}");
@@ -196,11 +112,7 @@ async fn remove(server: &Server, sid: &str, path: &str, recursive: bool) {
 /// Runs `command` in the environment; it must exit 0.
 async fn sh(server: &Server, sid: &str, command: &str) -> Value {
     let (status, body) = server
-        .post(
-            &format!("{}/shell", env(sid)),
-            ACME,
-            json!({"command": command}),
-        )
+        .post(&shell_path(sid), ACME, json!({"command": command}))
         .await;
     assert_eq!(status, StatusCode::OK, "{command}: {body}");
     assert_eq!(body["exit_code"], 0, "{command}: {body}");
@@ -625,7 +537,7 @@ async fn diff_of_a_symlink_shows_its_target_when_it_stays_inside() {
     );
     assert_eq!(diff(&server, &sid, "d/e/up").await["after"], "../d/f.txt");
     // A target climbing above the root would reveal what lies outside.
-    let url = format!("{}/diff/d/e/out", env(&sid));
+    let url = format!("{}/diff/d/e/out", env_url(&sid));
     assert_error(&server.get(&url, ACME).await, 403, "path_forbidden");
 }
 
@@ -1044,7 +956,7 @@ async fn bad_diff_requests_are_400() {
         "%2Fetc%2Fpasswd",
         "a%2F..%2F..%2Fx",
     ] {
-        let url = format!("{}/diff/{escape}", env(&sid));
+        let url = format!("{}/diff/{escape}", env_url(&sid));
         assert_error(&server.get(&url, ACME).await, 400, "invalid_path");
     }
 }
