@@ -541,6 +541,94 @@ async fn diff_of_a_symlink_shows_its_target_when_it_stays_inside() {
     assert_error(&server.get(&url, ACME).await, 403, "path_forbidden");
 }
 
+/// Asserts that reading `path` and diffing it (plain and unified) are each refused
+/// with `status` and `code`.
+async fn assert_read_and_diff_refused(
+    server: &Server,
+    sid: &str,
+    path: &str,
+    status: u16,
+    code: &str,
+) {
+    for (what, url) in [
+        ("read", fs_url(sid, path)),
+        ("diff", diff_url(sid, path)),
+        (
+            "unified diff",
+            format!("{}?format=unified", diff_url(sid, path)),
+        ),
+    ] {
+        let got = server.get(&url, ACME).await;
+        assert_eq!(
+            (got.0.as_u16(), &got.1["error"]["code"]),
+            (status, &json!(code)),
+            "{what} of {path}: {}",
+            got.1
+        );
+        assert!(got.1["error"]["message"].is_string(), "{}", got.1);
+    }
+}
+
+#[tokio::test]
+async fn diff_of_a_self_referencing_symlink_is_refused_like_read() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let ws = workspace(&server, &sid);
+    std::os::unix::fs::symlink("link_loop", ws.join("link_loop")).unwrap();
+    // Listed: a link is a file whose content is its target.
+    assert_eq!(
+        changes(&server, &sid).await,
+        pairs(&[("link_loop", "created")])
+    );
+    // Every filesystem operation that follows it refuses it: a loop never resolves.
+    let url = fs_url(&sid, "link_loop");
+    assert_error(
+        &server.get(&format!("{url}?format=raw"), ACME).await,
+        400,
+        "invalid_path",
+    );
+    for (method, body) in [
+        (Method::PUT, json!({"content": "x"})),
+        (Method::PATCH, json!({"old_text": "x", "new_text": "y"})),
+    ] {
+        assert_error(
+            &send_json(&server, method, &url, ACME, &body).await,
+            400,
+            "invalid_path",
+        );
+    }
+    // And so does its diff, with the same status and code as the read.
+    assert_read_and_diff_refused(&server, &sid, "link_loop", 400, "invalid_path").await;
+}
+
+#[tokio::test]
+async fn diff_refuses_symlink_cycles_and_links_leading_outside_as_read_does() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let ws = workspace(&server, &sid);
+    let links = [
+        ("a", "b"),
+        ("b", "a"),
+        ("via_cycle", "a/x"),
+        ("abs_out", "/etc/hostname"),
+        ("rel_out", "../outside.txt"),
+        ("out_dir", "/etc"),
+        ("through_out", "out_dir/hostname"),
+    ];
+    for (link, target) in links {
+        std::os::unix::fs::symlink(target, ws.join(link)).unwrap();
+    }
+    let mut listed: Vec<(&str, &str)> = links.iter().map(|(l, _)| (*l, "created")).collect();
+    listed.sort();
+    assert_eq!(changes(&server, &sid).await, pairs(&listed));
+    for link in ["a", "b", "via_cycle"] {
+        assert_read_and_diff_refused(&server, &sid, link, 400, "invalid_path").await;
+    }
+    for link in ["abs_out", "rel_out", "out_dir", "through_out"] {
+        assert_read_and_diff_refused(&server, &sid, link, 403, "path_forbidden").await;
+    }
+}
+
 #[tokio::test]
 async fn ignored_directories_and_editor_swap_files_are_not_listed() {
     let server = Server::start().await;
