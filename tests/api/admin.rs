@@ -7,7 +7,6 @@ use crate::common::*;
 use reqwest::{Client, Method, RequestBuilder, StatusCode, multipart};
 use reshost::testing::SlotName;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -34,10 +33,6 @@ pub const POLICY_RULES: &[u8] = reshost_test_artifacts::POLICY_RULES.wasm;
 
 /// The start of an ELF executable.
 pub const ELF: &[u8] = b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0";
-
-/// The two tenants of `common.rs`, for configs written here.
-const TENANTS: &str = "\n[[tenants]]\nname = \"acme\"\ntokens = [\"acme-token\"]\n\n\
-                       [[tenants]]\nname = \"globex\"\ntokens = [\"globex-token\"]\n";
 
 /// A test server with the admin API on (`extra`: more tables of config).
 pub async fn admin_server(extra: &str) -> Server {
@@ -270,10 +265,8 @@ impl Host {
     /// usual top-level keys, the admin token, `extra`, the two tenants.
     pub fn write_config(&self, extra: &str) {
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n\
-             [admin]\ntokens = [{ADMIN:?}]\n{extra}\n{TENANTS}",
-            self.dir.path().join("data"),
-            shared_cache_dir(),
+            "{}[admin]\ntokens = [{ADMIN:?}]\n{extra}\n{TENANTS}",
+            config_preamble(self.dir.path())
         );
         let tmp = self.dir.path().join("reshost.toml.new");
         std::fs::write(&tmp, config).unwrap();
@@ -303,20 +296,9 @@ impl Host {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stdout = child.stdout.take().unwrap();
         self.child = Some(child);
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("listening on ") {
-                        break url.trim().to_owned();
-                    }
-                }
-                _ => panic!("reshost did not start: {}", self.log()),
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        self.base = addr;
+        self.base = listening_address(stdout, || self.log());
     }
 
     /// SIGTERM; the server must exit cleanly.
@@ -765,11 +747,7 @@ async fn refused_components_leave_every_slot_as_it_was_and_serving() {
     // The old components keep serving: files, environments, the policy.
     assert_files_handler(&server, &sid, false).await;
     let (status, body) = server
-        .post(
-            &format!("/v1/sessions/{sid}/resources/environments/default/shell"),
-            ACME,
-            json!({"command": "echo still"}),
-        )
+        .post(&shell_path(&sid), ACME, json!({"command": "echo still"}))
         .await;
     assert_eq!(
         (status, &body["stdout"]),

@@ -6,100 +6,18 @@
 use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------------------
 // Helpers (local to this file).
 
-const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
-
-fn env(sid: &str) -> String {
-    format!("/v1/sessions/{sid}/resources/environments/default")
-}
-
-/// Percent-encodes everything but unreserved characters and `/`.
-fn pct(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn fs_url(sid: &str, path: &str) -> String {
-    format!("{}/filesystem/{}", env(sid), pct(path))
-}
-
 fn changes_url(sid: &str) -> String {
-    format!("{}/changes", env(sid))
+    format!("{}/changes", env_url(sid))
 }
 
 fn diff_url(sid: &str, path: &str) -> String {
-    format!("{}/diff/{}", env(sid), pct(path))
-}
-
-fn workspace(server: &Server, sid: &str) -> PathBuf {
-    server.data_dir().join("workspaces").join(sid)
-}
-
-/// Writes a file (parents created); a `rel` ending in `/` makes a directory.
-fn plant(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
-    let p = root.join(rel);
-    if rel.ends_with('/') {
-        std::fs::create_dir_all(p).unwrap();
-        return;
-    }
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
-fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn b64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard-alphabet base64, padding optional; `None` for anything else.
-fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits & 0xff) as u8);
-        }
-    }
-    Some(out)
+    format!("{}/diff/{}", env_url(sid), pct(path, true))
 }
 
 /// The bytes of a base64 side of a diff.
@@ -141,18 +59,14 @@ async fn from_template(files: &[(&str, &str)]) -> (Server, String, tempfile::Tem
     serve_template(template_dir(files)).await
 }
 
-async fn send(server: &Server, method: Method, url: &str, body: Value) -> (StatusCode, Value) {
-    let rb = server.request(method, url, Some(ACME)).json(&body);
-    json_of(rb.send().await.unwrap()).await
-}
-
 /// `PUT` a UTF-8 file through the API, asserting success.
 async fn write(server: &Server, sid: &str, path: &str, content: &str) {
-    let (status, body) = send(
+    let (status, body) = send_json(
         server,
         Method::PUT,
         &fs_url(sid, path),
-        json!({"content": content}),
+        ACME,
+        &json!({"content": content}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "PUT {path}: {body}");
@@ -160,11 +74,12 @@ async fn write(server: &Server, sid: &str, path: &str, content: &str) {
 
 /// `PUT` raw bytes (base64) through the API, asserting success.
 async fn write_bytes(server: &Server, sid: &str, path: &str, bytes: &[u8]) {
-    let (status, body) = send(
+    let (status, body) = send_json(
         server,
         Method::PUT,
         &fs_url(sid, path),
-        json!({"content": b64_encode(bytes), "encoding": "base64"}),
+        ACME,
+        &json!({"content": b64_encode(bytes), "encoding": "base64"}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "PUT {path}: {body}");
@@ -172,11 +87,12 @@ async fn write_bytes(server: &Server, sid: &str, path: &str, bytes: &[u8]) {
 
 /// `PATCH` an edit through the API, asserting success.
 async fn edit(server: &Server, sid: &str, path: &str, old: &str, new: &str) {
-    let (status, body) = send(
+    let (status, body) = send_json(
         server,
         Method::PATCH,
         &fs_url(sid, path),
-        json!({"old_text": old, "new_text": new}),
+        ACME,
+        &json!({"old_text": old, "new_text": new}),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "PATCH {path}: {body}");
@@ -196,11 +112,7 @@ async fn remove(server: &Server, sid: &str, path: &str, recursive: bool) {
 /// Runs `command` in the environment; it must exit 0.
 async fn sh(server: &Server, sid: &str, command: &str) -> Value {
     let (status, body) = server
-        .post(
-            &format!("{}/shell", env(sid)),
-            ACME,
-            json!({"command": command}),
-        )
+        .post(&shell_path(sid), ACME, json!({"command": command}))
         .await;
     assert_eq!(status, StatusCode::OK, "{command}: {body}");
     assert_eq!(body["exit_code"], 0, "{command}: {body}");
@@ -625,8 +537,96 @@ async fn diff_of_a_symlink_shows_its_target_when_it_stays_inside() {
     );
     assert_eq!(diff(&server, &sid, "d/e/up").await["after"], "../d/f.txt");
     // A target climbing above the root would reveal what lies outside.
-    let url = format!("{}/diff/d/e/out", env(&sid));
+    let url = format!("{}/diff/d/e/out", env_url(&sid));
     assert_error(&server.get(&url, ACME).await, 403, "path_forbidden");
+}
+
+/// Asserts that reading `path` and diffing it (plain and unified) are each refused
+/// with `status` and `code`.
+async fn assert_read_and_diff_refused(
+    server: &Server,
+    sid: &str,
+    path: &str,
+    status: u16,
+    code: &str,
+) {
+    for (what, url) in [
+        ("read", fs_url(sid, path)),
+        ("diff", diff_url(sid, path)),
+        (
+            "unified diff",
+            format!("{}?format=unified", diff_url(sid, path)),
+        ),
+    ] {
+        let got = server.get(&url, ACME).await;
+        assert_eq!(
+            (got.0.as_u16(), &got.1["error"]["code"]),
+            (status, &json!(code)),
+            "{what} of {path}: {}",
+            got.1
+        );
+        assert!(got.1["error"]["message"].is_string(), "{}", got.1);
+    }
+}
+
+#[tokio::test]
+async fn diff_of_a_self_referencing_symlink_is_refused_like_read() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let ws = workspace(&server, &sid);
+    std::os::unix::fs::symlink("link_loop", ws.join("link_loop")).unwrap();
+    // Listed: a link is a file whose content is its target.
+    assert_eq!(
+        changes(&server, &sid).await,
+        pairs(&[("link_loop", "created")])
+    );
+    // Every filesystem operation that follows it refuses it: a loop never resolves.
+    let url = fs_url(&sid, "link_loop");
+    assert_error(
+        &server.get(&format!("{url}?format=raw"), ACME).await,
+        400,
+        "invalid_path",
+    );
+    for (method, body) in [
+        (Method::PUT, json!({"content": "x"})),
+        (Method::PATCH, json!({"old_text": "x", "new_text": "y"})),
+    ] {
+        assert_error(
+            &send_json(&server, method, &url, ACME, &body).await,
+            400,
+            "invalid_path",
+        );
+    }
+    // And so does its diff, with the same status and code as the read.
+    assert_read_and_diff_refused(&server, &sid, "link_loop", 400, "invalid_path").await;
+}
+
+#[tokio::test]
+async fn diff_refuses_symlink_cycles_and_links_leading_outside_as_read_does() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let ws = workspace(&server, &sid);
+    let links = [
+        ("a", "b"),
+        ("b", "a"),
+        ("via_cycle", "a/x"),
+        ("abs_out", "/etc/hostname"),
+        ("rel_out", "../outside.txt"),
+        ("out_dir", "/etc"),
+        ("through_out", "out_dir/hostname"),
+    ];
+    for (link, target) in links {
+        std::os::unix::fs::symlink(target, ws.join(link)).unwrap();
+    }
+    let mut listed: Vec<(&str, &str)> = links.iter().map(|(l, _)| (*l, "created")).collect();
+    listed.sort();
+    assert_eq!(changes(&server, &sid).await, pairs(&listed));
+    for link in ["a", "b", "via_cycle"] {
+        assert_read_and_diff_refused(&server, &sid, link, 400, "invalid_path").await;
+    }
+    for link in ["abs_out", "rel_out", "out_dir", "through_out"] {
+        assert_read_and_diff_refused(&server, &sid, link, 403, "path_forbidden").await;
+    }
 }
 
 #[tokio::test]
@@ -1044,7 +1044,7 @@ async fn bad_diff_requests_are_400() {
         "%2Fetc%2Fpasswd",
         "a%2F..%2F..%2Fx",
     ] {
-        let url = format!("{}/diff/{escape}", env(&sid));
+        let url = format!("{}/diff/{escape}", env_url(&sid));
         assert_error(&server.get(&url, ACME).await, 400, "invalid_path");
     }
 }

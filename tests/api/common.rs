@@ -6,15 +6,15 @@ use reqwest::{Client, Method, RequestBuilder, Response, StatusCode, multipart};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Tokens of the two tenants every test server has.
 pub const ACME: &str = "acme-token";
 pub const GLOBEX: &str = "globex-token";
 
-/// The config every test server starts from; tests append their own sections.
-const BASE_CONFIG: &str = r#"
+/// The config tables of the two test tenants; every test server's config ends with them.
+pub const TENANTS: &str = r#"
 [[tenants]]
 name = "acme"
 tokens = ["acme-token"]
@@ -23,6 +23,9 @@ tokens = ["acme-token"]
 name = "globex"
 tokens = ["globex-token"]
 "#;
+
+/// A well-formed session id that no server ever issued.
+pub const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
 
 pub struct Server {
     child: Option<Child>,
@@ -34,6 +37,35 @@ pub struct Server {
 
 pub fn shared_cache_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+/// The top-level config keys of a test server in `dir`: a free port, `dir/data`, the
+/// shared component cache.
+pub fn config_preamble(dir: &Path) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n",
+        dir.join("data"),
+        shared_cache_dir()
+    )
+}
+
+/// Reads a starting server's stdout until it prints its address and returns that
+/// URL (panicking with `log()` if it ends first); the rest is drained in the background.
+pub fn listening_address(stdout: ChildStdout, log: impl FnOnce() -> String) -> String {
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(url) = line.strip_prefix("listening on ") {
+                    break url.trim().to_owned();
+                }
+            }
+            _ => panic!("reshost did not start: {}", log()),
+        }
+    };
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    addr
 }
 
 impl Server {
@@ -51,11 +83,7 @@ impl Server {
     /// As `with_config`, with the server's directory (data dir, config) made in `parent`.
     pub async fn with_config_in(parent: &Path, extra: &str) -> Server {
         let dir = tempfile::tempdir_in(parent).unwrap();
-        let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n{extra}\n{BASE_CONFIG}",
-            dir.path().join("data"),
-            shared_cache_dir(),
-        );
+        let config = format!("{}{extra}\n{TENANTS}", config_preamble(dir.path()));
         let mut server = Server {
             child: None,
             base: String::new(),
@@ -87,20 +115,7 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            match lines.next() {
-                Some(Ok(line)) => {
-                    if let Some(url) = line.strip_prefix("listening on ") {
-                        break url.trim().to_owned();
-                    }
-                }
-                _ => panic!("reshost did not start: {}", self.stderr()),
-            }
-        };
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        self.base = addr;
+        self.base = listening_address(child.stdout.take().unwrap(), || self.stderr());
         self.child = Some(child);
     }
 
@@ -313,4 +328,140 @@ pub fn host_pids(argv: &[&str]) -> Vec<u32> {
             (cmdline == want.as_bytes()).then_some(pid)
         })
         .collect()
+}
+
+/// The current time in unix seconds, to compare timestamps the server reports.
+pub fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A file's mtime in unix seconds, to compare with a reported `modified_at`.
+pub fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .unwrap()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+// ---------------------------------------------------------------------------
+// The default environment.
+
+/// The URL path of a session's `default` environment.
+pub fn env_url(sid: &str) -> String {
+    format!("/v1/sessions/{sid}/resources/environments/default")
+}
+
+/// The URL path of a session's `shell` endpoint.
+pub fn shell_path(sid: &str) -> String {
+    format!("{}/shell", env_url(sid))
+}
+
+/// Percent-encodes everything but unreserved characters (and `/` when `keep_slash`).
+pub fn pct(s: &str, keep_slash: bool) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The URL path of `path` (environment-relative, `/`-separated; empty: the root) in
+/// the filesystem.
+pub fn fs_url(sid: &str, path: &str) -> String {
+    let root = format!("{}/filesystem", env_url(sid));
+    if path.is_empty() {
+        root
+    } else {
+        format!("{root}/{}", pct(path, true))
+    }
+}
+
+/// The directory of a session's workspace on the server's disk.
+pub fn workspace(server: &Server, sid: &str) -> PathBuf {
+    server.data_dir().join("workspaces").join(sid)
+}
+
+/// Writes a file under `root` directly (parents created); a `rel` ending in `/` makes
+/// a directory.
+pub fn plant(root: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
+    let p = root.join(rel);
+    if rel.ends_with('/') {
+        std::fs::create_dir_all(p).unwrap();
+        return;
+    }
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, bytes).unwrap();
+}
+
+/// Sends `body` as JSON with the token; the status and JSON answer.
+pub async fn send_json(
+    server: &Server,
+    method: Method,
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let rb = server.request(method, url, Some(token)).json(body);
+    json_of(rb.send().await.unwrap()).await
+}
+
+// ---------------------------------------------------------------------------
+// Base64 (the API's `encoding: "base64"`).
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Standard-alphabet base64 with padding, to send binary content.
+pub fn b64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = (chunk[0] as u32) << 16
+            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
+            | *chunk.get(2).unwrap_or(&0) as u32;
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Standard-alphabet base64, padding optional; `None` for anything else.
+pub fn b64_decode(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes() {
+        let v = B64.iter().position(|&b| b == c)? as u32;
+        acc = acc << 6 | v;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[test]
+fn base64_helpers_round_trip() {
+    assert_eq!(b64_encode(b""), "");
+    assert_eq!(b64_encode(b"f"), "Zg==");
+    assert_eq!(b64_encode(b"fo"), "Zm8=");
+    assert_eq!(b64_encode(b"foo"), "Zm9v");
+    assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
+    let all: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+    for n in 0..all.len() {
+        assert_eq!(b64_decode(&b64_encode(&all[..n])).unwrap(), &all[..n]);
+    }
 }

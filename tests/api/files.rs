@@ -4,13 +4,12 @@ use crate::common::*;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, Response, StatusCode, multipart};
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 // ---------------------------------------------------------------------------
 // Helpers (local to this file).
 
-const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
 const UNKNOWN_FILE: &str = "file_00000000000000000000000000000000";
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -20,13 +19,6 @@ fn file_path(session: &str, file: &str) -> String {
 
 fn content_path(session: &str, file: &str) -> String {
     format!("{}/{file}/content", files_path(session))
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 fn is_lower_hex(s: &str, len: usize) -> bool {

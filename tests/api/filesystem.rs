@@ -6,73 +6,13 @@ use crate::common::*;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
 
 // ---------------------------------------------------------------------------
 // Helpers (local to this file).
 
-const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Percent-encodes everything but unreserved characters (and `/` when `keep_slash`).
-fn pct(s: &str, keep_slash: bool) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn fs_root(sid: &str) -> String {
-    format!("/v1/sessions/{sid}/resources/environments/default/filesystem")
-}
-
-/// The URL path of `path` (environment-relative, `/`-separated) in the filesystem.
-fn fs_url(sid: &str, path: &str) -> String {
-    if path.is_empty() {
-        fs_root(sid)
-    } else {
-        format!("{}/{}", fs_root(sid), pct(path, true))
-    }
-}
-
-fn workspace(server: &Server, sid: &str) -> PathBuf {
-    let ws = server.data_dir().join("workspaces").join(sid);
-    std::fs::create_dir_all(&ws).unwrap();
-    ws
-}
-
-/// Writes a file into the workspace directly (parents created).
-fn plant(ws: &Path, rel: &str, bytes: impl AsRef<[u8]>) {
-    let p = ws.join(rel);
-    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-    std::fs::write(p, bytes).unwrap();
-}
-
 fn on_disk(ws: &Path, rel: &str) -> Option<Vec<u8>> {
     std::fs::read(ws.join(rel)).ok()
-}
-
-async fn send_json(
-    server: &Server,
-    method: Method,
-    url: &str,
-    token: &str,
-    body: &Value,
-) -> (StatusCode, Value) {
-    let rb = server.request(method, url, Some(token)).json(body);
-    json_of(rb.send().await.unwrap()).await
 }
 
 async fn send_text(
@@ -128,63 +68,6 @@ async fn raw_bytes(server: &Server, sid: &str, path: &str) -> Vec<u8> {
         "raw {path}: {headers:?}"
     );
     bytes
-}
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn b64_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Standard-alphabet base64, padding optional; `None` for anything else.
-fn b64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes() {
-        let v = B64.iter().position(|&b| b == c)? as u32;
-        acc = acc << 6 | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits & 0xff) as u8);
-        }
-    }
-    Some(out)
-}
-
-#[test]
-fn base64_helpers_round_trip() {
-    assert_eq!(b64_encode(b""), "");
-    assert_eq!(b64_encode(b"f"), "Zg==");
-    assert_eq!(b64_encode(b"fo"), "Zm8=");
-    assert_eq!(b64_encode(b"foo"), "Zm9v");
-    assert_eq!(b64_encode(b"foobar"), "Zm9vYmFy");
-    let all: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
-    for n in 0..all.len() {
-        assert_eq!(b64_decode(&b64_encode(&all[..n])).unwrap(), &all[..n]);
-    }
-}
-
-fn mtime_secs(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .unwrap()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// Asserts the entry object of `path` (kind `file`/`directory`/`symlink`), checking
@@ -371,7 +254,9 @@ async fn subdirectory_listing_has_its_base_and_full_paths() {
         "src/lib/util.rs",
         "file",
     );
-    let (status, body) = server.get(&format!("{}/src/", fs_root(&sid)), ACME).await;
+    let (status, body) = server
+        .get(&format!("{}/src/", fs_url(&sid, "")), ACME)
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(assert_listing(&body, "src"), ["src/main.py", "src/lib"]);
 
@@ -416,7 +301,7 @@ async fn listing_orders_by_name_desc_by_default_and_asc_on_request() {
         ("order=asc", ["a.txt", "b.md", "k", "m.txt", "z.txt"]),
     ] {
         let (status, body) = server
-            .get(&format!("{}?{query}", fs_root(&sid)), ACME)
+            .get(&format!("{}?{query}", fs_url(&sid, "")), ACME)
             .await;
         assert_eq!(status, StatusCode::OK, "?{query}: {body}");
         assert_eq!(assert_listing(&body, ""), expected, "?{query}");
@@ -521,12 +406,12 @@ async fn listing_parameters_out_of_range_are_400_invalid_input() {
         "after=nope.txt",
     ] {
         let got = server
-            .get(&format!("{}?{query}", fs_root(&sid)), ACME)
+            .get(&format!("{}?{query}", fs_url(&sid, "")), ACME)
             .await;
         assert_error(&got, 400, "invalid_input");
     }
     let (status, body) = server
-        .get(&format!("{}?limit=1", fs_root(&sid)), ACME)
+        .get(&format!("{}?limit=1", fs_url(&sid, "")), ACME)
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(assert_listing(&body, ""), ["b.txt"]);
@@ -1009,8 +894,8 @@ async fn put_onto_a_directory_or_the_root_is_refused_and_changes_nothing() {
     plant(&ws, "dir/inner.txt", "inner");
     for url in [
         fs_url(&sid, "dir"),
-        fs_root(&sid),
-        format!("{}/", fs_root(&sid)),
+        fs_url(&sid, ""),
+        format!("{}/", fs_url(&sid, "")),
     ] {
         let (status, body) =
             send_json(&server, Method::PUT, &url, ACME, &json!({"content": "x"})).await;
@@ -1457,10 +1342,10 @@ async fn delete_of_the_root_is_400_and_changes_nothing() {
     let ws = workspace(&server, &sid);
     plant(&ws, "keep/me.txt", "precious");
     for url in [
-        fs_root(&sid),
-        format!("{}/", fs_root(&sid)),
-        format!("{}?recursive=true", fs_root(&sid)),
-        format!("{}/?recursive=true", fs_root(&sid)),
+        fs_url(&sid, ""),
+        format!("{}/", fs_url(&sid, "")),
+        format!("{}?recursive=true", fs_url(&sid, "")),
+        format!("{}/?recursive=true", fs_url(&sid, "")),
     ] {
         let got = server.delete(&url, ACME).await;
         assert_eq!(got.0.as_u16(), 400, "DELETE {url}: {}", got.1);

@@ -18,7 +18,7 @@ const POLICY_UPLOADS: &[u8] = reshost_test_artifacts::POLICY_UPLOADS.wasm;
 // Helpers.
 
 fn env_path(sid: &str, rest: &str) -> String {
-    format!("/v1/sessions/{sid}/resources/environments/default/{rest}")
+    format!("{}/{rest}", env_url(sid))
 }
 
 fn fs_path(sid: &str, path: &str) -> String {
@@ -67,7 +67,7 @@ async fn written(server: &Server, token: &str, sid: &str, path: &str, content: &
 
 /// A file of the session's workspace, read from the disk (not through the API).
 fn on_disk(server: &Server, sid: &str, path: &str) -> Option<String> {
-    std::fs::read_to_string(server.data_dir().join("workspaces").join(sid).join(path)).ok()
+    std::fs::read_to_string(workspace(server, sid).join(path)).ok()
 }
 
 /// Asserts a policy's denial: `403 forbidden` with every fragment in the message.

@@ -18,10 +18,6 @@ use std::time::{Duration, Instant};
 
 const SENTINEL: &str = "globex-sentinel-7f3a";
 
-fn shell_path(sid: &str) -> String {
-    format!("/v1/sessions/{sid}/resources/environments/default/shell")
-}
-
 /// Runs `command` in `sid` as the token's tenant; the answer must be 200.
 async fn run(server: &Server, token: &str, sid: &str, command: &str, timeout: u64) -> Value {
     let (status, body) = server
@@ -107,7 +103,7 @@ impl Targets {
             .unwrap()
             .status();
         assert!(status.is_success(), "{status}");
-        let victim = server.data_dir().join("workspaces").join(&victim_id);
+        let victim = workspace(server, &victim_id);
         assert_eq!(
             std::fs::read_to_string(victim.join("secret.txt")).unwrap(),
             SENTINEL,
@@ -261,11 +257,7 @@ impl Targets {
 async fn assert_confined(server: &Server) {
     let targets = Targets::new(server).await;
     let sid = terminal_session(server, ACME).await;
-    let own = server
-        .data_dir()
-        .join("workspaces")
-        .join(&sid)
-        .join("own.txt");
+    let own = workspace(server, &sid).join("own.txt");
     std::fs::write(&own, "own-content").unwrap();
     let script: Vec<String> = targets.probes().into_iter().map(|(_, p)| p).collect();
     let shell = output(server, &sid, &format!("{}\ncat own.txt", script.join("\n"))).await;
@@ -330,7 +322,7 @@ async fn a_data_dir_reached_through_a_symlink_still_serves_commands() {
     let sid = server.session(ACME).await;
     let body = run(&server, ACME, &sid, "touch made && pwd", 30).await;
     assert_eq!(body["exit_code"], 0, "{body}");
-    let ws = server.data_dir().join("workspaces").join(&sid);
+    let ws = workspace(&server, &sid);
     assert!(ws.join("made").exists());
     assert_eq!(
         body["stdout"].as_str().unwrap().trim(),
@@ -466,7 +458,7 @@ async fn cpu_time_file_size_and_extra_read_write_paths_are_applied() {
         std::fs::read_to_string(shared.path().join("note")).unwrap(),
         "granted\n"
     );
-    let big = server.data_dir().join("workspaces").join(&sid).join("big");
+    let big = workspace(&server, &sid).join("big");
     assert_eq!(std::fs::metadata(big).unwrap().len(), 1048576);
 }
 
@@ -529,7 +521,7 @@ async fn deleting_the_session_ends_its_running_commands() {
 async fn toolchains_cwd_env_and_a_private_persistent_tmp_work_inside() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
-    let ws = server.data_dir().join("workspaces").join(&sid);
+    let ws = workspace(&server, &sid);
     std::fs::create_dir(ws.join("sub")).unwrap();
     let (status, body) = server
         .post(

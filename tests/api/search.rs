@@ -5,7 +5,7 @@ use crate::common::*;
 use serde_json::{Value, json};
 
 async fn searched(server: &Server, sid: &str, query: &str) -> (reqwest::StatusCode, Value) {
-    let path = format!("/v1/sessions/{sid}/resources/environments/default/search?{query}");
+    let path = format!("{}/search?{query}", env_url(sid));
     server.get(&path, ACME).await
 }
 
@@ -21,7 +21,7 @@ fn paths(body: &Value) -> Vec<&str> {
 /// A session whose workspace holds a small tree.
 async fn tree(server: &Server) -> String {
     let sid = server.session(ACME).await;
-    let root = server.data_dir().join("workspaces").join(&sid);
+    let root = workspace(server, &sid);
     for dir in ["src/a", "node_modules/x", "docs", "empty.d/Main"] {
         std::fs::create_dir_all(root.join(dir)).unwrap();
     }
@@ -108,7 +108,7 @@ async fn blank_q_bad_globs_and_bad_scopes_are_refused() {
         404,
         "path_not_found",
     );
-    let root = server.data_dir().join("workspaces").join(&sid);
+    let root = workspace(&server, &sid);
     std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
     assert_error(
         &searched(&server, &sid, "q=passwd&path=etc").await,
@@ -124,7 +124,7 @@ async fn blank_q_bad_globs_and_bad_scopes_are_refused() {
 async fn a_scope_through_a_link_inside_reports_paths_under_the_link() {
     let server = Server::start().await;
     let sid = tree(&server).await;
-    let root = server.data_dir().join("workspaces").join(&sid);
+    let root = workspace(&server, &sid);
     std::os::unix::fs::symlink("src/a", root.join("lib")).unwrap();
     let (status, body) = searched(&server, &sid, "q=lib/util&path=lib").await;
     assert_eq!(status, 200, "{body}");

@@ -4,14 +4,6 @@
 use crate::common::*;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// `conv_` followed by 32 lowercase hex digits.
 #[track_caller]
@@ -77,7 +69,7 @@ async fn create_session_returns_a_session_echoing_agent_and_metadata() {
         "allow_cwd_override": true, "scrollback_bytes": 1048576,
     }}});
     let metadata = json!({"any": "json", "nested": {"n": [1, 2, 3]}, "flag": true});
-    let before = unix_now();
+    let before = now_secs();
     let (status, body) = server
         .post(
             "/v1/sessions",
@@ -85,7 +77,7 @@ async fn create_session_returns_a_session_echoing_agent_and_metadata() {
             json!({"agent": agent, "metadata": metadata}),
         )
         .await;
-    let after = unix_now();
+    let after = now_secs();
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_session_id(&body["id"]);
     assert_eq!(body["object"], "session", "{body}");

@@ -5,10 +5,6 @@ use crate::common::*;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
-fn shell_path(sid: &str) -> String {
-    format!("/v1/sessions/{sid}/resources/environments/default/shell")
-}
-
 async fn shell(server: &Server, sid: &str, body: Value) -> (reqwest::StatusCode, Value) {
     server.post(&shell_path(sid), ACME, body).await
 }
@@ -182,7 +178,7 @@ async fn bad_requests_are_refused() {
         404,
         "path_not_found",
     );
-    let link = server.data_dir().join("workspaces").join(&sid).join("out");
+    let link = workspace(&server, &sid).join("out");
     std::os::unix::fs::symlink("/tmp", link).unwrap();
     assert_error(
         &shell(&server, &sid, json!({"command": "true", "cwd": "out"})).await,

@@ -19,16 +19,8 @@ impl Drop for Process {
     }
 }
 
-/// The top-level keys every config here starts with.
-fn preamble(dir: &Path) -> String {
-    format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ncache_dir = {:?}\n",
-        dir.join("data"),
-        shared_cache_dir()
-    )
-}
-
-const TENANTS: &str = "\n[[tenants]]\nname = \"acme\"\ntokens = [\"acme-token\"]\n";
+/// The `acme` tenant alone, for configs written here.
+const ONE_TENANT: &str = "\n[[tenants]]\nname = \"acme\"\ntokens = [\"acme-token\"]\n";
 
 fn serve(dir: &Path, config: &str, env: &[(&str, &str)]) -> Process {
     let path = dir.join("reshost.toml");
@@ -51,7 +43,7 @@ fn serve(dir: &Path, config: &str, env: &[(&str, &str)]) -> Process {
 /// Runs `reshost serve` on a config that must be refused; returns its exit status and stderr.
 fn refused(extra: &str) -> (ExitStatus, String) {
     let dir = tempfile::tempdir().unwrap();
-    let config = format!("{}{extra}\n", preamble(dir.path()));
+    let config = format!("{}{extra}\n", config_preamble(dir.path()));
     let mut process = serve(dir.path(), &config, &[]);
     let started = Instant::now();
     let status = loop {
@@ -97,20 +89,20 @@ fn assert_refused_naming(extra: &str, key: &str) {
 #[test]
 fn unknown_config_key_is_refused_naming_it() {
     assert_refused_naming(
-        &format!("[limits]\nmax_upload_bites = 5\n{TENANTS}"),
+        &format!("[limits]\nmax_upload_bites = 5\n{ONE_TENANT}"),
         "max_upload_bites",
     );
-    assert_refused_naming(&format!("lissen = \"127.0.0.1:0\"\n{TENANTS}"), "lissen");
+    assert_refused_naming(&format!("lissen = \"127.0.0.1:0\"\n{ONE_TENANT}"), "lissen");
 }
 
 #[test]
 fn wrongly_typed_config_value_is_refused_naming_the_key() {
     assert_refused_naming(
-        &format!("[limits]\nmax_upload_bytes = \"big\"\n{TENANTS}"),
+        &format!("[limits]\nmax_upload_bytes = \"big\"\n{ONE_TENANT}"),
         "max_upload_bytes",
     );
     assert_refused_naming(
-        &format!("[limits]\ncomponent_timeout_ms = -5\n{TENANTS}"),
+        &format!("[limits]\ncomponent_timeout_ms = -5\n{ONE_TENANT}"),
         "component_timeout_ms",
     );
 }
@@ -118,7 +110,7 @@ fn wrongly_typed_config_value_is_refused_naming_the_key() {
 #[test]
 fn a_zero_ping_interval_is_refused_naming_the_key() {
     assert_refused_naming(
-        &format!("[limits]\nterminal_ping_interval_ms = 0\n{TENANTS}"),
+        &format!("[limits]\nterminal_ping_interval_ms = 0\n{ONE_TENANT}"),
         "terminal_ping_interval_ms",
     );
 }
@@ -126,7 +118,7 @@ fn a_zero_ping_interval_is_refused_naming_the_key() {
 #[test]
 fn missing_component_file_is_refused_naming_the_slot() {
     assert_refused_naming(
-        &format!("[components]\nfiles = \"/nonexistent/handler.wasm\"\n{TENANTS}"),
+        &format!("[components]\nfiles = \"/nonexistent/handler.wasm\"\n{ONE_TENANT}"),
         "files",
     );
 }
@@ -140,7 +132,7 @@ fn tenant_without_tokens_is_refused() {
 #[test]
 fn missing_template_directory_is_refused_naming_the_template() {
     assert_refused_naming(
-        &format!("[templates]\nstarter = \"/nonexistent/template\"\n{TENANTS}"),
+        &format!("[templates]\nstarter = \"/nonexistent/template\"\n{ONE_TENANT}"),
         "starter",
     );
 }
@@ -152,8 +144,8 @@ fn valid_config_with_every_section_starts() {
     std::fs::create_dir(&template).unwrap();
     let config = format!(
         "{}[limits]\nmax_upload_bytes = 1000000\nmax_json_bytes = 4096\ncomponent_timeout_ms = 2000\n\
-         component_memory_bytes = 33554432\n[templates]\nstarter = {template:?}\n{TENANTS}",
-        preamble(dir.path())
+         component_memory_bytes = 33554432\n[templates]\nstarter = {template:?}\n{ONE_TENANT}",
+        config_preamble(dir.path())
     );
     let mut process = serve(dir.path(), &config, &[]);
     let line = BufReader::new(process.0.stdout.take().unwrap())
@@ -171,26 +163,15 @@ async fn reshost_token_env_is_the_default_tenants_token_without_configured_tenan
     let dir = tempfile::tempdir().unwrap();
     let mut process = serve(
         dir.path(),
-        &preamble(dir.path()),
+        &config_preamble(dir.path()),
         &[("RESHOST_TOKEN", "xyz")],
     );
-    let mut lines = BufReader::new(process.0.stdout.take().unwrap()).lines();
-    let base = loop {
-        match lines.next() {
-            Some(Ok(line)) => {
-                if let Some(url) = line.strip_prefix("listening on ") {
-                    break url.trim().to_owned();
-                }
-            }
-            _ => {
-                let mut stderr = String::new();
-                std::io::Read::read_to_string(process.0.stderr.as_mut().unwrap(), &mut stderr)
-                    .unwrap();
-                panic!("reshost did not start: {stderr}");
-            }
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let stdout = process.0.stdout.take().unwrap();
+    let base = listening_address(stdout, || {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(process.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        stderr
+    });
     let http = reqwest::Client::new();
 
     let response = http

@@ -18,8 +18,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 // ---------------------------------------------------------------------------
 // Helpers (local to this file).
 
-const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
-
 /// How long to wait for output that should come.
 const WITHIN: Duration = Duration::from_secs(5);
 
@@ -46,10 +44,6 @@ fn terminals(sid: &str) -> String {
 
 fn terminal(sid: &str, tid: &str) -> String {
     format!("{}/{tid}", terminals(sid))
-}
-
-fn workspace(server: &Server, sid: &str) -> std::path::PathBuf {
-    server.data_dir().join("workspaces").join(sid)
 }
 
 async fn launch(server: &Server, token: &str, sid: &str, body: Value) -> (StatusCode, Value) {

@@ -117,8 +117,12 @@ pub fn diff(path: &str, query: &[(String, String)], cap: u64) -> Result<String, 
     if shown.is_empty() {
         return Err(invalid_input("diff needs a file path"));
     }
-    // Changes are tracked by real paths; links inside the root lead to them, and
-    // links leading outside are refused here.
+    // A diff shows a symlink itself, not what it leads to, yet a path that reading
+    // refuses is refused alike, with the same error: a link in a loop (or one taking
+    // more than 40 links to resolve) is `400 invalid_path`, one leading outside,
+    // directly or through another link, `403 path_forbidden`.
+    resolve(&shown, true)?;
+    // Changes are tracked by real paths; links inside the root lead to them.
     let real = resolve(&shown, false)?;
     let changes = watch::changes().map_err(tracking_failed)?;
     let Some(change) = changes.iter().find(|c| c.path == real) else {
