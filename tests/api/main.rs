@@ -9,6 +9,7 @@ mod admin;
 mod changes;
 mod common;
 mod durability;
+mod embedding;
 mod escapes;
 mod files;
 mod filesystem;

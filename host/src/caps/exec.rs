@@ -89,6 +89,15 @@ struct Captured {
     truncated: bool,
 }
 
+impl Captured {
+    fn text(&self) -> (String, bool) {
+        (
+            String::from_utf8_lossy(&self.bytes).into_owned(),
+            self.truncated,
+        )
+    }
+}
+
 async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, cap: usize) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -100,6 +109,40 @@ async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, c
         let room = cap.saturating_sub(c.bytes.len());
         c.truncated |= n > room;
         c.bytes.extend_from_slice(&buf[..n.min(room)]);
+    }
+}
+
+/// A command's stdout and stderr, each read concurrently into its capped buffer.
+struct Outputs {
+    out: Arc<Mutex<Captured>>,
+    err: Arc<Mutex<Captured>>,
+    readers: [tokio::task::JoinHandle<()>; 2],
+}
+
+impl Outputs {
+    fn read(child: &mut tokio::process::Child, cap: usize) -> std::io::Result<Outputs> {
+        let unpiped = || std::io::Error::other("an output is not piped");
+        let stdout = child.stdout.take().ok_or_else(unpiped)?;
+        let stderr = child.stderr.take().ok_or_else(unpiped)?;
+        let (out, err) = (Arc::default(), Arc::default());
+        let readers = [
+            tokio::spawn(capture(stdout, Arc::clone(&out), cap)),
+            tokio::spawn(capture(stderr, Arc::clone(&err), cap)),
+        ];
+        Ok(Outputs { out, err, readers })
+    }
+
+    /// What was read, once both streams end or `DRAIN` has passed (a background
+    /// child may hold them open): stdout and stderr, each with whether it was cut.
+    async fn collect(self) -> ((String, bool), (String, bool)) {
+        let drain_until = Instant::now() + DRAIN;
+        for reader in self.readers {
+            let left = drain_until.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, reader).await.is_err() {
+                // Still held open by a background child: keep what was read.
+            }
+        }
+        (self.out.locked().text(), self.err.locked().text())
     }
 }
 
@@ -128,28 +171,35 @@ async fn exit_code(report: std::os::fd::OwnedFd) -> Option<i32> {
     Some(i32::from_le_bytes(code))
 }
 
-pub async fn run(
+/// A started command: the launcher, the sandbox's exit report (when confined),
+/// and the guard that kills what is left when dropped (on every way out, an
+/// abandoned call included).
+struct Started {
+    child: tokio::process::Child,
+    report: Option<std::os::fd::OwnedFd>,
+    guard: Guard,
+}
+
+/// Starts `bash -c COMMAND` confined, in `dir` inside `workspace`.
+fn start(
     workspace: &Path,
+    dir: &Path,
     limits: &ExecLimits,
-    command: Command,
-) -> std::io::Result<Result<Outcome, String>> {
-    let dir = match working_dir(workspace, &command.cwd) {
-        Ok(dir) => dir,
-        Err(e) => return Ok(Err(e.message)),
-    };
+    command: &Command,
+) -> std::io::Result<Started> {
     let mut prepared = limits
         .sandbox
         .prepare(Launch {
             session: &limits.session,
             ends_with_session: true,
             workspace,
-            cwd: &dir,
-            argv: vec![shell().into(), "-c".into(), command.command.into()],
+            cwd: dir,
+            argv: vec![shell().into(), "-c".into(), command.command.clone().into()],
             linger: true,
         })
         .map_err(std::io::Error::other)?;
     let mut cmd = tokio::process::Command::from(prepared.command());
-    cmd.current_dir(&dir)
+    cmd.current_dir(dir)
         .env_clear()
         .envs(limits.sandbox.env())
         .env("HOME", workspace)
@@ -160,25 +210,30 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let (mut child, report) = prepared.spawn(&mut cmd)?;
-    // Dropped on every way out: kills what is left (an abandoned call included).
+    let (child, report) = prepared.spawn(&mut cmd)?;
     let guard = prepared.guard;
     if let Some(pid) = child.id() {
         guard.started(pid);
     }
-    let (out, err) = (
-        Arc::new(Mutex::new(Captured::default())),
-        Arc::new(Mutex::new(Captured::default())),
-    );
-    let cap = limits.output_bytes;
-    let unpiped = || std::io::Error::other("an output is not piped");
-    let stdout = child.stdout.take().ok_or_else(unpiped)?;
-    let stderr = child.stderr.take().ok_or_else(unpiped)?;
-    let readers = [
-        tokio::spawn(capture(stdout, out.clone(), cap)),
-        tokio::spawn(capture(stderr, err.clone(), cap)),
-    ];
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(command.timeout_ms);
+    Ok(Started {
+        child,
+        report,
+        guard,
+    })
+}
+
+/// Waits for the shell to exit until `deadline`: its exit code (signals as
+/// 128 + n), or `None` and timed out. What it left running in the background
+/// runs on until the deadline.
+async fn wait(
+    started: Started,
+    deadline: tokio::time::Instant,
+) -> std::io::Result<(Option<i32>, bool)> {
+    let Started {
+        mut child,
+        report,
+        guard,
+    } = started;
     let ended = tokio::time::timeout_at(deadline, async {
         // A sandboxed shell reports its own exit while what it left running
         // goes on; without a report (unconfined, or the sandbox died first)
@@ -193,9 +248,8 @@ pub async fn run(
         Ended::Exited(child.wait().await)
     })
     .await;
-    let (exit_code, timed_out) = match ended {
+    Ok(match ended {
         Ok(Ended::Reported(code)) => {
-            // Background jobs run on until the command's deadline.
             tokio::spawn(async move {
                 match tokio::time::timeout_at(deadline, child.wait()).await {
                     Ok(_) => guard.reaped(),
@@ -217,19 +271,23 @@ pub async fn run(
             end(&guard, &mut child).await;
             (None, true)
         }
+    })
+}
+
+pub async fn run(
+    workspace: &Path,
+    limits: &ExecLimits,
+    command: Command,
+) -> std::io::Result<Result<Outcome, String>> {
+    let dir = match working_dir(workspace, &command.cwd) {
+        Ok(dir) => dir,
+        Err(e) => return Ok(Err(e.message)),
     };
-    let drain_until = Instant::now() + DRAIN;
-    for reader in readers {
-        let left = drain_until.saturating_duration_since(Instant::now());
-        if tokio::time::timeout(left, reader).await.is_err() {
-            // Still held open by a background child: keep what was read.
-        }
-    }
-    let take = |c: &Arc<Mutex<Captured>>| {
-        let c = c.locked();
-        (String::from_utf8_lossy(&c.bytes).into_owned(), c.truncated)
-    };
-    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = (take(&out), take(&err));
+    let mut started = start(workspace, &dir, limits, &command)?;
+    let outputs = Outputs::read(&mut started.child, limits.output_bytes)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(command.timeout_ms);
+    let (exit_code, timed_out) = wait(started, deadline).await?;
+    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = outputs.collect().await;
     Ok(Ok(Outcome {
         exit_code,
         stdout,

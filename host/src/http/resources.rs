@@ -7,17 +7,11 @@ use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page, param};
 use crate::app::App;
 use crate::app::Ask;
+use crate::runtime::COLLECTIONS;
 use crate::store::Store;
 use http::Method;
 use http::Response;
 use reshost_paging::Source;
-
-/// API type name → the collection its slot keeps.
-const TYPES: &[(&str, &str)] = &[
-    ("environment", "environment"),
-    ("file", "file"),
-    ("terminal", "terminal"),
-];
 
 struct SessionResources<'a> {
     store: &'a Store,
@@ -50,17 +44,16 @@ impl Source for SessionResources<'_> {
 }
 
 async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
+    // Each resource type is the records collection its slot keeps.
     let collection = match param(query, "type") {
         None => None,
         Some(t) => Some(
-            TYPES
+            COLLECTIONS
                 .iter()
-                .find(|(name, _)| *name == t)
-                .map(|(_, c)| *c)
+                .copied()
+                .find(|c| *c == t)
                 .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "type must be environment, terminal or file, not {t:?}"
-                    ))
+                    ApiError::invalid(format!("type must be one of {COLLECTIONS:?}, not {t:?}"))
                 })?,
         ),
     };

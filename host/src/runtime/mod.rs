@@ -13,7 +13,7 @@ mod slot;
 
 pub use bind::BindError;
 pub use guest::Guest;
-pub use slot::{Bound, ResourceWorld, World};
+pub use slot::{Bound, COLLECTIONS, ResourceWorld, World};
 
 use crate::bindings;
 use crate::caps::Caps;

@@ -81,6 +81,9 @@ macro_rules! worlds {
             )?
         )*
 
+        /// The records collections of the resource slots: the API's resource types.
+        pub const COLLECTIONS: &[&str] = &[$($($collection,)?)*];
+
         /// Every slot: the component bound to it and its limits.
         pub struct Slots {
             $(pub $field: Slot<bindings::$pre<Guest>>,)*
