@@ -457,3 +457,37 @@ fn valid_name(name: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(memory_bytes: usize, timeout_ms: u64) -> Result<(), &'static str> {
+        SlotLimits {
+            memory_bytes,
+            timeout_ms,
+        }
+        .check(1 << 20)
+        .map_err(|e| e.field)
+    }
+
+    #[test]
+    fn slot_limits_are_checked_at_both_ends_of_each_range() {
+        assert_eq!(limits(1 << 16, 1), Ok(()));
+        assert_eq!(limits(1 << 20, 3_600_000), Ok(()));
+        assert_eq!(limits((1 << 16) - 1, 1), Err("memory_bytes"));
+        assert_eq!(limits((1 << 20) + 1, 1), Err("memory_bytes"));
+        assert_eq!(limits(1 << 16, 0), Err("timeout_ms"));
+        assert_eq!(limits(1 << 16, 3_600_001), Err("timeout_ms"));
+    }
+
+    #[test]
+    fn a_slot_without_limits_of_its_own_takes_the_defaults() {
+        let mut config: Config = toml::from_str("[slots.files]\ntimeout_ms = 250\n").unwrap();
+        config.limits.component_memory_bytes = 1 << 21;
+        let files = config.slot_limits(SlotName::Files);
+        assert_eq!((files.memory_bytes, files.timeout_ms), (1 << 21, 250));
+        let policy = config.slot_limits(SlotName::Policy);
+        assert_eq!(policy.timeout_ms, config.limits.component_timeout_ms);
+    }
+}

@@ -55,3 +55,22 @@ impl SlotName {
         SlotName::ALL.iter().map(|s| s.as_str()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_slot_is_found_by_its_name_and_embeds_a_component() {
+        for &slot in SlotName::ALL {
+            assert_eq!(SlotName::parse(slot.as_str()), Some(slot));
+            let (_, wasm) = slot.embedded();
+            assert_eq!(&wasm[..4], b"\0asm", "{slot:?}");
+        }
+        assert_eq!(SlotName::parse("file"), None);
+        assert_eq!(
+            SlotName::names(),
+            ["files", "environments", "terminals", "policy"]
+        );
+    }
+}

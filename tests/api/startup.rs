@@ -124,6 +124,42 @@ fn missing_component_file_is_refused_naming_the_slot() {
 }
 
 #[test]
+fn slot_limits_out_of_the_admin_apis_ranges_are_refused_naming_the_key() {
+    for (extra, key) in [
+        (
+            "[slots.files]\ntimeout_ms = 3600001\n",
+            "slots.files.timeout_ms",
+        ),
+        (
+            "[slots.policy]\ntimeout_ms = 0\n",
+            "slots.policy.timeout_ms",
+        ),
+        (
+            "[slots.terminals]\nmemory_bytes = 65535\n",
+            "slots.terminals.memory_bytes",
+        ),
+        (
+            "[limits]\ncomponent_timeout_ms = 3600001\n",
+            "limits.component_timeout_ms",
+        ),
+    ] {
+        assert_refused_naming(&format!("{extra}{ONE_TENANT}"), key);
+    }
+}
+
+#[test]
+fn an_unknown_slot_is_refused_naming_it() {
+    assert_refused_naming(
+        &format!("[components]\nfilez = \"/nonexistent/handler.wasm\"\n{ONE_TENANT}"),
+        "filez",
+    );
+    assert_refused_naming(
+        &format!("[slots.shells]\ntimeout_ms = 5\n{ONE_TENANT}"),
+        "shells",
+    );
+}
+
+#[test]
 fn tenant_without_tokens_is_refused() {
     assert_refused_naming("[[tenants]]\nname = \"acme\"\ntokens = []\n", "tokens");
     assert_refused_naming("[[tenants]]\nname = \"acme\"\n", "tokens");

@@ -30,23 +30,16 @@ pub struct Built {
 
 /// Builds the engine and starts its epoch ticker.
 pub fn engine(limits: &Limits) -> anyhow::Result<Built> {
-    let (engine, cheap_reset_bytes) = [Enabled::Yes, Enabled::No]
-        .into_iter()
-        .find_map(|pagemap| {
-            let engine = Engine::new(&pooled(limits, pagemap)).ok()?;
-            let cheap = match pagemap {
-                Enabled::Yes => KEEP_RESIDENT_BYTES,
-                _ => 0,
-            };
-            Some((engine, cheap))
-        })
-        .map_or_else(
-            || -> anyhow::Result<_> {
-                tracing::warn!("pooling allocator unavailable, allocating on demand");
-                Ok((Engine::new(&base_config())?, 0))
-            },
-            Ok,
-        )?;
+    let (engine, cheap_reset_bytes) = match Engine::new(&pooled(limits, Enabled::Yes)) {
+        Ok(engine) => (engine, KEEP_RESIDENT_BYTES),
+        Err(_) => match Engine::new(&pooled(limits, Enabled::No)) {
+            Ok(engine) => (engine, 0),
+            Err(e) => {
+                tracing::warn!(error = %e, "pooling allocator unavailable, allocating on demand");
+                (Engine::new(&base_config())?, 0)
+            }
+        },
+    };
     let ticker = engine.weak();
     std::thread::Builder::new()
         .name("epoch-ticker".into())
