@@ -104,6 +104,12 @@ pub struct Limits {
     pub component_memory_bytes: usize,
     /// How many component instances may exist at once (the pooling allocator's size).
     pub max_instances: u32,
+    /// How long a request waits for a free component instance before `503 server_busy`.
+    pub admission_wait_ms: u64,
+    /// How many requests may wait for an instance at once; beyond, `503` at once.
+    pub admission_queue: usize,
+    /// The `Retry-After` of a `503 server_busy`, in seconds.
+    pub busy_retry_after_s: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
     /// Memory for the database's page cache.
@@ -133,6 +139,9 @@ impl Default for Limits {
             component_timeout_ms: 10_000,
             component_memory_bytes: 64 * 1024 * 1024,
             max_instances: 1000,
+            admission_wait_ms: 2000,
+            admission_queue: 1000,
+            busy_retry_after_s: 1,
             shutdown_grace_ms: 30_000,
             db_cache_bytes: 32 * 1024 * 1024,
             read_cap_bytes: 10 * 1024 * 1024,
@@ -303,6 +312,8 @@ impl Config {
                 l.component_memory_bytes as u64,
             ),
             ("limits.max_instances", u64::from(l.max_instances)),
+            ("limits.admission_queue", l.admission_queue as u64),
+            ("limits.busy_retry_after_s", l.busy_retry_after_s),
             ("limits.read_cap_bytes", l.read_cap_bytes),
             ("limits.max_write_bytes", l.max_write_bytes as u64),
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),

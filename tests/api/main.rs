@@ -6,6 +6,7 @@
 )]
 
 mod admin;
+mod admission;
 mod changes;
 mod common;
 mod durability;

@@ -124,7 +124,7 @@ fn missing_component_file_is_refused_naming_the_slot() {
 }
 
 #[test]
-fn slot_limits_out_of_the_admin_apis_ranges_are_refused_naming_the_key() {
+fn out_of_range_slot_and_admission_limits_are_refused_naming_the_key() {
     for (extra, key) in [
         (
             "[slots.files]\ntimeout_ms = 3600001\n",
@@ -141,6 +141,11 @@ fn slot_limits_out_of_the_admin_apis_ranges_are_refused_naming_the_key() {
         (
             "[limits]\ncomponent_timeout_ms = 3600001\n",
             "limits.component_timeout_ms",
+        ),
+        ("[limits]\nadmission_queue = 0\n", "limits.admission_queue"),
+        (
+            "[limits]\nbusy_retry_after_s = 0\n",
+            "limits.busy_retry_after_s",
         ),
     ] {
         assert_refused_naming(&format!("{extra}{ONE_TENANT}"), key);

@@ -63,6 +63,8 @@ impl App {
             Ok((Decision::Allow, _)) => Ok(()),
             Ok((Decision::Deny(reason), _)) => Err(Error::Denied(reason)),
             Err(CallError::Timeout(_)) => Err(Error::PolicyTimeout),
+            // Capacity, not the policy's verdict.
+            Err(busy @ CallError::Busy { .. }) => Err(Error::Call(busy)),
             Err(e) => {
                 tracing::warn!(tenant, error = %e, "policy failed; denying");
                 Err(Error::PolicyFailed)

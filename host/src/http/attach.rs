@@ -8,8 +8,9 @@ use super::body::Body;
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, param};
 use crate::app::App;
-use crate::app::Ask;
+use crate::app::{self, Ask};
 use crate::pty::{Attachment, Output, Terminal};
+use crate::runtime::CallError;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -87,11 +88,15 @@ pub async fn attach(
     app.caller(tenant, session)?;
     // A policy's refusal is said on the socket (close 1008 with its reason), as
     // the API's close codes have it; only a bad token is refused before the upgrade.
-    let denied = app
+    let denied = match app
         .check(tenant, Ask::new(operation, Some(session), Some(id)))
         .await
-        .err()
-        .map(|e| e.to_string());
+    {
+        Ok(()) => None,
+        // A capacity problem is no refusal: `503` before the upgrade.
+        Err(busy @ app::Error::Call(CallError::Busy { .. })) => return Err(busy.into()),
+        Err(e) => Some(e.to_string()),
+    };
     // A terminal the session does not own (or no longer has a process) is refused
     // on the socket, with 4404.
     let known = app.store.record(session, "terminal", id)?.is_some();

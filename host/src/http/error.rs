@@ -29,6 +29,7 @@ pub enum Code {
     InternalError,
     ComponentError,
     ComponentTimeout,
+    ServerBusy,
 }
 
 impl Code {
@@ -46,7 +47,7 @@ impl Code {
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             NoMatch => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError | ComponentError => StatusCode::INTERNAL_SERVER_ERROR,
-            ComponentTimeout => StatusCode::SERVICE_UNAVAILABLE,
+            ComponentTimeout | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -71,6 +72,7 @@ impl Code {
             InternalError => "internal_error",
             ComponentError => "component_error",
             ComponentTimeout => "component_timeout",
+            ServerBusy => "server_busy",
         }
     }
 }
@@ -85,6 +87,8 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// The request body was left unread: the connection must not be reused.
     pub close: bool,
+    /// `Retry-After`, in seconds, for answers that say when to come back.
+    pub retry_after: Option<u64>,
     /// What the log gets of an internal error (the client gets only `message`).
     pub detail: Option<String>,
 }
@@ -98,6 +102,7 @@ impl ApiError {
             message: message.into(),
             allow: None,
             close: false,
+            retry_after: None,
             detail: None,
         }
     }
@@ -141,6 +146,11 @@ impl ApiError {
                 .headers_mut()
                 .insert(http::header::ALLOW, HeaderValue::from_static(allow));
         }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         if self.close {
             response
                 .headers_mut()
@@ -178,6 +188,10 @@ impl From<CallError> for ApiError {
             CallError::Timeout(_) => ApiError::new(Code::ComponentTimeout, e.to_string()),
             CallError::Storage(s) => ApiError::internal("accessing storage", s),
             CallError::Workspace(e) => ApiError::internal("opening the workspace", e),
+            CallError::Busy { retry_after_s } => ApiError {
+                retry_after: Some(retry_after_s),
+                ..ApiError::new(Code::ServerBusy, e.to_string())
+            },
         }
     }
 }
@@ -218,6 +232,7 @@ impl From<BindError> for ApiError {
             BindError::NoPrevious(_) => ApiError::new(Code::Conflict, e.to_string()),
             BindError::Storage(s) => ApiError::internal("storing the binding", s),
             BindError::Config(c) => ApiError::internal("reading the config", c),
+            BindError::Busy(e) => e.into(),
         }
     }
 }

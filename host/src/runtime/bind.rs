@@ -50,6 +50,9 @@ pub enum BindError {
     Storage(#[from] crate::store::Error),
     #[error("{0}")]
     Config(String),
+    /// No instance was free to check the component with.
+    #[error(transparent)]
+    Busy(CallError),
 }
 
 /// A slot as operators see it.
@@ -180,6 +183,7 @@ async fn probe<W: World>(
     {
         Ok(_) => Ok(()),
         Err(CallError::Trapped { detail, .. }) => Err(Refusal::Trapped(one_line(&detail)).into()),
+        Err(busy @ CallError::Busy { .. }) => Err(BindError::Busy(busy)),
         Err(e) => Err(Refusal::Trapped(e.to_string()).into()),
     }
 }
@@ -189,12 +193,11 @@ async fn probe<W: World>(
 /// `reload` where it says something new — the same path SIGHUP takes, except that
 /// here a refusal stops the start.
 pub(super) async fn restore(
-    engine: super::engine::Built,
+    calls: Calls,
     loader: Loader,
     store: Arc<Store>,
     config: &Config,
 ) -> anyhow::Result<Runtime> {
-    let calls = Calls::new(engine)?;
     let stored = Stored {
         loader: &loader,
         calls: &calls,

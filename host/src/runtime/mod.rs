@@ -3,6 +3,7 @@
 //! memory limit and deadline, and an outer timeout; a component that traps or
 //! runs late fails only its own request. Slots are rebound while serving (`bind`).
 
+mod admission;
 mod bind;
 mod cache;
 mod engine;
@@ -19,6 +20,7 @@ use crate::bindings;
 use crate::caps::Caps;
 use crate::config::{Config, SlotLimits};
 use crate::deadline::Deadline;
+use admission::{Admission, Admitted};
 use arc_swap::ArcSwap;
 use cache::ComponentCache;
 use loader::Loader;
@@ -53,6 +55,9 @@ pub enum CallError {
     Storage(#[from] crate::store::Error),
     #[error("opening the workspace: {0}")]
     Workspace(std::io::Error),
+    /// No component instance came free in time: try again after `retry_after_s`.
+    #[error("the server is busy: no component instance is free; retry in {retry_after_s} s")]
+    Busy { retry_after_s: u64 },
 }
 
 pub struct Runtime {
@@ -87,7 +92,8 @@ impl Runtime {
         let built = engine::engine(&config.limits)?;
         let engine = &built.engine;
         let loader = Loader::new(engine, ComponentCache::new(engine, config.cache_dir())?)?;
-        bind::restore(built, loader, store, config).await
+        let calls = Calls::new(built, &config.limits)?;
+        bind::restore(calls, loader, store, config).await
     }
 
     /// The policy that decides a tenant's requests: its component and config.
@@ -134,19 +140,34 @@ impl Runtime {
     }
 }
 
-/// Runs component calls: one engine, a fresh store per call, spent stores
-/// dropped off the request path.
+/// Runs component calls: one engine, an instance from the pool for each call
+/// (admitted when one is free), a fresh store per call, spent stores dropped
+/// where it is cheapest.
 pub struct Calls {
     engine: Engine,
+    admission: Admission,
+    retry_after_s: u64,
     reaper: Reaper,
 }
 
 impl Calls {
-    fn new(built: engine::Built) -> anyhow::Result<Calls> {
+    fn new(built: engine::Built, limits: &crate::config::Limits) -> anyhow::Result<Calls> {
         Ok(Calls {
             engine: built.engine,
+            admission: Admission::new(
+                limits.max_instances,
+                limits.admission_queue,
+                Duration::from_millis(limits.admission_wait_ms),
+            ),
+            retry_after_s: limits.busy_retry_after_s,
             reaper: Reaper::start(built.cheap_reset_bytes)?,
         })
+    }
+
+    fn busy(&self) -> CallError {
+        CallError::Busy {
+            retry_after_s: self.retry_after_s,
+        }
     }
 
     /// Runs `f` against a fresh instance of `bound` within `limits`.
@@ -157,6 +178,8 @@ impl Calls {
         caps: Caps,
         f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
     ) -> Result<(R, Caps), CallError> {
+        // Waiting for an instance does not count against the call's deadline.
+        let admitted = self.admission.admit().await.map_err(|_| self.busy())?;
         let deadline = Arc::new(Deadline::new(Duration::from_millis(limits.timeout_ms)));
         let guest = Guest::new(caps, limits.memory_bytes, deadline.clone())
             .map_err(CallError::Workspace)?;
@@ -198,12 +221,19 @@ impl Calls {
                 })
             }
         };
-        self.reaper.reap(store);
+        self.reaper.reap(store, admitted);
         result
     }
 
     /// What a component call that failed in wasm (or in a host function) failed of.
     fn failed(&self, world: &'static str, e: wasmtime::Error, guest: &Guest) -> CallError {
+        // Another of the pool's limits (memories, tables, core instances) ran out.
+        if e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+            .is_some()
+        {
+            tracing::warn!(world, error = %e, "the instance pool is exhausted");
+            return self.busy();
+        }
         if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             tracing::warn!(world, "component ran past its deadline");
             return CallError::Timeout(world);

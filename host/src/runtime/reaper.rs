@@ -5,7 +5,7 @@
 //! a large one (or any, where every kept page is reset) is dropped off the request
 //! path, on the reaper's thread.
 
-use super::Guest;
+use super::{Admitted, Guest};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use wasmtime::Store;
 
@@ -14,7 +14,7 @@ use wasmtime::Store;
 const QUEUE: usize = 16;
 
 pub struct Reaper {
-    queue: SyncSender<Store<Guest>>,
+    queue: SyncSender<(Store<Guest>, Admitted)>,
     /// Stores whose instances stayed within this much memory are dropped inline.
     inline_bytes: usize,
 }
@@ -23,7 +23,7 @@ impl Reaper {
     /// `inline_bytes`: the most memory an instance may have reached and still be
     /// dropped by its caller (0: none is).
     pub fn start(inline_bytes: usize) -> std::io::Result<Reaper> {
-        let (queue, spent) = sync_channel::<Store<Guest>>(QUEUE);
+        let (queue, spent) = sync_channel::<(Store<Guest>, Admitted)>(QUEUE);
         std::thread::Builder::new()
             .name("store-reaper".into())
             .spawn(move || spent.into_iter().for_each(drop))?;
@@ -33,13 +33,16 @@ impl Reaper {
         })
     }
 
-    pub fn reap(&self, store: Store<Guest>) {
-        if store.data().peak_memory_bytes() <= self.inline_bytes {
-            return drop(store);
+    /// Drops a spent store, then its admission: the instance is back in the pool
+    /// before another call is admitted to it.
+    pub fn reap(&self, store: Store<Guest>, admitted: Admitted) {
+        let spent = (store, admitted);
+        if spent.0.data().peak_memory_bytes() <= self.inline_bytes {
+            return drop(spent);
         }
-        match self.queue.try_send(store) {
+        match self.queue.try_send(spent) {
             Ok(()) => {}
-            Err(TrySendError::Full(store) | TrySendError::Disconnected(store)) => drop(store),
+            Err(TrySendError::Full(spent) | TrySendError::Disconnected(spent)) => drop(spent),
         }
     }
 }

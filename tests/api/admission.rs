@@ -1,0 +1,125 @@
+//! Admission: when every component instance is in use, a request waits a bounded
+//! time in a bounded queue, then gets `503 server_busy` with `Retry-After` (never
+//! a policy's `403` or a component's `500`), and the server recovers by itself.
+
+use crate::common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// Starts `n` shell commands that each hold an instance for `seconds`.
+fn hold_instances(
+    server: &Arc<Server>,
+    sid: &str,
+    n: usize,
+    seconds: u32,
+) -> Vec<JoinHandle<(StatusCode, Value)>> {
+    (0..n)
+        .map(|_| {
+            let (server, path) = (server.clone(), shell_path(sid));
+            let body = json!({"command": format!("sleep {seconds}"), "timeout": 30});
+            tokio::spawn(async move { server.post(&path, ACME, body).await })
+        })
+        .collect()
+}
+
+/// A `GET` of the session's files list: its status, `Retry-After`, body and time.
+async fn list_files(
+    server: &Server,
+    sid: &str,
+    token: &str,
+) -> (StatusCode, Option<String>, Value, Duration) {
+    let started = Instant::now();
+    let response = server
+        .request(Method::GET, &files_path(sid), Some(token))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let (status, body) = json_of(response).await;
+    (status, retry_after, body, started.elapsed())
+}
+
+async fn assert_all_ran(holders: Vec<JoinHandle<(StatusCode, Value)>>) {
+    for holder in holders {
+        let (status, body) = holder.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["exit_code"], 0, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn an_exhausted_instance_pool_answers_503_server_busy_with_retry_after_and_recovers() {
+    let server = Arc::new(
+        Server::with_config(
+            "[limits]\nmax_instances = 2\nadmission_wait_ms = 300\nbusy_retry_after_s = 2\n",
+        )
+        .await,
+    );
+    let (sid, other) = (server.session(ACME).await, server.session(GLOBEX).await);
+    let holders = hold_instances(&server, &sid, 2, 3);
+    // Once both shells hold their instance, a request waits, then is refused.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let (status, retry_after, body, waited) = loop {
+        let got = list_files(&server, &sid, ACME).await;
+        if got.0 != StatusCode::OK || Instant::now() > deadline {
+            break got;
+        }
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "server_busy", "{body}");
+    assert_eq!(retry_after.as_deref(), Some("2"));
+    assert!(
+        waited >= Duration::from_millis(300),
+        "answered after {waited:?}"
+    );
+    // Capacity is everyone's: another tenant is told the same, not denied.
+    let (status, retry_after, body, _) = list_files(&server, &other, GLOBEX).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "server_busy", "{body}");
+    assert_eq!(retry_after.as_deref(), Some("2"));
+
+    assert_all_ran(holders).await;
+    let (status, retry_after, body, _) = list_files(&server, &sid, ACME).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(retry_after, None);
+}
+
+#[tokio::test]
+async fn requests_beyond_the_admission_queue_are_refused_at_once() {
+    let server = Arc::new(
+        Server::with_config(
+            "[limits]\nmax_instances = 2\nadmission_wait_ms = 4000\nadmission_queue = 1\n",
+        )
+        .await,
+    );
+    let sid = server.session(ACME).await;
+    let holders = hold_instances(&server, &sid, 2, 3);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting: Vec<_> = (0..3)
+        .map(|_| {
+            let (server, sid) = (server.clone(), sid.clone());
+            tokio::spawn(async move { list_files(&server, &sid, ACME).await })
+        })
+        .collect();
+    let mut refused_at_once = 0;
+    for request in waiting {
+        let (status, _, body, took) = request.await.unwrap();
+        // The one in the queue gets an instance when a shell ends (or is refused
+        // when its wait is over); the others are refused without waiting.
+        assert!(
+            status == StatusCode::OK || body["error"]["code"] == "server_busy",
+            "{status} {body}"
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE && took < Duration::from_millis(500) {
+            refused_at_once += 1;
+        }
+    }
+    assert_eq!(refused_at_once, 2);
+    assert_all_ran(holders).await;
+}
