@@ -120,6 +120,8 @@ pub struct Limits {
     pub max_write_bytes: usize,
     /// Bytes kept of each output stream of a shell command.
     pub shell_output_bytes: usize,
+    /// The longest a shell command may run, whatever timeout a component asks for.
+    pub max_command_timeout_ms: u64,
     /// Terminal output queued for one attached client before it is cut off as too
     /// slow (close code 1008).
     pub terminal_client_buffer_bytes: usize,
@@ -147,6 +149,7 @@ impl Default for Limits {
             read_cap_bytes: 10 * 1024 * 1024,
             max_write_bytes: 16 * 1024 * 1024,
             shell_output_bytes: 1024 * 1024,
+            max_command_timeout_ms: 3_600_000,
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
             max_component_bytes: 64 * 1024 * 1024,
@@ -317,6 +320,7 @@ impl Config {
             ("limits.read_cap_bytes", l.read_cap_bytes),
             ("limits.max_write_bytes", l.max_write_bytes as u64),
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),
+            ("limits.max_command_timeout_ms", l.max_command_timeout_ms),
             (
                 "limits.terminal_client_buffer_bytes",
                 l.terminal_client_buffer_bytes as u64,

@@ -200,3 +200,16 @@ async fn bad_requests_are_refused() {
         .await;
     assert_error(&got, 404, "not_found");
 }
+
+#[tokio::test]
+async fn the_host_caps_what_a_component_asks_for_a_command_at_max_command_timeout_ms() {
+    let server = Server::with_config("[limits]\nmax_command_timeout_ms = 1000\n").await;
+    let sid = server.session(ACME).await;
+    let started = Instant::now();
+    let (status, body) = shell(&server, &sid, json!({"command": "sleep 5", "timeout": 30})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["timed_out"], true, "{body}");
+    assert_eq!(body["exit_code"], Value::Null, "{body}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(4), "ran {took:?}");
+}

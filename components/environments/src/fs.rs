@@ -2,6 +2,7 @@
 //! Paths arrive as the API gives them; each is normalized and confined (see
 //! `paths`) before the filesystem is touched.
 
+use reshost_guest::exec::{Command, Outcome};
 use crate::paths::{self, guest, normalize, resolve};
 use base64::Engine;
 use reshost_guest::types::{Error, ErrorCode};
@@ -471,8 +472,9 @@ const MAX_TIMEOUT_SECS: u64 = 3600;
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
 /// `POST …/shell`: runs a command in the workspace (or a directory inside it).
-pub fn shell(body: &str) -> Result<String, Error> {
-    use reshost_guest::exec::{Command, run};
+/// Checks a `POST …/shell` body and plans its command; the context handed back
+/// with the outcome is the `cwd` as the client sees it.
+pub fn plan_shell(body: &str) -> Result<(Command, String), Error> {
     let map = object(body, &["command", "timeout", "cwd", "env"])?;
     let command = text_field(&map, "command")?;
     if command.trim().is_empty() {
@@ -517,13 +519,18 @@ pub fn shell(body: &str) -> Result<String, Error> {
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(invalid_input("env must be an object of strings")),
     };
-    let outcome = run(&Command {
+    let command = Command {
         command: command.to_owned(),
         cwd,
         env,
         timeout_ms: timeout * 1000,
-    })
-    .map_err(invalid_input)?;
+    };
+    Ok((command, shown))
+}
+
+/// The answer to a planned command; `shown` is its `cwd` as the client sees it.
+pub fn shell_result(shown: &str, outcome: Result<Outcome, String>) -> Result<String, Error> {
+    let outcome = outcome.map_err(invalid_input)?;
     Ok(json!({
         "object": "session.environment.shell_result",
         "exit_code": outcome.exit_code,

@@ -18,7 +18,10 @@ mod fs;
 mod paths;
 mod search;
 
-use exports::reshost::api::environments_handler::{Caller, Guest, RawFile, ReadAnswer};
+use exports::reshost::api::environments_handler::{
+    Caller, Guest, RawFile, ReadAnswer, ShellPlan, ShellStep,
+};
+use reshost_guest::exec::Outcome;
 use reshost_guest::types::Error;
 use reshost_guest::{not_found, records};
 use serde_json::json;
@@ -92,9 +95,20 @@ impl Guest for Environments {
         search::search(&query)
     }
 
-    fn shell(_: Caller, env_id: String, body: String) -> Result<String, Error> {
+    fn shell(_: Caller, env_id: String, body: String) -> Result<ShellStep, Error> {
         environment(&env_id)?;
-        fs::shell(&body)
+        let (command, context) = fs::plan_shell(&body)?;
+        Ok(ShellStep::Run(ShellPlan { command, context }))
+    }
+
+    fn shell_result(
+        _: Caller,
+        env_id: String,
+        context: String,
+        outcome: Result<Outcome, String>,
+    ) -> Result<String, Error> {
+        environment(&env_id)?;
+        fs::shell_result(&context, outcome)
     }
 
     fn remove(

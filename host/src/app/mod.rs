@@ -10,8 +10,10 @@ pub use error::Error;
 pub use policy::Ask;
 
 use crate::auth::{AdminTokens, Tenants};
+use crate::bindings::exec::{Command, Outcome};
 use crate::bindings::types::{Caller, Error as ComponentError};
-use crate::caps::{Caps, TerminalsCap, Workspace, exec::ExecLimits};
+use crate::caps::exec::{self, ExecLimits};
+use crate::caps::{Caps, TerminalsCap, Workspace};
 use crate::config::Config;
 use crate::pty::Terminals;
 use crate::runtime::{EnvironmentsWorld, Guest, ResourceWorld, Runtime};
@@ -102,11 +104,7 @@ impl App {
         if W::WORKSPACE {
             caps = caps.with_workspace(Workspace {
                 dir: self.workspace(session),
-                exec: ExecLimits {
-                    output_bytes: self.config.limits.shell_output_bytes,
-                    sandbox: self.sandbox.clone(),
-                    session: session.clone(),
-                },
+                exec: self.exec_limits(session),
                 tracker: self.tracker.clone(),
             });
         }
@@ -120,6 +118,34 @@ impl App {
             });
         }
         caps
+    }
+
+    /// What a session's commands may use.
+    fn exec_limits(&self, session: &str) -> ExecLimits {
+        ExecLimits {
+            output_bytes: self.config.limits.shell_output_bytes,
+            sandbox: self.sandbox.clone(),
+            session: session.to_owned(),
+            max_timeout_ms: self.config.limits.max_command_timeout_ms,
+        }
+    }
+
+    /// Runs a command a component planned, in the caller's workspace, confined,
+    /// with no component instance held while it runs. `Err` inside: the command
+    /// was refused (a message for the client).
+    pub async fn run_command(
+        &self,
+        caller: &Caller,
+        command: Command,
+    ) -> Result<Result<Outcome, String>, Error> {
+        let session = &caller.session_id;
+        exec::run(
+            &self.workspace(session),
+            &self.exec_limits(session),
+            command,
+        )
+        .await
+        .map_err(|e| Error::internal("running a command", e))
     }
 
     /// Calls a resource slot's component with the session's records of its

@@ -32,6 +32,9 @@ pub struct ExecLimits {
     pub sandbox: Arc<Sandbox>,
     /// The session: its deletion ends its commands.
     pub session: String,
+    /// The longest a command may run, whatever a component asks
+    /// (`limits.max_command_timeout_ms`).
+    pub max_timeout_ms: u64,
 }
 
 /// `bash` when the host has it, else `sh`.
@@ -285,7 +288,8 @@ pub async fn run(
     };
     let mut started = start(workspace, &dir, limits, &command)?;
     let outputs = Outputs::read(&mut started.child, limits.output_bytes)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(command.timeout_ms);
+    let timeout = command.timeout_ms.min(limits.max_timeout_ms);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     let (exit_code, timed_out) = wait(started, deadline).await?;
     let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = outputs.collect().await;
     Ok(Ok(Outcome {

@@ -9,7 +9,7 @@ use super::paging::Query;
 use super::raw;
 use crate::app::App;
 use crate::app::Ask;
-use crate::bindings::environments_handler::ReadAnswer;
+use crate::bindings::environments_handler::{ReadAnswer, ShellStep};
 use crate::runtime::EnvironmentsWorld;
 use http::Method;
 use http::Response;
@@ -125,7 +125,9 @@ async fn remove(
     .await
 }
 
-/// `POST …/environments/{env}/shell`.
+/// `POST …/environments/{env}/shell`: the component checks the body and plans the
+/// command; the host runs it with no instance held (a long command keeps no pool
+/// slot busy); the component shapes the answer from the outcome.
 async fn shell(
     app: &App,
     tenant: &str,
@@ -139,12 +141,33 @@ async fn shell(
         command: command.as_deref(),
         ..Ask::new("environments.shell", Some(session), Some(env))
     };
-    answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
-        envs.reshost_api_environments_handler()
-            .call_shell(store, caller, env, &body)
-            .await
-    })
-    .await
+    let caller = app.authorize(tenant, session, ask).await?;
+    let step = app
+        .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
+            envs.reshost_api_environments_handler()
+                .call_shell(store, &caller, env, &body)
+                .await
+        })
+        .await?;
+    let plan = match step {
+        ShellStep::Answer(json) => return ok(json),
+        ShellStep::Run(plan) => plan,
+    };
+    let outcome = app.run_command(&caller, plan.command).await?;
+    let json = app
+        .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
+            envs.reshost_api_environments_handler()
+                .call_shell_result(
+                    store,
+                    &caller,
+                    env,
+                    &plan.context,
+                    outcome.as_ref().map_err(String::as_str),
+                )
+                .await
+        })
+        .await?;
+    ok(json)
 }
 
 /// `GET …/environments/{env}/search`.
