@@ -25,6 +25,8 @@ pub struct Config {
     /// Slot → path of the `.wasm` serving it; an omitted slot uses the embedded default.
     pub components: BTreeMap<SlotName, PathBuf>,
     pub tenants: Vec<Tenant>,
+    /// What each tenant may use, unless its `limits` say otherwise.
+    pub tenant_limits: TenantLimits,
     /// Template name → directory copied into a new session's workspace.
     pub templates: BTreeMap<String, PathBuf>,
     pub sandbox: Sandbox,
@@ -228,6 +230,42 @@ pub struct Tenant {
     /// Handed to the tenant's policy component as a JSON object.
     #[serde(default)]
     pub policy_config: toml::Table,
+    /// Its own quotas, over `[tenant_limits]` (keys as there).
+    #[serde(default)]
+    pub limits: toml::Table,
+}
+
+/// `[tenant_limits]`: what one tenant may use; 0 is no limit. Over a concurrency or
+/// rate quota a request is `429 quota_exceeded`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantLimits {
+    /// `/v1` requests being answered at once.
+    pub requests_in_flight: u64,
+    /// `/v1` requests a second, on average (a token bucket).
+    pub requests_per_second: u64,
+    /// Requests that may come at once above the rate (the bucket's size; 0: one
+    /// second's worth).
+    pub request_burst: u64,
+    /// Shell commands running at once.
+    pub shell_commands: u64,
+    /// Terminals running at once.
+    pub terminals: u64,
+    /// Sessions.
+    pub sessions: u64,
+}
+
+impl Default for TenantLimits {
+    fn default() -> Self {
+        TenantLimits {
+            requests_in_flight: 256,
+            requests_per_second: 0,
+            request_burst: 0,
+            shell_commands: 64,
+            terminals: 64,
+            sessions: 10_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -241,6 +279,7 @@ impl Default for Config {
             admin: Admin::default(),
             components: BTreeMap::new(),
             tenants: Vec::new(),
+            tenant_limits: TenantLimits::default(),
             templates: BTreeMap::new(),
             sandbox: Sandbox::default(),
         }
@@ -280,6 +319,13 @@ impl Config {
         self.cache_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("cache"))
+    }
+
+    /// A tenant's quotas: its `limits` over `[tenant_limits]`.
+    pub fn limits_of(&self, tenant: &Tenant) -> anyhow::Result<TenantLimits> {
+        let mut merged = toml::Table::try_from(self.tenant_limits)?;
+        merged.extend(tenant.limits.clone());
+        Ok(merged.try_into()?)
     }
 
     /// The limits of a slot's calls: its `[slots.<slot>]`, else `limits.component_*`.
@@ -414,6 +460,8 @@ impl Config {
                     path.display()
                 );
             }
+            self.limits_of(t)
+                .with_context(|| format!("config key tenants[{i}].limits"))?;
         }
         Ok(())
     }

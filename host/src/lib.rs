@@ -88,7 +88,7 @@ async fn assemble(
     let runtime = runtime::Runtime::new(&config, store.clone()).await?;
     let sandbox = Arc::new(sandbox::Sandbox::start(&config, config_path, addr)?);
     let (tenants, generated) = auth::Tenants::new(&config, std::env::var("RESHOST_TOKEN").ok());
-    let app = app::App::new(config, store, runtime, tenants, tracker, sandbox);
+    let app = app::App::new(config, store, runtime, tenants, tracker, sandbox)?;
     Ok((app, generated))
 }
 

@@ -18,6 +18,7 @@ mod isolation;
 mod pagination;
 mod plugins;
 mod policy;
+mod quotas;
 mod sandbox;
 mod search;
 mod sessions;

@@ -153,6 +153,22 @@ fn out_of_range_slot_and_admission_limits_are_refused_naming_the_key() {
 }
 
 #[test]
+fn bad_tenant_limits_are_refused_naming_the_key() {
+    assert_refused_naming(
+        "[[tenants]]\nname = \"acme\"\ntokens = [\"t\"]\nlimits = { shells = 1 }\n",
+        "tenants[0].limits",
+    );
+    assert_refused_naming(
+        "[[tenants]]\nname = \"acme\"\ntokens = [\"t\"]\nlimits = { sessions = \"many\" }\n",
+        "tenants[0].limits",
+    );
+    assert_refused_naming(
+        &format!("[tenant_limits]\nshells = 1\n{ONE_TENANT}"),
+        "shells",
+    );
+}
+
+#[test]
 fn an_unknown_slot_is_refused_naming_it() {
     assert_refused_naming(
         &format!("[components]\nfilez = \"/nonexistent/handler.wasm\"\n{ONE_TENANT}"),

@@ -25,6 +25,9 @@ pub enum Error {
     Call(#[from] CallError),
     #[error("storage: {0}")]
     Store(#[from] crate::store::Error),
+    /// Over one of the tenant's quotas.
+    #[error(transparent)]
+    Quota(#[from] super::Exceeded),
     /// Anything else the client cannot fix; the detail is for the log.
     #[error("{context}: {detail}")]
     Internal {

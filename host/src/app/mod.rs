@@ -5,9 +5,11 @@
 
 mod error;
 mod policy;
+mod quotas;
 
 pub use error::Error;
 pub use policy::Ask;
+pub use quotas::{Exceeded, Quotas};
 
 use crate::auth::{AdminTokens, Tenants};
 use crate::bindings::exec::{Command, Outcome};
@@ -37,6 +39,8 @@ pub struct App {
     pub terminals: Arc<Terminals>,
     /// Confinement of shell commands and terminals.
     pub sandbox: Arc<Sandbox>,
+    /// What each tenant may use, and uses.
+    pub quotas: Quotas,
 }
 
 impl App {
@@ -47,10 +51,11 @@ impl App {
         tenants: Tenants,
         tracker: Arc<Tracker>,
         sandbox: Arc<Sandbox>,
-    ) -> App {
+    ) -> anyhow::Result<App> {
         let workspaces = App::workspaces(&config);
-        App {
+        Ok(App {
             admin: AdminTokens::new(&config),
+            quotas: Quotas::new(&config)?,
             config,
             store,
             runtime,
@@ -59,7 +64,7 @@ impl App {
             tracker,
             terminals: Arc::default(),
             sandbox,
-        }
+        })
     }
 
     /// Where the config puts session workspaces.
@@ -138,6 +143,7 @@ impl App {
         caller: &Caller,
         command: Command,
     ) -> Result<Result<Outcome, String>, Error> {
+        let _running = self.quotas.shell(&caller.tenant)?;
         let session = &caller.session_id;
         exec::run(
             &self.workspace(session),
@@ -190,6 +196,42 @@ impl App {
         })
         .await??;
         Ok(())
+    }
+}
+
+impl App {
+    /// Refuses a new session when the tenant has its `sessions` quota.
+    pub fn room_for_session(&self, tenant: &str) -> Result<(), Error> {
+        let used = self.store.count_sessions(tenant)?;
+        Ok(self.quotas.room_for(tenant, "sessions", used)?)
+    }
+
+    /// Refuses a terminal launch when the tenant has its `terminals` quota running.
+    pub fn room_for_terminal(&self, tenant: &str) -> Result<(), Error> {
+        let used = self.running_terminals(tenant);
+        Ok(self.quotas.room_for(tenant, "terminals", used)?)
+    }
+
+    /// The tenant's terminals whose process runs.
+    fn running_terminals(&self, tenant: &str) -> u64 {
+        self.terminals
+            .running(|session| matches!(self.store.session(tenant, session), Ok(Some(_))))
+    }
+
+    /// The tenant's quotas beside what it uses of each.
+    pub fn usage(&self, tenant: &str) -> Result<serde_json::Value, Error> {
+        let quotas = self.quotas.tenant(tenant);
+        let limits = quotas.limits;
+        let figure = |used: u64, limit: u64| serde_json::json!({"used": used, "limit": limit});
+        Ok(serde_json::json!({
+            "object": "tenant.usage",
+            "tenant": tenant,
+            "requests_in_flight": figure(quotas.used("requests_in_flight"), limits.requests_in_flight),
+            "shell_commands": figure(quotas.used("shell_commands"), limits.shell_commands),
+            "terminals": figure(self.running_terminals(tenant), limits.terminals),
+            "sessions": figure(self.store.count_sessions(tenant)?, limits.sessions),
+            "requests_per_second": {"limit": limits.requests_per_second, "burst": limits.request_burst},
+        }))
     }
 }
 

@@ -11,6 +11,7 @@
 //! - `PUT /admin/v1/slots/{slot}/limits` `{"memory_bytes", "timeout_ms"}`.
 //! - `GET`/`PUT /admin/v1/tenants/{tenant}/policy`: multipart with a `component`
 //!   part (the `.wasm`), a `policy_config` part (a JSON object), or both.
+//! - `GET /admin/v1/tenants/{tenant}/usage`: its quotas beside what it uses.
 //! - `GET /admin/v1/sandbox`: the sandbox's mode and which layers are active.
 
 use super::body::{Body, ok, read_bytes, read_json};
@@ -102,6 +103,12 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
             json(&view)
         }
         (["tenants", _, "policy"], _) => Err(ApiError::method_not_allowed("GET, PUT")),
+        (["tenants", tenant, "usage"], &Method::GET) => {
+            // Known tenants only, as for their policy.
+            app.runtime.tenant_view(tenant)?;
+            json(&app.usage(tenant)?)
+        }
+        (["tenants", _, "usage"], _) => Err(ApiError::method_not_allowed("GET")),
         (["sandbox"], &Method::GET) => json(app.sandbox.report()),
         (["sandbox"], _) => Err(ApiError::method_not_allowed("GET")),
         _ => Err(super::no_route()),

@@ -30,6 +30,7 @@ pub enum Code {
     ComponentError,
     ComponentTimeout,
     ServerBusy,
+    QuotaExceeded,
 }
 
 impl Code {
@@ -48,6 +49,7 @@ impl Code {
             NoMatch => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError | ComponentError => StatusCode::INTERNAL_SERVER_ERROR,
             ComponentTimeout | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
+            QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -73,6 +75,7 @@ impl Code {
             ComponentError => "component_error",
             ComponentTimeout => "component_timeout",
             ServerBusy => "server_busy",
+            QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -202,6 +205,15 @@ impl From<crate::store::Error> for ApiError {
     }
 }
 
+impl From<app::Exceeded> for ApiError {
+    fn from(e: app::Exceeded) -> ApiError {
+        ApiError {
+            retry_after: Some(e.retry_after_s),
+            ..ApiError::new(Code::QuotaExceeded, e.to_string())
+        }
+    }
+}
+
 impl From<Unauthorized> for ApiError {
     fn from(e: Unauthorized) -> ApiError {
         ApiError::new(Code::Unauthorized, e.0)
@@ -219,6 +231,7 @@ impl From<app::Error> for ApiError {
             E::Component(e) => e.into(),
             E::Call(e) => e.into(),
             E::Store(e) => e.into(),
+            E::Quota(e) => e.into(),
             E::Internal { context, detail } => ApiError::internal(context, detail),
         }
     }

@@ -141,6 +141,7 @@ async fn route(app: &App, req: Request<Incoming>) -> ApiResult<Response<Body>> {
                 .tenants
                 .authenticate(req.headers(), query_token.as_deref())?
                 .to_owned();
+            let _in_flight = app.quotas.request(&tenant)?;
             v1(app, &tenant, rest, req).await
         }
         ["admin", "v1", rest @ ..] => admin::route(app, rest, req).await,

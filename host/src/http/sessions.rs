@@ -131,6 +131,7 @@ async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Response<B
     let new = parse_new_session(body, app)?;
     app.check(tenant, Ask::new("sessions.create", None, None))
         .await?;
+    app.room_for_session(tenant)?;
     let id = format!("conv_{}", uuid::Uuid::now_v7().simple());
     let session = json!({
         "id": id,

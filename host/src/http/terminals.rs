@@ -48,6 +48,7 @@ async fn launch(
         ..Ask::new("terminals.launch", Some(session), None)
     };
     let caller = app.authorize(tenant, session, ask).await?;
+    app.room_for_terminal(tenant)?;
     let declared = app
         .store
         .session(tenant, session)?

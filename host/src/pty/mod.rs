@@ -315,6 +315,14 @@ impl Terminals {
         Ok(terminal)
     }
 
+    /// How many terminals of the sessions `owned` picks have a running process.
+    pub fn running(&self, owned: impl Fn(&str) -> bool) -> u64 {
+        let all = self.all.locked();
+        all.iter()
+            .filter(|((session, _), t)| owned(session) && t.status().running)
+            .count() as u64
+    }
+
     pub fn get(&self, session: &str, id: &str) -> Option<Arc<Terminal>> {
         self.all.locked().get(&key(session, id)).cloned()
     }

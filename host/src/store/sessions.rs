@@ -69,6 +69,18 @@ impl Store {
         })
     }
 
+    /// How many sessions the tenant has.
+    pub fn count_sessions(&self, tenant: &str) -> Result<u64> {
+        let tx = self.read()?;
+        let table = tx.open_table(SESSIONS)?;
+        let mut count = 0;
+        for entry in table.range::<(&str, &str)>((tenant, "")..(tenant, MAX))? {
+            entry?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
     /// Every session id of every tenant.
     pub fn session_ids(&self) -> Result<HashSet<String>> {
         let tx = self.read()?;

@@ -1,0 +1,188 @@
+//! Tenant quotas: what one tenant may use at once (requests in flight, shell
+//! commands), how fast it may send requests (a token bucket), and, counted where
+//! they live, its sessions and running terminals. Over one, a request is refused
+//! naming the quota and saying when to come back; what one tenant uses never
+//! counts against another.
+
+use crate::auth::DEFAULT_TENANT;
+use crate::config::{Config, TenantLimits};
+use crate::sync::Lock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Over a quota.
+#[derive(Debug, thiserror::Error)]
+#[error("the tenant's {quota} quota ({limit}) is used up")]
+pub struct Exceeded {
+    /// The quota's name, as in `[tenant_limits]`.
+    pub quota: &'static str,
+    pub limit: u64,
+    /// When trying again may succeed.
+    pub retry_after_s: u64,
+}
+
+/// Seconds to come back after a concurrency or count quota: something must end first.
+const RETRY_AFTER_S: u64 = 1;
+
+/// One tenant's quotas and what it uses of them.
+pub struct Tenant {
+    pub limits: TenantLimits,
+    in_flight: AtomicU64,
+    shells: AtomicU64,
+    bucket: Mutex<Bucket>,
+}
+
+/// Requests the tenant may send now, refilled at its rate.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// A unit of a concurrency quota, given back when dropped.
+pub struct Held {
+    tenant: Arc<Tenant>,
+    quota: &'static str,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.tenant
+            .counter(self.quota)
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Tenant {
+    fn new(limits: TenantLimits) -> Tenant {
+        Tenant {
+            limits,
+            in_flight: AtomicU64::new(0),
+            shells: AtomicU64::new(0),
+            bucket: Mutex::new(Bucket {
+                tokens: burst(&limits) as f64,
+                at: Instant::now(),
+            }),
+        }
+    }
+
+    fn counter(&self, quota: &'static str) -> &AtomicU64 {
+        match quota {
+            "shell_commands" => &self.shells,
+            _ => &self.in_flight,
+        }
+    }
+
+    /// What the tenant uses now of `quota` (`requests_in_flight`, `shell_commands`).
+    pub fn used(&self, quota: &'static str) -> u64 {
+        self.counter(quota).load(Ordering::Relaxed)
+    }
+
+    fn hold(self: &Arc<Tenant>, quota: &'static str, limit: u64) -> Result<Held, Exceeded> {
+        let counter = self.counter(quota);
+        if counter.fetch_add(1, Ordering::Relaxed) >= limit && limit > 0 {
+            counter.fetch_sub(1, Ordering::Relaxed);
+            return Err(Exceeded {
+                quota,
+                limit,
+                retry_after_s: RETRY_AFTER_S,
+            });
+        }
+        Ok(Held {
+            tenant: self.clone(),
+            quota,
+        })
+    }
+
+    /// Takes one request from the bucket.
+    fn take_request(&self) -> Result<(), Exceeded> {
+        let rate = self.limits.requests_per_second;
+        if rate == 0 {
+            return Ok(());
+        }
+        let mut bucket = self.bucket.locked();
+        let now = Instant::now();
+        let refill = now.duration_since(bucket.at).as_secs_f64() * rate as f64;
+        bucket.tokens = (bucket.tokens + refill).min(burst(&self.limits) as f64);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            return Ok(());
+        }
+        Err(Exceeded {
+            quota: "requests_per_second",
+            limit: rate,
+            retry_after_s: ((1.0 - bucket.tokens) / rate as f64).ceil().max(1.0) as u64,
+        })
+    }
+}
+
+fn burst(limits: &TenantLimits) -> u64 {
+    match limits.request_burst {
+        0 => limits.requests_per_second,
+        burst => burst,
+    }
+}
+
+/// Every tenant's quotas (fixed at start: changed quotas take a restart).
+pub struct Quotas {
+    tenants: HashMap<String, Arc<Tenant>>,
+}
+
+impl Quotas {
+    pub fn new(config: &Config) -> anyhow::Result<Quotas> {
+        let mut tenants = HashMap::new();
+        for tenant in &config.tenants {
+            let limits = config.limits_of(tenant)?;
+            tenants.insert(tenant.name.clone(), Arc::new(Tenant::new(limits)));
+        }
+        // Without configured tenants, the one tenant has the defaults; so does any
+        // name not configured (none authenticates).
+        let defaults = Arc::new(Tenant::new(config.tenant_limits));
+        tenants.insert(String::new(), defaults.clone());
+        if config.tenants.is_empty() {
+            tenants.insert(DEFAULT_TENANT.to_owned(), defaults);
+        }
+        Ok(Quotas { tenants })
+    }
+
+    /// The tenant's quotas and use.
+    pub fn tenant(&self, tenant: &str) -> Arc<Tenant> {
+        match self.tenants.get(tenant).or_else(|| self.tenants.get("")) {
+            Some(t) => t.clone(),
+            None => Arc::new(Tenant::new(TenantLimits::default())),
+        }
+    }
+
+    /// Admits one request of the tenant: within its rate, and one more in flight
+    /// until the returned hold is dropped.
+    pub fn request(&self, tenant: &str) -> Result<Held, Exceeded> {
+        let tenant = self.tenant(tenant);
+        tenant.take_request()?;
+        tenant.hold("requests_in_flight", tenant.limits.requests_in_flight)
+    }
+
+    /// One more running shell command of the tenant, until dropped.
+    pub fn shell(&self, tenant: &str) -> Result<Held, Exceeded> {
+        let tenant = self.tenant(tenant);
+        tenant.hold("shell_commands", tenant.limits.shell_commands)
+    }
+
+    /// Refuses one more of a counted quota (`sessions`, `terminals`) at `used`.
+    pub fn room_for(&self, tenant: &str, quota: &'static str, used: u64) -> Result<(), Exceeded> {
+        let limits = self.tenant(tenant).limits;
+        let limit = match quota {
+            "sessions" => limits.sessions,
+            _ => limits.terminals,
+        };
+        if limit > 0 && used >= limit {
+            return Err(Exceeded {
+                quota,
+                limit,
+                retry_after_s: RETRY_AFTER_S,
+            });
+        }
+        Ok(())
+    }
+}
