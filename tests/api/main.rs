@@ -12,6 +12,7 @@ mod common;
 mod durability;
 mod embedding;
 mod escapes;
+mod fairness;
 mod files;
 mod filesystem;
 mod isolation;

@@ -1,0 +1,101 @@
+//! One tenant cannot starve another: while a noisy tenant floods the server with
+//! long shell commands and looping requests, a quiet tenant's reads and writes all
+//! succeed. (`examples/bench_fairness.rs` measures the quiet tenant's latency.)
+
+use crate::common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn a_noisy_tenant_flooding_the_server_makes_no_request_of_a_quiet_one_fail() {
+    // A small instance pool, as where the flood once denied the quiet tenant.
+    let server = Arc::new(Server::with_config("[limits]\nmax_instances = 8\n").await);
+    let (noisy, quiet) = (server.session(ACME).await, server.session(GLOBEX).await);
+    let (status, file) = server
+        .upload(GLOBEX, &quiet, "data.bin", None, vec![7u8; 1024])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let content = format!(
+        "{}/{}/content",
+        files_path(&quiet),
+        file["id"].as_str().unwrap()
+    );
+
+    // The flood: 200 commands of 5 s at once (what the shell quota admits runs,
+    // the rest is refused with 429) and 32 connections looping requests.
+    let stop = Arc::new(AtomicBool::new(false));
+    let shells: Vec<_> = (0..200)
+        .map(|_| {
+            let (server, path) = (server.clone(), shell_path(&noisy));
+            tokio::spawn(async move {
+                let body = json!({"command": "sleep 5", "timeout": 30});
+                server.post(&path, ACME, body).await.0
+            })
+        })
+        .collect();
+    let loops: Vec<_> = (0..32)
+        .map(|_| {
+            let (server, stop, path) = (server.clone(), stop.clone(), files_path(&noisy));
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    server.get(&path, ACME).await;
+                }
+            })
+        })
+        .collect();
+
+    // Meanwhile the quiet tenant reads a 1 KiB file and writes small files.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (done, failed) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let until = Instant::now() + Duration::from_secs(4);
+    let mut i = 0;
+    while Instant::now() < until {
+        let read = server
+            .request(Method::GET, &content, Some(GLOBEX))
+            .send()
+            .await
+            .unwrap();
+        let read_ok = read.status() == StatusCode::OK && read.bytes().await.unwrap().len() == 1024;
+        let (status, body) = send_json(
+            &server,
+            Method::PUT,
+            &fs_url(&quiet, &format!("notes/{}.txt", i % 10)),
+            GLOBEX,
+            &json!({"content": format!("note {i}")}),
+        )
+        .await;
+        for ok in [
+            read_ok,
+            status == StatusCode::OK || status == StatusCode::CREATED,
+        ] {
+            done.fetch_add(1, Ordering::Relaxed);
+            if !ok {
+                failed.fetch_add(1, Ordering::Relaxed);
+                eprintln!("quiet tenant request failed: {status} {body}");
+            }
+        }
+        i += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.unwrap();
+    }
+    let mut refused = 0;
+    for shell in shells {
+        match shell.await.unwrap() {
+            StatusCode::OK => {}
+            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            other => panic!("a noisy command answered {other}"),
+        }
+    }
+    assert_eq!(failed.load(Ordering::Relaxed), 0);
+    assert!(
+        done.load(Ordering::Relaxed) >= 10,
+        "only {done:?} quiet requests"
+    );
+    // The default shell quota (64) held the flood back.
+    assert_eq!(refused, 200 - 64);
+}
