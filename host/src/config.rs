@@ -129,6 +129,9 @@ pub struct Limits {
     pub terminal_client_buffer_bytes: usize,
     /// How often idle terminal connections are pinged.
     pub terminal_ping_interval_ms: u64,
+    /// The most scrollback a terminal may keep, whatever its spec or its
+    /// component asks.
+    pub max_scrollback_bytes: u64,
     /// Largest component an operator may upload through the admin API.
     pub max_component_bytes: usize,
     /// Components kept per slot for rollback (the bound one included).
@@ -154,6 +157,7 @@ impl Default for Limits {
             max_command_timeout_ms: 3_600_000,
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
+            max_scrollback_bytes: 64 * 1024 * 1024,
             max_component_bytes: 64 * 1024 * 1024,
             component_history: 10,
         }
@@ -376,6 +380,7 @@ impl Config {
                 l.terminal_ping_interval_ms,
             ),
             ("limits.max_component_bytes", l.max_component_bytes as u64),
+            ("limits.max_scrollback_bytes", l.max_scrollback_bytes),
             ("limits.component_history", l.component_history as u64),
         ];
         for (key, value) in positive {

@@ -21,6 +21,7 @@ fn the_server_binary_embeds_the_defaults_and_no_test_or_example_component() {
         ("faulty", artifacts::FAULTY),
         ("rules-policy", artifacts::RULES_POLICY),
         ("trap-on-start", artifacts::TRAP_ON_START),
+        ("hostile-terminals", artifacts::HOSTILE_TERMINALS),
         ("policy-read-only", artifacts::POLICY_READ_ONLY),
         ("policy-rules", artifacts::POLICY_RULES),
         ("policy-uploads", artifacts::POLICY_UPLOADS),

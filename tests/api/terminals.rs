@@ -1660,3 +1660,48 @@ async fn concurrent_launches_of_one_terminal_start_one_process() {
     assert_eq!(got["metadata"]["running"], true, "{got}");
     assert_eq!(pid_of(&got), pids[0]);
 }
+
+#[tokio::test]
+async fn the_host_caps_the_scrollback_and_screen_a_hostile_component_asks_for() {
+    let config = format!(
+        "[limits]\nmax_scrollback_bytes = 65536\n[components]\nterminals = {:?}\n",
+        reshost_test_artifacts::HOSTILE_TERMINALS.path
+    );
+    let server = Server::with_config(&config).await;
+    let sid = server.session(ACME).await;
+    // 300,000 bytes of output, kept running: more than the 64 KiB allowed.
+    let command = "head -c 300000 /dev/zero | tr '\\0' x; echo; echo END; sleep 30";
+    let (status, body) = launch(&server, ACME, &sid, json!({"command": command})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["metadata"]["cols"], 1000, "{body}");
+    assert_eq!(body["metadata"]["rows"], 1, "{body}");
+    let mut client = attach(&server, &sid, "hostile", "").await;
+    client
+        .wait_until("the end of the output", Duration::from_secs(10), |c| {
+            c.saw("END")
+        })
+        .await;
+    // What an attach replays is at most the capped scrollback (plus what came
+    // live after the replay, which is only the tail here).
+    let mut late = Attached::new(
+        connect(
+            &server,
+            &format!("{}/attach", terminal(&sid, "hostile")),
+            Some(ACME),
+        )
+        .await
+        .unwrap(),
+    );
+    late.wait_until("the replay", Duration::from_secs(10), |c| c.saw("END"))
+        .await;
+    assert!(
+        late.output.len() <= 65536,
+        "replayed {} bytes",
+        late.output.len()
+    );
+    assert!(
+        late.output.len() >= 60000,
+        "replayed {} bytes",
+        late.output.len()
+    );
+}

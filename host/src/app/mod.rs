@@ -119,6 +119,7 @@ impl App {
                 tenant: caller.tenant.clone(),
                 workspace: self.workspace(session),
                 client_buffer_bytes: self.config.limits.terminal_client_buffer_bytes,
+                max_scrollback_bytes: self.config.limits.max_scrollback_bytes,
                 sandbox: self.sandbox.clone(),
             });
         }

@@ -57,6 +57,8 @@ pub struct TerminalsCap {
     /// Where terminals start (their `cwd` is inside it).
     pub workspace: PathBuf,
     pub client_buffer_bytes: usize,
+    /// The most scrollback a terminal may keep (`limits.max_scrollback_bytes`).
+    pub max_scrollback_bytes: u64,
     /// Where terminals run confined.
     pub sandbox: Arc<crate::sandbox::Sandbox>,
 }

@@ -4,7 +4,7 @@
 use super::CapsView;
 use crate::bindings::pty::{Host, Spec as WitSpec, State};
 use crate::bindings::types::{Error, ErrorCode};
-use crate::pty::{Spec, Status as Live, Terminal};
+use crate::pty::{MAX_DIMENSION, Spec, Status as Live, Terminal};
 use crate::store::Move;
 use std::sync::Arc;
 
@@ -52,9 +52,11 @@ impl Host for CapsView<'_> {
             env: spec.env,
             cwd,
             home: cap.workspace.clone(),
-            cols: spec.cols,
-            rows: spec.rows,
-            scrollback_bytes: usize::try_from(spec.scrollback_bytes).unwrap_or(usize::MAX),
+            // What a component asks is capped by what the operator allows.
+            cols: spec.cols.clamp(1, MAX_DIMENSION),
+            rows: spec.rows.clamp(1, MAX_DIMENSION),
+            scrollback_bytes: usize::try_from(spec.scrollback_bytes.min(cap.max_scrollback_bytes))
+                .unwrap_or(usize::MAX),
         };
         Ok(
             match cap

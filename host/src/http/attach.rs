@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::paging::{Query, param};
 use crate::app::App;
 use crate::app::{self, Ask};
-use crate::pty::{Attachment, Output, Terminal};
+use crate::pty::{Attachment, MAX_DIMENSION, Output, Terminal};
 use crate::runtime::CallError;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
@@ -272,7 +272,7 @@ fn command(terminal: &Terminal, text: &str) {
         let size = |field: &str| {
             value[field]
                 .as_u64()
-                .filter(|n| (1..=1000).contains(n))
+                .filter(|n| (1..=u64::from(MAX_DIMENSION)).contains(n))
                 .map(|n| n as u16)
         };
         if let (Some(cols), Some(rows)) = (size("cols"), size("rows"))

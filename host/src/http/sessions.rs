@@ -14,9 +14,6 @@ use hyper::body::Incoming;
 use reshost_paging::Source;
 use serde_json::{Value, json};
 
-/// Largest `scrollback_bytes` a terminal spec may ask for.
-pub const MAX_SCROLLBACK_BYTES: u64 = 64 * 1024 * 1024;
-
 /// A validated `POST /v1/sessions` body.
 struct NewSession {
     agent: Value,
@@ -39,7 +36,7 @@ fn parse_new_session(body: Value, app: &App) -> ApiResult<NewSession> {
     if let Some(unknown) = body.keys().next() {
         return Err(ApiError::invalid(format!("unknown field {unknown:?}")));
     }
-    check_agent(&agent)?;
+    check_agent(&agent, app.config.limits.max_scrollback_bytes)?;
     if !metadata.is_object() {
         return Err(field_error("metadata", "an object"));
     }
@@ -76,7 +73,7 @@ fn parse_new_session(body: Value, app: &App) -> ApiResult<NewSession> {
 }
 
 /// `agent.terminals` declares the terminals a session may launch.
-fn check_agent(agent: &Value) -> ApiResult<()> {
+fn check_agent(agent: &Value, max_scrollback: u64) -> ApiResult<()> {
     let agent = agent
         .as_object()
         .ok_or_else(|| field_error("agent", "an object"))?;
@@ -108,7 +105,7 @@ fn check_agent(agent: &Value) -> ApiResult<()> {
                 "allow_cwd_override" => value.is_boolean(),
                 "scrollback_bytes" => value
                     .as_u64()
-                    .is_some_and(|n| (1..=MAX_SCROLLBACK_BYTES).contains(&n)),
+                    .is_some_and(|n| (1..=max_scrollback).contains(&n)),
                 _ => return Err(ApiError::invalid(format!("unknown field {}", at(field)))),
             };
             if !fine {
@@ -117,7 +114,7 @@ fn check_agent(agent: &Value) -> ApiResult<()> {
                     "args" => "an array of strings".to_owned(),
                     "env" => "an object of strings".to_owned(),
                     "allow_cwd_override" => "a boolean".to_owned(),
-                    _ => format!("an integer from 1 to {MAX_SCROLLBACK_BYTES}"),
+                    _ => format!("an integer from 1 to {max_scrollback}"),
                 };
                 return Err(field_error(&at(field), &what));
             }

@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// The most columns or rows a terminal may have.
+pub const MAX_DIMENSION: u16 = 1000;
 pub use spawn::Spec;
 
 /// Bytes read from the PTY per read.

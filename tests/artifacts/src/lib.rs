@@ -25,6 +25,8 @@ components! {
     RULES_POLICY = "rules_policy.wasm";
     /// A component that traps when it is first instantiated.
     TRAP_ON_START = "trap_on_start.wasm";
+    /// A `terminals` handler asking the host for far more than it allows.
+    HOSTILE_TERMINALS = "hostile_terminals.wasm";
     /// The example policy that allows reads only.
     POLICY_READ_ONLY = "policy_read_only.wasm";
     /// The example rules policy (shell allow-list, denied paths).
