@@ -257,6 +257,9 @@ pub struct TenantLimits {
     pub terminals: u64,
     /// Sessions.
     pub sessions: u64,
+    /// Bytes of stored files (uploads) over all its sessions; over it an upload is
+    /// `507 insufficient_storage`.
+    pub upload_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -268,6 +271,7 @@ impl Default for TenantLimits {
             shell_commands: 64,
             terminals: 64,
             sessions: 10_000,
+            upload_bytes: 0,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Tenant quotas (`[tenant_limits]`, `[[tenants]] limits`): one request over a
-//! quota is `429 quota_exceeded` naming it, with `Retry-After`; under it, requests
-//! succeed; one tenant's use never counts against another's.
+//! concurrency, rate or count quota is `429 quota_exceeded` naming it, with
+//! `Retry-After`; over the storage quota `507 insufficient_storage`; under them,
+//! requests succeed; one tenant's use never counts against another's.
 
 use crate::common::*;
 use crate::terminals::{launch_as, session as terminal_session};
@@ -162,11 +163,15 @@ async fn a_terminal_over_the_terminals_quota_is_refused() {
 async fn usage_shows_each_quota_beside_what_the_tenant_uses() {
     let config = format!(
         "[admin]\ntokens = [\"admin-token\"]\n{}",
-        small("{ sessions = 5, shell_commands = 2 }")
+        small("{ sessions = 5, shell_commands = 2, upload_bytes = 4096 }")
     );
     let server = Server::with_config(&config).await;
+    let sid = server.session(SMALL).await;
     server.session(SMALL).await;
-    server.session(SMALL).await;
+    let (status, body) = server
+        .upload(SMALL, &sid, "a.bin", None, vec![1; 1000])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, usage) = server
         .get("/admin/v1/tenants/small/usage", "admin-token")
         .await;
@@ -180,6 +185,11 @@ async fn usage_shows_each_quota_beside_what_the_tenant_uses() {
         "{usage}"
     );
     assert_eq!(usage["terminals"]["used"], 0, "{usage}");
+    assert_eq!(
+        usage["upload_bytes"],
+        json!({"used": 1000, "limit": 4096}),
+        "{usage}"
+    );
     assert_eq!(usage["requests_in_flight"]["limit"], 256, "{usage}");
     // Another tenant's figures are its own.
     let (status, usage) = server
@@ -211,4 +221,49 @@ async fn usage_shows_each_quota_beside_what_the_tenant_uses() {
     )
     .await;
     assert_error(&got, 405, "method_not_allowed");
+}
+
+#[tokio::test]
+async fn an_upload_over_the_storage_quota_is_refused_with_507_and_leaves_nothing() {
+    let server = Server::with_config(&small("{ upload_bytes = 3000 }")).await;
+    let sid = server.session(SMALL).await;
+    let (status, first) = server
+        .upload(SMALL, &sid, "a.bin", None, vec![1; 2000])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let got = server
+        .upload(SMALL, &sid, "b.bin", None, vec![2; 2000])
+        .await;
+    assert_error(&got, 507, "insufficient_storage");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("upload_bytes"),
+        "{}",
+        got.1
+    );
+    // Nothing of the refused upload is kept: one file, and its bytes are all counted.
+    let (_, list) = server.get(&files_path(&sid), SMALL).await;
+    assert_eq!(assert_list(&list).len(), 1, "{list}");
+    let (status, body) = server
+        .upload(SMALL, &sid, "c.bin", None, vec![3; 900])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Another tenant's uploads are its own.
+    let theirs = server.session(ACME).await;
+    let (status, body) = server
+        .upload(ACME, &theirs, "big.bin", None, vec![4; 8000])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // Deleting a file makes room again.
+    let id = first["id"].as_str().unwrap();
+    let (status, body) = server
+        .delete(&format!("{}/{id}", files_path(&sid)), SMALL)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = server
+        .upload(SMALL, &sid, "d.bin", None, vec![5; 2000])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
 }

@@ -213,6 +213,17 @@ impl App {
         Ok(self.quotas.room_for(tenant, "terminals", used)?)
     }
 
+    /// How many more bytes of uploads the tenant may store (`None`: no quota).
+    pub async fn upload_room(&self, tenant: &str) -> Result<Option<u64>, Error> {
+        let limit = self.quotas.tenant(tenant).limits.upload_bytes;
+        if limit == 0 {
+            return Ok(None);
+        }
+        let (store, owner) = (self.store.clone(), tenant.to_owned());
+        let used = blocking("measuring stored bytes", move || store.stored_bytes(&owner)).await??;
+        Ok(Some(limit.saturating_sub(used)))
+    }
+
     /// The tenant's terminals whose process runs.
     fn running_terminals(&self, tenant: &str) -> u64 {
         self.terminals
@@ -231,6 +242,7 @@ impl App {
             "shell_commands": figure(quotas.used("shell_commands"), limits.shell_commands),
             "terminals": figure(self.running_terminals(tenant), limits.terminals),
             "sessions": figure(self.store.count_sessions(tenant)?, limits.sessions),
+            "upload_bytes": figure(self.store.stored_bytes(tenant)?, limits.upload_bytes),
             "requests_per_second": {"limit": limits.requests_per_second, "burst": limits.request_burst},
         }))
     }

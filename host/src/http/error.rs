@@ -31,6 +31,7 @@ pub enum Code {
     ComponentTimeout,
     ServerBusy,
     QuotaExceeded,
+    InsufficientStorage,
 }
 
 impl Code {
@@ -50,6 +51,7 @@ impl Code {
             InternalError | ComponentError => StatusCode::INTERNAL_SERVER_ERROR,
             ComponentTimeout | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
             QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
+            InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -76,6 +78,7 @@ impl Code {
             ComponentTimeout => "component_timeout",
             ServerBusy => "server_busy",
             QuotaExceeded => "quota_exceeded",
+            InsufficientStorage => "insufficient_storage",
         }
     }
 }

@@ -100,6 +100,14 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
+/// Over the tenant's `upload_bytes` quota, with `room` bytes left of it.
+fn no_room(room: u64) -> ApiError {
+    ApiError::new(
+        Code::InsufficientStorage,
+        format!("the tenant's upload_bytes quota has {room} bytes left"),
+    )
+}
+
 /// The multipart boundary of an upload's `Content-Type`.
 fn boundary(headers: &HeaderMap) -> ApiResult<String> {
     let content_type = headers
@@ -114,20 +122,19 @@ fn boundary(headers: &HeaderMap) -> ApiResult<String> {
     })
 }
 
-/// Refuses an upload whose declared length is over the limit before a byte is
+/// Refuses an upload whose declared length is over a limit before a byte is
 /// stored. A client waiting on `Expect: 100-continue` never sends the body; one
 /// already sending it gets its answer after the body is read and dropped, if that
 /// is not too much.
 async fn refuse_declared<E>(
     headers: &HeaderMap,
     declared: u64,
-    limit: u64,
+    mut error: ApiError,
     body: impl futures_util::Stream<Item = Result<Bytes, E>> + Unpin,
 ) -> ApiError {
     let expects_continue = headers
         .get(header::EXPECT)
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    let mut error = too_large(limit);
     error.close = expects_continue || declared > DRAIN_BYTES || !drain(body).await;
     error
 }
@@ -149,13 +156,14 @@ async fn file_part<'r>(multipart: &mut multer::Multipart<'r>) -> ApiResult<multe
 
 /// Streams the file part into a staged blob. The writer runs on a blocking
 /// thread; the network side feeds it through a short queue, so memory stays
-/// bounded whatever the file's size. A part over `limit` is refused; what was
-/// written is discarded.
+/// bounded whatever the file's size. A part over `limit`, or over the `room` the
+/// tenant's storage quota leaves, is refused; what was written is discarded.
 async fn stage(
     app: &App,
     field: &mut multer::Field<'_>,
     multipart: &mut multer::Multipart<'_>,
     limit: u64,
+    room: Option<u64>,
 ) -> ApiResult<StagedBlob> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE);
     let store = app.store.clone();
@@ -173,6 +181,9 @@ async fn stage(
             if received > limit {
                 return Err(too_large(limit));
             }
+            if let Some(room) = room.filter(|&room| received > room) {
+                return Err(no_room(room));
+            }
             if tx.send(bytes).await.is_err() {
                 break; // The writer failed; its error is reported below.
             }
@@ -186,7 +197,7 @@ async fn stage(
         .map_err(|e| ApiError::internal("storing an upload", e));
     if let Err(mut e) = streamed {
         drop(staged); // Discards what was written.
-        if e.code == Code::PayloadTooLarge {
+        if matches!(e.code, Code::PayloadTooLarge | Code::InsufficientStorage) {
             // The file part is read; what follows it (the closing boundary, maybe
             // other parts) decides whether the connection can be kept.
             e.close = !drain(field).await || !matches!(multipart.next_field().await, Ok(None));
@@ -212,7 +223,7 @@ async fn upload(
         .and_then(|v| v.parse::<u64>().ok());
     let mut stream = data(body);
     if let Some(declared) = declared.filter(|&n| n > limit.saturating_add(MULTIPART_OVERHEAD)) {
-        return Err(refuse_declared(headers, declared, limit, &mut stream).await);
+        return Err(refuse_declared(headers, declared, too_large(limit), &mut stream).await);
     }
     let mut multipart = multer::Multipart::new(stream, boundary);
     let mut field = file_part(&mut multipart).await?;
@@ -224,7 +235,8 @@ async fn upload(
         ..Ask::new("files.upload", Some(session), None)
     };
     app.check(tenant, ask).await?;
-    let staged = stage(app, &mut field, &mut multipart, limit).await?;
+    let room = app.upload_room(tenant).await?;
+    let staged = stage(app, &mut field, &mut multipart, limit, room).await?;
 
     let mut staged = Some(staged);
     let json = app

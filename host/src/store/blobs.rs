@@ -131,6 +131,28 @@ impl Store {
         Ok(out)
     }
 
+    /// The bytes of every blob a record of the tenant's sessions owns (its uploads).
+    pub fn stored_bytes(&self, tenant: &str) -> Result<u64> {
+        let tx = self.read()?;
+        let sessions = tx.open_table(super::sessions::SESSIONS)?;
+        let records = tx.open_table(super::records::RECORDS)?;
+        let blobs = tx.open_table(BLOBS)?;
+        let mut total = 0;
+        for session in sessions.range::<(&str, &str)>((tenant, "")..(tenant, super::MAX))? {
+            let (key, _) = session?;
+            let (_, id) = key.value();
+            for record in records.range::<(&str, &str, &str)>((id, "", "")..(id, super::MAX, ""))? {
+                let (_, value) = record?;
+                if let (_, Some(blob)) = value.value()
+                    && let Some(found) = blobs.get(blob)?
+                {
+                    total += found.value().0;
+                }
+            }
+        }
+        Ok(total)
+    }
+
     /// Counts the blobs of a stopped server's database, reading it as it is (no
     /// start-up sweep): pending blobs left behind show up.
     pub fn inspect_blobs(data_dir: &std::path::Path) -> anyhow::Result<BlobStats> {
@@ -269,5 +291,39 @@ impl BlobWriter {
             .insert(info.id, (info.len, info.sha256.as_str()))?;
         tx.commit()?;
         Ok(self.staged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Batch, Record};
+
+    /// A session of `tenant` whose record `key` owns a blob of `len` bytes.
+    fn session_with_blob(store: &Arc<Store>, tenant: &str, id: &str, len: usize) {
+        let mut writer = BlobWriter::new(store).unwrap();
+        writer.write(&vec![1u8; len]).unwrap();
+        let staged = writer.finish().unwrap();
+        let mut batch = Batch::default();
+        let record = Record {
+            value: "{}".into(),
+            blob: Some(staged.info.id),
+        };
+        batch.ops.insert(format!("file_{id}"), Some(record));
+        store
+            .create_session(tenant, id, "{}", "file", &batch)
+            .unwrap();
+    }
+
+    #[test]
+    fn stored_bytes_counts_the_blobs_of_every_session_of_the_tenant_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), 1 << 20).unwrap());
+        session_with_blob(&store, "small", "conv_1", 1000);
+        session_with_blob(&store, "small", "conv_2", 24);
+        session_with_blob(&store, "other", "conv_3", 5000);
+        assert_eq!(store.stored_bytes("small").unwrap(), 1024);
+        assert_eq!(store.stored_bytes("other").unwrap(), 5000);
+        assert_eq!(store.stored_bytes("nobody").unwrap(), 0);
     }
 }

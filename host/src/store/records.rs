@@ -7,7 +7,7 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::BTreeMap;
 
 /// (session, collection, key) → (value, blob the record owns).
-const RECORDS: TableDefinition<(&str, &str, &str), (&str, Option<u128>)> =
+pub(super) const RECORDS: TableDefinition<(&str, &str, &str), (&str, Option<u128>)> =
     TableDefinition::new("records");
 /// (session, key) → collection: every resource of a session, ordered by id.
 const RESOURCES: TableDefinition<(&str, &str), &str> = TableDefinition::new("resources");
