@@ -111,6 +111,7 @@ impl App {
                 dir: self.workspace(session),
                 exec: self.exec_limits(session),
                 tracker: self.tracker.clone(),
+                max_read_bytes: self.config.limits.read_cap_bytes,
             });
         }
         if W::TERMINALS {

@@ -47,6 +47,9 @@ pub struct Workspace {
     pub dir: PathBuf,
     pub exec: exec::ExecLimits,
     pub tracker: Arc<Tracker>,
+    /// The most of a file's baseline a call may read (`limits.read_cap_bytes`),
+    /// whatever it asks.
+    pub max_read_bytes: u64,
 }
 
 /// The session's terminals, as granted to a call of the `terminals` slot.
@@ -120,11 +123,17 @@ impl Caps {
         self.workspace.as_ref().map(|w| (w.dir.as_path(), &w.exec))
     }
 
-    /// The workspace's change tracking: the tracker, the session, the workspace.
-    pub fn watch(&self) -> Option<(Arc<Tracker>, String, PathBuf)> {
+    /// The workspace's change tracking: the tracker, the session, the workspace,
+    /// and the most of a baseline file one read returns.
+    pub fn watch(&self) -> Option<(Arc<Tracker>, String, PathBuf, u64)> {
         let w = self.workspace.as_ref()?;
         let scope = self.scope.as_ref()?;
-        Some((w.tracker.clone(), scope.session.clone(), w.dir.clone()))
+        Some((
+            w.tracker.clone(),
+            scope.session.clone(),
+            w.dir.clone(),
+            w.max_read_bytes,
+        ))
     }
 
     /// The records of one session's collection, and blobs.

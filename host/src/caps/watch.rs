@@ -23,7 +23,7 @@ fn seconds(ns: i64) -> u64 {
 
 impl Host for CapsView<'_> {
     async fn changes(&mut self) -> wasmtime::Result<Result<Vec<Change>, String>> {
-        let Some((tracker, session, dir)) = self.caps.watch() else {
+        let Some((tracker, session, dir, _)) = self.caps.watch() else {
             wasmtime::bail!("change tracking is not granted to this call");
         };
         blocking("change tracking", move || {
@@ -50,11 +50,11 @@ impl Host for CapsView<'_> {
         path: String,
         max_bytes: u64,
     ) -> wasmtime::Result<Result<Option<Original>, String>> {
-        let Some((tracker, session, _)) = self.caps.watch() else {
+        let Some((tracker, session, _, max_read_bytes)) = self.caps.watch() else {
             wasmtime::bail!("change tracking is not granted to this call");
         };
         blocking("reading the baseline", move || {
-            let found = tracker.baseline(&session, &path, max_bytes)?;
+            let found = tracker.baseline(&session, &path, max_bytes.min(max_read_bytes))?;
             Ok(found.map(|(file, bytes)| Original {
                 bytes,
                 size: file.stat.size,
