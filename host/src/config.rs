@@ -251,6 +251,9 @@ pub struct TenantLimits {
     /// Requests that may come at once above the rate (the bucket's size; 0: one
     /// second's worth).
     pub request_burst: u64,
+    /// Component calls running at once; more wait their turn (0: as many as the
+    /// machine has cores), so that one tenant's burst cannot take every core.
+    pub component_calls: u64,
     /// Shell commands running at once.
     pub shell_commands: u64,
     /// Terminals running at once.
@@ -268,6 +271,7 @@ impl Default for TenantLimits {
             requests_in_flight: 256,
             requests_per_second: 0,
             request_burst: 0,
+            component_calls: 0,
             shell_commands: 64,
             terminals: 64,
             sessions: 10_000,

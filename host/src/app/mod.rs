@@ -166,7 +166,9 @@ impl App {
             &mut wasmtime::Store<Guest>,
         ) -> wasmtime::Result<Result<R, ComponentError>>,
     ) -> Result<R, Error> {
+        let turn = self.quotas.call_turn(&caller.tenant).await;
         let (answer, caps) = self.runtime.call::<W, _>(self.caps::<W>(caller), f).await?;
+        drop(turn);
         let value = answer.map_err(Error::Component)?;
         if caps.has_writes() {
             let store = self.store.clone();
@@ -183,6 +185,7 @@ impl App {
             session_id: id.to_owned(),
         };
         let caps = Caps::scoped(&self.store, id, EnvironmentsWorld::COLLECTION);
+        let turn = self.quotas.call_turn(tenant).await;
         let (answer, caps) = self
             .runtime
             .call::<EnvironmentsWorld, _>(caps, async |envs, store| {
@@ -191,6 +194,7 @@ impl App {
                     .await
             })
             .await?;
+        drop(turn);
         answer.map_err(Error::Component)?;
         let (store, tenant, json) = (self.store.clone(), tenant.to_owned(), json.to_owned());
         blocking("storing the session", move || {
