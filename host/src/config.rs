@@ -263,6 +263,9 @@ pub struct TenantLimits {
     /// Bytes of stored files (uploads) over all its sessions; over it an upload is
     /// `507 insufficient_storage`.
     pub upload_bytes: u64,
+    /// Bytes in its sessions' workspaces, measured (a walk) at each API write,
+    /// which is `507 insufficient_storage` over it.
+    pub workspace_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -276,6 +279,7 @@ impl Default for TenantLimits {
             terminals: 64,
             sessions: 10_000,
             upload_bytes: 0,
+            workspace_bytes: 0,
         }
     }
 }

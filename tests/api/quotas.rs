@@ -301,3 +301,56 @@ async fn a_tenants_component_calls_beyond_its_share_wait_their_turn_and_others_d
     );
     assert_error(&spin.await.unwrap(), 503, "component_timeout");
 }
+
+/// `PUT`s a file of `bytes` bytes as the `small` tenant.
+async fn put(server: &Server, sid: &str, path: &str, bytes: usize) -> (StatusCode, Value) {
+    let body = json!({"content": "x".repeat(bytes)});
+    send_json(server, Method::PUT, &fs_url(sid, path), SMALL, &body).await
+}
+
+#[tokio::test]
+async fn a_write_over_the_workspace_quota_is_refused_with_507_and_changes_nothing() {
+    let config = format!(
+        "[admin]\ntokens = [\"admin-token\"]\n{}",
+        small("{ workspace_bytes = 3000 }")
+    );
+    let server = Server::with_config(&config).await;
+    let sid = server.session(SMALL).await;
+    let (status, body) = put(&server, &sid, "a.txt", 2000).await;
+    assert!(status.is_success(), "{status} {body}");
+    let got = put(&server, &sid, "b.txt", 2000).await;
+    assert_error(&got, 507, "insufficient_storage");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("workspace_bytes"),
+        "{}",
+        got.1
+    );
+    let got = server.get(&fs_url(&sid, "b.txt"), SMALL).await;
+    assert_error(&got, 404, "path_not_found");
+    let (status, body) = put(&server, &sid, "c.txt", 500).await;
+    assert!(status.is_success(), "{status} {body}");
+    // Another tenant's workspaces are its own.
+    let theirs = server.session(ACME).await;
+    let body = json!({"content": "y".repeat(5000)});
+    let (status, got) = send_json(
+        &server,
+        Method::PUT,
+        &fs_url(&theirs, "big.txt"),
+        ACME,
+        &body,
+    )
+    .await;
+    assert!(status.is_success(), "{status} {got}");
+    let (status, usage) = server
+        .get("/admin/v1/tenants/small/usage", "admin-token")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    assert_eq!(
+        usage["workspace_bytes"],
+        json!({"used": 2500, "limit": 3000}),
+        "{usage}"
+    );
+}

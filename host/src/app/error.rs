@@ -28,6 +28,9 @@ pub enum Error {
     /// Over one of the tenant's quotas.
     #[error(transparent)]
     Quota(#[from] super::Exceeded),
+    /// A write would take the tenant over a storage quota.
+    #[error("the write would take the tenant over its {quota} quota ({limit} bytes)")]
+    NoRoom { quota: &'static str, limit: u64 },
     /// Anything else the client cannot fix; the detail is for the log.
     #[error("{context}: {detail}")]
     Internal {

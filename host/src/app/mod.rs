@@ -22,6 +22,7 @@ use crate::runtime::{EnvironmentsWorld, Guest, ResourceWorld, Runtime};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
 use crate::watch::Tracker;
+use crate::workspace;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -229,6 +230,39 @@ impl App {
         Ok(Some(limit.saturating_sub(used)))
     }
 
+    /// The bytes in all the tenant's workspaces (a walk of each).
+    async fn workspace_bytes(&self, tenant: &str) -> Result<u64, Error> {
+        let dirs: Vec<_> = self
+            .store
+            .sessions_of(tenant)?
+            .iter()
+            .map(|s| self.workspace(s))
+            .collect();
+        blocking("measuring workspaces", move || {
+            dirs.iter()
+                .try_fold(0u64, |sum, dir| Ok(sum + workspace::bytes(dir)?))
+        })
+        .await?
+        .map_err(|e: std::io::Error| Error::internal("measuring workspaces", e))
+    }
+
+    /// Refuses an API write of up to `bytes` that would take the tenant's
+    /// workspaces over its `workspace_bytes` quota.
+    pub async fn room_for_write(&self, tenant: &str, bytes: u64) -> Result<(), Error> {
+        let limit = self.quotas.tenant(tenant).limits.workspace_bytes;
+        if limit == 0 {
+            return Ok(());
+        }
+        let used = self.workspace_bytes(tenant).await?;
+        if used.saturating_add(bytes) > limit {
+            return Err(Error::NoRoom {
+                quota: "workspace_bytes",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
     /// The tenant's terminals whose process runs.
     fn running_terminals(&self, tenant: &str) -> u64 {
         self.terminals
@@ -236,7 +270,7 @@ impl App {
     }
 
     /// The tenant's quotas beside what it uses of each.
-    pub fn usage(&self, tenant: &str) -> Result<serde_json::Value, Error> {
+    pub async fn usage(&self, tenant: &str) -> Result<serde_json::Value, Error> {
         let quotas = self.quotas.tenant(tenant);
         let limits = quotas.limits;
         let figure = |used: u64, limit: u64| serde_json::json!({"used": used, "limit": limit});
@@ -248,6 +282,7 @@ impl App {
             "terminals": figure(self.running_terminals(tenant), limits.terminals),
             "sessions": figure(self.store.count_sessions(tenant)?, limits.sessions),
             "upload_bytes": figure(self.store.stored_bytes(tenant)?, limits.upload_bytes),
+            "workspace_bytes": figure(self.workspace_bytes(tenant).await?, limits.workspace_bytes),
             "requests_per_second": {"limit": limits.requests_per_second, "burst": limits.request_burst},
         }))
     }

@@ -190,7 +190,6 @@ impl Quotas {
         let limits = self.tenant(tenant).limits;
         let limit = match quota {
             "sessions" => limits.sessions,
-            "upload_bytes" => limits.upload_bytes,
             _ => limits.terminals,
         };
         if limit > 0 && used >= limit {

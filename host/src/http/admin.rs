@@ -106,7 +106,7 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
         (["tenants", tenant, "usage"], &Method::GET) => {
             // Known tenants only, as for their policy.
             app.runtime.tenant_view(tenant)?;
-            json(&app.usage(tenant)?)
+            json(&app.usage(tenant).await?)
         }
         (["tenants", _, "usage"], _) => Err(ApiError::method_not_allowed("GET")),
         (["sandbox"], &Method::GET) => json(app.sandbox.report()),

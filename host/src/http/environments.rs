@@ -94,6 +94,9 @@ async fn change(
     let caller = app.authorize(tenant, session, ask).await?;
     // Read only once the request is allowed.
     let body = read_text(body, app.config.limits.max_write_bytes).await?;
+    // What the file becomes is at most the body's size (a write's content, an
+    // edit's new text), so the body bounds what the write adds.
+    app.room_for_write(tenant, body.len() as u64).await?;
     let json = app
         .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
             let handler = envs.reshost_api_environments_handler();

@@ -235,6 +235,7 @@ impl From<app::Error> for ApiError {
             E::Call(e) => e.into(),
             E::Store(e) => e.into(),
             E::Quota(e) => e.into(),
+            E::NoRoom { .. } => ApiError::new(Code::InsufficientStorage, e.to_string()),
             E::Internal { context, detail } => ApiError::internal(context, detail),
         }
     }

@@ -71,14 +71,18 @@ impl Store {
 
     /// How many sessions the tenant has.
     pub fn count_sessions(&self, tenant: &str) -> Result<u64> {
+        Ok(self.sessions_of(tenant)?.len() as u64)
+    }
+
+    /// The ids of the tenant's sessions.
+    pub fn sessions_of(&self, tenant: &str) -> Result<Vec<String>> {
         let tx = self.read()?;
         let table = tx.open_table(SESSIONS)?;
-        let mut count = 0;
+        let mut ids = Vec::new();
         for entry in table.range::<(&str, &str)>((tenant, "")..(tenant, MAX))? {
-            entry?;
-            count += 1;
+            ids.push(entry?.0.value().1.to_owned());
         }
-        Ok(count)
+        Ok(ids)
     }
 
     /// Every session id of every tenant.

@@ -55,6 +55,24 @@ pub fn sweep(root: &Path, live: &std::collections::HashSet<String>) -> io::Resul
 }
 
 /// Removes a workspace and everything in it; a missing one is not an error.
+/// The bytes of everything in a workspace (each file's size, a symlink's own),
+/// walked without following links; 0 for a missing workspace.
+pub fn bytes(dir: &Path) -> io::Result<u64> {
+    let root = match cap_std::fs::Dir::open_ambient_dir(dir, cap_std::ambient_authority()) {
+        Ok(root) => root,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut total = 0;
+    walk::walk(root, "", |item| {
+        if !item.kind.is_dir() {
+            total += item.entry.metadata().map_or(0, |m| m.len());
+        }
+        walk::Next::Continue
+    })?;
+    Ok(total)
+}
+
 pub fn remove(dir: &Path) -> io::Result<()> {
     match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
