@@ -28,10 +28,7 @@ fn hold_instances(
     n: usize,
 ) -> Vec<JoinHandle<(StatusCode, Value)>> {
     (0..n)
-        .map(|_| {
-            let (server, path) = (server.clone(), format!("{}/spin", files_path(sid)));
-            tokio::spawn(async move { server.get(&path, ACME).await })
-        })
+        .map(|_| spawn_get(server, ACME, format!("{}/spin", files_path(sid))))
         .collect()
 }
 
@@ -94,6 +91,23 @@ async fn an_exhausted_instance_pool_answers_503_server_busy_with_retry_after_and
     assert_eq!(body["error"]["code"], "server_busy", "{body}");
     assert_eq!(retry_after.as_deref(), Some("2"));
 
+    // A terminal attach is told before the upgrade, not closed as a policy refusal.
+    let attach = server
+        .request(
+            Method::GET,
+            &format!("/v1/sessions/{sid}/resources/terminals/any/attach"),
+            Some(ACME),
+        )
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(attach.headers()["retry-after"], "2");
+    assert_error(&json_of(attach).await, 503, "server_busy");
+
     assert_all_ran(holders).await;
     let (status, retry_after, body, _) = list_environments(&server, &sid, ACME).await;
     assert_eq!(status, StatusCode::OK, "{body}");
@@ -137,11 +151,7 @@ async fn long_shell_commands_hold_no_instance_while_they_run() {
     let sid = server.session(ACME).await;
     // Three times as many commands as instances, all running at once.
     let shells: Vec<_> = (0..6)
-        .map(|_| {
-            let (server, path) = (server.clone(), shell_path(&sid));
-            let body = json!({"command": "sleep 2; echo done", "timeout": 30});
-            tokio::spawn(async move { server.post(&path, ACME, body).await })
-        })
+        .map(|_| spawn_shell(&server, ACME, &sid, "sleep 2; echo done"))
         .collect();
     tokio::time::sleep(Duration::from_millis(700)).await;
     for _ in 0..3 {

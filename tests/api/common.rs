@@ -24,6 +24,29 @@ name = "globex"
 tokens = ["globex-token"]
 "#;
 
+/// Runs `command` in the session's shell as `token` (30 s timeout), in a task of
+/// its own, for tests that do something else while it runs.
+pub fn spawn_shell(
+    server: &std::sync::Arc<Server>,
+    token: &'static str,
+    sid: &str,
+    command: &str,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let (server, path) = (server.clone(), shell_path(sid));
+    let body = serde_json::json!({"command": command, "timeout": 30});
+    tokio::spawn(async move { server.post(&path, token, body).await })
+}
+
+/// `GET`s `path` as `token` in a task of its own.
+pub fn spawn_get(
+    server: &std::sync::Arc<Server>,
+    token: &'static str,
+    path: String,
+) -> tokio::task::JoinHandle<(StatusCode, Value)> {
+    let server = server.clone();
+    tokio::spawn(async move { server.get(&path, token).await })
+}
+
 /// A well-formed session id that no server ever issued.
 pub const UNKNOWN_SESSION: &str = "conv_00000000000000000000000000000000";
 

@@ -28,13 +28,7 @@ async fn a_noisy_tenant_flooding_the_server_makes_no_request_of_a_quiet_one_fail
     // the rest is refused with 429) and 32 connections looping requests.
     let stop = Arc::new(AtomicBool::new(false));
     let shells: Vec<_> = (0..200)
-        .map(|_| {
-            let (server, path) = (server.clone(), shell_path(&noisy));
-            tokio::spawn(async move {
-                let body = json!({"command": "sleep 5", "timeout": 30});
-                server.post(&path, ACME, body).await.0
-            })
-        })
+        .map(|_| spawn_shell(&server, ACME, &noisy, "sleep 5"))
         .collect();
     let loops: Vec<_> = (0..32)
         .map(|_| {
@@ -85,7 +79,7 @@ async fn a_noisy_tenant_flooding_the_server_makes_no_request_of_a_quiet_one_fail
     }
     let mut refused = 0;
     for shell in shells {
-        match shell.await.unwrap() {
+        match shell.await.unwrap().0 {
             StatusCode::OK => {}
             StatusCode::TOO_MANY_REQUESTS => refused += 1,
             other => panic!("a noisy command answered {other}"),

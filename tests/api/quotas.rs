@@ -54,14 +54,7 @@ async fn a_session_over_the_sessions_quota_is_refused_until_one_is_deleted() {
 async fn shell_commands_over_the_quota_are_refused_while_others_tenants_run_theirs() {
     let server = Arc::new(Server::with_config("[tenant_limits]\nshell_commands = 1\n").await);
     let (sid, other) = (server.session(ACME).await, server.session(GLOBEX).await);
-    let long = {
-        let (server, path) = (server.clone(), shell_path(&sid));
-        tokio::spawn(async move {
-            server
-                .post(&path, ACME, json!({"command": "sleep 2", "timeout": 30}))
-                .await
-        })
-    };
+    let long = spawn_shell(&server, ACME, &sid, "sleep 2");
     tokio::time::sleep(Duration::from_millis(700)).await;
     let over = server
         .request(Method::POST, &shell_path(&sid), Some(ACME))
@@ -114,14 +107,7 @@ async fn requests_over_the_rate_are_refused_with_when_to_retry() {
 async fn requests_over_the_in_flight_quota_are_refused() {
     let server = Arc::new(Server::with_config(&small("{ requests_in_flight = 1 }")).await);
     let sid = server.session(SMALL).await;
-    let long = {
-        let (server, path) = (server.clone(), shell_path(&sid));
-        tokio::spawn(async move {
-            server
-                .post(&path, SMALL, json!({"command": "sleep 1", "timeout": 30}))
-                .await
-        })
-    };
+    let long = spawn_shell(&server, SMALL, &sid, "sleep 1");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let over = server
         .request(Method::GET, "/v1/sessions", Some(SMALL))
@@ -278,10 +264,7 @@ async fn a_tenants_component_calls_beyond_its_share_wait_their_turn_and_others_d
     let server = Arc::new(Server::with_config(&config).await);
     let (sid, other) = (server.session(SMALL).await, server.session(ACME).await);
     // `spin` keeps small's one turn for the files slot's 1.5 s deadline.
-    let spin = {
-        let (server, path) = (server.clone(), format!("{}/spin", files_path(&sid)));
-        tokio::spawn(async move { server.get(&path, SMALL).await })
-    };
+    let spin = spawn_get(&server, SMALL, format!("{}/spin", files_path(&sid)));
     tokio::time::sleep(Duration::from_millis(300)).await;
     let envs = |s: &str| format!("/v1/sessions/{s}/resources/environments");
     let started = std::time::Instant::now();

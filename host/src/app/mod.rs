@@ -10,6 +10,7 @@ mod quotas;
 pub use error::Error;
 pub use policy::Ask;
 pub use quotas::{Exceeded, Quotas};
+use quotas::{Gauge, room};
 
 use crate::auth::{AdminTokens, Tenants};
 use crate::bindings::exec::{Command, Outcome};
@@ -209,25 +210,28 @@ impl App {
 impl App {
     /// Refuses a new session when the tenant has its `sessions` quota.
     pub fn room_for_session(&self, tenant: &str) -> Result<(), Error> {
-        let used = self.store.count_sessions(tenant)?;
-        Ok(self.quotas.room_for(tenant, "sessions", used)?)
+        let limit = self.quotas.tenant(tenant).limits.sessions;
+        Ok(room("sessions", limit, self.store.count_sessions(tenant)?)?)
     }
 
     /// Refuses a terminal launch when the tenant has its `terminals` quota running.
     pub fn room_for_terminal(&self, tenant: &str) -> Result<(), Error> {
-        let used = self.running_terminals(tenant);
-        Ok(self.quotas.room_for(tenant, "terminals", used)?)
+        let limit = self.quotas.tenant(tenant).limits.terminals;
+        Ok(room("terminals", limit, self.running_terminals(tenant))?)
     }
 
     /// How many more bytes of uploads the tenant may store (`None`: no quota).
-    pub async fn upload_room(&self, tenant: &str) -> Result<Option<u64>, Error> {
+    pub async fn upload_room(&self, tenant: &str) -> Result<Option<UploadRoom>, Error> {
         let limit = self.quotas.tenant(tenant).limits.upload_bytes;
         if limit == 0 {
             return Ok(None);
         }
         let (store, owner) = (self.store.clone(), tenant.to_owned());
         let used = blocking("measuring stored bytes", move || store.stored_bytes(&owner)).await??;
-        Ok(Some(limit.saturating_sub(used)))
+        Ok(Some(UploadRoom {
+            left: limit.saturating_sub(used),
+            limit,
+        }))
     }
 
     /// The bytes in all the tenant's workspaces (a walk of each).
@@ -277,14 +281,31 @@ impl App {
         Ok(serde_json::json!({
             "object": "tenant.usage",
             "tenant": tenant,
-            "requests_in_flight": figure(quotas.used("requests_in_flight"), limits.requests_in_flight),
-            "shell_commands": figure(quotas.used("shell_commands"), limits.shell_commands),
+            "requests_in_flight": figure(quotas.used(Gauge::RequestsInFlight), limits.requests_in_flight),
+            "shell_commands": figure(quotas.used(Gauge::ShellCommands), limits.shell_commands),
             "terminals": figure(self.running_terminals(tenant), limits.terminals),
             "sessions": figure(self.store.count_sessions(tenant)?, limits.sessions),
             "upload_bytes": figure(self.store.stored_bytes(tenant)?, limits.upload_bytes),
             "workspace_bytes": figure(self.workspace_bytes(tenant).await?, limits.workspace_bytes),
             "requests_per_second": {"limit": limits.requests_per_second, "burst": limits.request_burst},
         }))
+    }
+}
+
+/// What the tenant's `upload_bytes` quota leaves for an upload.
+#[derive(Clone, Copy)]
+pub struct UploadRoom {
+    pub left: u64,
+    limit: u64,
+}
+
+impl UploadRoom {
+    /// The refusal of an upload that outgrew `left`.
+    pub fn refusal(self) -> Error {
+        Error::NoRoom {
+            quota: "upload_bytes",
+            limit: self.limit,
+        }
     }
 }
 

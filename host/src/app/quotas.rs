@@ -4,7 +4,6 @@
 //! naming the quota and saying when to come back; what one tenant uses never
 //! counts against another.
 
-use crate::auth::DEFAULT_TENANT;
 use crate::config::{Config, TenantLimits};
 use crate::sync::Lock;
 use std::collections::HashMap;
@@ -43,16 +42,40 @@ struct Bucket {
     at: Instant,
 }
 
+/// A concurrency quota: what is counted while it is held.
+#[derive(Clone, Copy)]
+pub enum Gauge {
+    RequestsInFlight,
+    ShellCommands,
+}
+
+impl Gauge {
+    /// Its name, as in `[tenant_limits]`.
+    fn name(self) -> &'static str {
+        match self {
+            Gauge::RequestsInFlight => "requests_in_flight",
+            Gauge::ShellCommands => "shell_commands",
+        }
+    }
+
+    fn limit(self, limits: &TenantLimits) -> u64 {
+        match self {
+            Gauge::RequestsInFlight => limits.requests_in_flight,
+            Gauge::ShellCommands => limits.shell_commands,
+        }
+    }
+}
+
 /// A unit of a concurrency quota, given back when dropped.
 pub struct Held {
     tenant: Arc<Tenant>,
-    quota: &'static str,
+    gauge: Gauge,
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
         self.tenant
-            .counter(self.quota)
+            .counter(self.gauge)
             .fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -77,31 +100,29 @@ impl Tenant {
         }
     }
 
-    fn counter(&self, quota: &'static str) -> &AtomicU64 {
-        match quota {
-            "shell_commands" => &self.shells,
-            _ => &self.in_flight,
+    fn counter(&self, gauge: Gauge) -> &AtomicU64 {
+        match gauge {
+            Gauge::RequestsInFlight => &self.in_flight,
+            Gauge::ShellCommands => &self.shells,
         }
     }
 
-    /// What the tenant uses now of `quota` (`requests_in_flight`, `shell_commands`).
-    pub fn used(&self, quota: &'static str) -> u64 {
-        self.counter(quota).load(Ordering::Relaxed)
+    /// What the tenant uses now of a concurrency quota.
+    pub fn used(&self, gauge: Gauge) -> u64 {
+        self.counter(gauge).load(Ordering::Relaxed)
     }
 
-    fn hold(self: &Arc<Tenant>, quota: &'static str, limit: u64) -> Result<Held, Exceeded> {
-        let counter = self.counter(quota);
-        if counter.fetch_add(1, Ordering::Relaxed) >= limit && limit > 0 {
+    /// One more of `gauge` until the hold is dropped, unless that is over it.
+    fn hold(self: &Arc<Tenant>, gauge: Gauge) -> Result<Held, Exceeded> {
+        let counter = self.counter(gauge);
+        let used = counter.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = room(gauge.name(), gauge.limit(&self.limits), used) {
             counter.fetch_sub(1, Ordering::Relaxed);
-            return Err(Exceeded {
-                quota,
-                limit,
-                retry_after_s: RETRY_AFTER_S,
-            });
+            return Err(e);
         }
         Ok(Held {
             tenant: self.clone(),
-            quota,
+            gauge,
         })
     }
 
@@ -135,9 +156,23 @@ fn burst(limits: &TenantLimits) -> u64 {
     }
 }
 
+/// Refuses one more of a quota (`limit` 0: none) of which `used` are taken.
+pub fn room(quota: &'static str, limit: u64, used: u64) -> Result<(), Exceeded> {
+    if limit > 0 && used >= limit {
+        return Err(Exceeded {
+            quota,
+            limit,
+            retry_after_s: RETRY_AFTER_S,
+        });
+    }
+    Ok(())
+}
+
 /// Every tenant's quotas (fixed at start: changed quotas take a restart).
 pub struct Quotas {
     tenants: HashMap<String, Arc<Tenant>>,
+    /// The defaults: the one tenant of a config without tenants.
+    defaults: Arc<Tenant>,
 }
 
 impl Quotas {
@@ -147,22 +182,16 @@ impl Quotas {
             let limits = config.limits_of(tenant)?;
             tenants.insert(tenant.name.clone(), Arc::new(Tenant::new(limits)));
         }
-        // Without configured tenants, the one tenant has the defaults; so does any
-        // name not configured (none authenticates).
-        let defaults = Arc::new(Tenant::new(config.tenant_limits));
-        tenants.insert(String::new(), defaults.clone());
-        if config.tenants.is_empty() {
-            tenants.insert(DEFAULT_TENANT.to_owned(), defaults);
-        }
-        Ok(Quotas { tenants })
+        Ok(Quotas {
+            tenants,
+            defaults: Arc::new(Tenant::new(config.tenant_limits)),
+        })
     }
 
-    /// The tenant's quotas and use.
+    /// The tenant's quotas and use (only configured tenants, or the default one
+    /// when none is, authenticate).
     pub fn tenant(&self, tenant: &str) -> Arc<Tenant> {
-        match self.tenants.get(tenant).or_else(|| self.tenants.get("")) {
-            Some(t) => t.clone(),
-            None => Arc::new(Tenant::new(TenantLimits::default())),
-        }
+        self.tenants.get(tenant).unwrap_or(&self.defaults).clone()
     }
 
     /// Admits one request of the tenant: within its rate, and one more in flight
@@ -170,7 +199,7 @@ impl Quotas {
     pub fn request(&self, tenant: &str) -> Result<Held, Exceeded> {
         let tenant = self.tenant(tenant);
         tenant.take_request()?;
-        tenant.hold("requests_in_flight", tenant.limits.requests_in_flight)
+        tenant.hold(Gauge::RequestsInFlight)
     }
 
     /// A turn for one of the tenant's component calls, until dropped; waits while
@@ -181,24 +210,6 @@ impl Quotas {
 
     /// One more running shell command of the tenant, until dropped.
     pub fn shell(&self, tenant: &str) -> Result<Held, Exceeded> {
-        let tenant = self.tenant(tenant);
-        tenant.hold("shell_commands", tenant.limits.shell_commands)
-    }
-
-    /// Refuses one more of a counted quota (`sessions`, `terminals`) at `used`.
-    pub fn room_for(&self, tenant: &str, quota: &'static str, used: u64) -> Result<(), Exceeded> {
-        let limits = self.tenant(tenant).limits;
-        let limit = match quota {
-            "sessions" => limits.sessions,
-            _ => limits.terminals,
-        };
-        if limit > 0 && used >= limit {
-            return Err(Exceeded {
-                quota,
-                limit,
-                retry_after_s: RETRY_AFTER_S,
-            });
-        }
-        Ok(())
+        self.tenant(tenant).hold(Gauge::ShellCommands)
     }
 }

@@ -9,7 +9,7 @@ use super::download;
 use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
 use crate::app::App;
-use crate::app::Ask;
+use crate::app::{Ask, UploadRoom};
 use crate::bindings::files_handler::Upload;
 use crate::runtime::FilesWorld;
 use crate::store::{BlobWriter, StagedBlob};
@@ -100,14 +100,6 @@ fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// Over the tenant's `upload_bytes` quota, with `room` bytes left of it.
-fn no_room(room: u64) -> ApiError {
-    ApiError::new(
-        Code::InsufficientStorage,
-        format!("the tenant's upload_bytes quota has {room} bytes left"),
-    )
-}
-
 /// The multipart boundary of an upload's `Content-Type`.
 fn boundary(headers: &HeaderMap) -> ApiResult<String> {
     let content_type = headers
@@ -163,7 +155,7 @@ async fn stage(
     field: &mut multer::Field<'_>,
     multipart: &mut multer::Multipart<'_>,
     limit: u64,
-    room: Option<u64>,
+    room: Option<UploadRoom>,
 ) -> ApiResult<StagedBlob> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE);
     let store = app.store.clone();
@@ -181,8 +173,8 @@ async fn stage(
             if received > limit {
                 return Err(too_large(limit));
             }
-            if let Some(room) = room.filter(|&room| received > room) {
-                return Err(no_room(room));
+            if let Some(room) = room.filter(|room| received > room.left) {
+                return Err(room.refusal().into());
             }
             if tx.send(bytes).await.is_err() {
                 break; // The writer failed; its error is reported below.
