@@ -112,6 +112,10 @@ pub struct Limits {
     pub admission_queue: usize,
     /// The `Retry-After` of a `503 server_busy`, in seconds.
     pub busy_retry_after_s: u64,
+    /// Requests doing their work (policy check, component call) at once (0: as
+    /// many as the machine has cores). More wait, each tenant's in turn, for up
+    /// to `admission_wait_ms`.
+    pub work_turns: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
     /// Memory for the database's page cache.
@@ -149,6 +153,7 @@ impl Default for Limits {
             admission_wait_ms: 2000,
             admission_queue: 1000,
             busy_retry_after_s: 1,
+            work_turns: 0,
             shutdown_grace_ms: 30_000,
             db_cache_bytes: 32 * 1024 * 1024,
             read_cap_bytes: 10 * 1024 * 1024,
@@ -251,9 +256,6 @@ pub struct TenantLimits {
     /// Requests that may come at once above the rate (the bucket's size; 0: one
     /// second's worth).
     pub request_burst: u64,
-    /// Component calls running at once; more wait their turn (0: as many as the
-    /// machine has cores), so that one tenant's burst cannot take every core.
-    pub component_calls: u64,
     /// Shell commands running at once.
     pub shell_commands: u64,
     /// Terminals running at once.
@@ -274,7 +276,6 @@ impl Default for TenantLimits {
             requests_in_flight: 256,
             requests_per_second: 0,
             request_burst: 0,
-            component_calls: 0,
             shell_commands: 64,
             terminals: 64,
             sessions: 10_000,

@@ -11,12 +11,12 @@ use tokio::task::JoinHandle;
 
 /// The config of a server with two instances, whose `files` slot is the `faulty`
 /// component: `GET …/files/spin` runs in wasm until the slot's 2 s deadline,
-/// holding its instance all along. A tenant's own turns (`component_calls`) are
-/// more than the pool, so that what runs out is the pool.
+/// holding its instance all along. The work turns are more than the pool, so
+/// that what runs out is the pool.
 fn tiny_pool(limits: &str) -> String {
     format!(
-        "[limits]\nmax_instances = 2\n{limits}\n[slots.files]\ntimeout_ms = 2000\n\
-         [components]\nfiles = {:?}\n[tenant_limits]\ncomponent_calls = 8\n",
+        "[limits]\nmax_instances = 2\nwork_turns = 8\n{limits}\n[slots.files]\ntimeout_ms = 2000\n\
+         [components]\nfiles = {:?}\n",
         reshost_test_artifacts::FAULTY.path
     )
 }

@@ -93,3 +93,56 @@ async fn a_noisy_tenant_flooding_the_server_makes_no_request_of_a_quiet_one_fail
     // The default shell quota (64) held the flood back.
     assert_eq!(refused, 200 - 64);
 }
+
+/// A server with one work turn whose `files` slot is the `faulty` component:
+/// `GET …/files/spin` holds the turn for the slot's 1.5 s deadline.
+fn one_turn(limits: &str) -> String {
+    format!(
+        "[limits]\nwork_turns = 1\n{limits}\n[slots.files]\ntimeout_ms = 1500\n\
+         [components]\nfiles = {:?}\n",
+        reshost_test_artifacts::FAULTY.path
+    )
+}
+
+#[tokio::test]
+async fn a_freed_work_turn_goes_to_the_tenant_waiting_not_to_the_floods_next_request() {
+    let server = Arc::new(Server::with_config(&one_turn("admission_wait_ms = 20000")).await);
+    let (noisy, quiet) = (server.session(ACME).await, server.session(GLOBEX).await);
+    let spin = format!("{}/spin", files_path(&noisy));
+    // Three spins queue for the one turn: 4.5 s of work, first come first served.
+    let mut spins = Vec::new();
+    for _ in 0..3 {
+        spins.push(spawn_get(&server, ACME, spin.clone()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let started = Instant::now();
+    let (status, body) = server.get(&files_path(&quiet), GLOBEX).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let waited = started.elapsed();
+    // Behind the spin that holds the turn, not behind the two queued after it.
+    assert!(waited < Duration::from_millis(2500), "waited {waited:?}");
+    for spin in spins {
+        assert_error(&spin.await.unwrap(), 503, "component_timeout");
+    }
+}
+
+#[tokio::test]
+async fn a_request_that_gets_no_work_turn_in_time_is_503_server_busy_and_the_server_recovers() {
+    let config = one_turn("admission_wait_ms = 300\nbusy_retry_after_s = 3");
+    let server = Arc::new(Server::with_config(&config).await);
+    let (noisy, quiet) = (server.session(ACME).await, server.session(GLOBEX).await);
+    let spin = spawn_get(&server, ACME, format!("{}/spin", files_path(&noisy)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let response = server
+        .request(Method::GET, &files_path(&quiet), Some(GLOBEX))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["retry-after"], "3");
+    assert_error(&json_of(response).await, 503, "server_busy");
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert_error(&spin.await.unwrap(), 503, "component_timeout");
+    let (status, body) = server.get(&files_path(&quiet), GLOBEX).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -254,37 +254,6 @@ async fn an_upload_over_the_storage_quota_is_refused_with_507_and_leaves_nothing
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-#[tokio::test]
-async fn a_tenants_component_calls_beyond_its_share_wait_their_turn_and_others_do_not() {
-    let config = format!(
-        "[slots.files]\ntimeout_ms = 1500\n[components]\nfiles = {:?}\n{}",
-        reshost_test_artifacts::FAULTY.path,
-        small("{ component_calls = 1 }")
-    );
-    let server = Arc::new(Server::with_config(&config).await);
-    let (sid, other) = (server.session(SMALL).await, server.session(ACME).await);
-    // `spin` keeps small's one turn for the files slot's 1.5 s deadline.
-    let spin = spawn_get(&server, SMALL, format!("{}/spin", files_path(&sid)));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let envs = |s: &str| format!("/v1/sessions/{s}/resources/environments");
-    let started = std::time::Instant::now();
-    let (status, body) = server.get(&envs(&other), ACME).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(
-        started.elapsed() < Duration::from_millis(500),
-        "{:?}",
-        started.elapsed()
-    );
-    let (status, body) = server.get(&envs(&sid), SMALL).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(
-        started.elapsed() > Duration::from_millis(800),
-        "{:?}",
-        started.elapsed()
-    );
-    assert_error(&spin.await.unwrap(), 503, "component_timeout");
-}
-
 /// `PUT`s a file of `bytes` bytes as the `small` tenant.
 async fn put(server: &Server, sid: &str, path: &str, bytes: usize) -> (StatusCode, Value) {
     let body = json!({"content": "x".repeat(bytes)});

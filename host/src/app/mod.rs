@@ -6,6 +6,7 @@
 mod error;
 mod policy;
 mod quotas;
+mod turns;
 
 pub use error::Error;
 pub use policy::Ask;
@@ -19,6 +20,7 @@ use crate::caps::exec::{self, ExecLimits};
 use crate::caps::{Caps, TerminalsCap, Workspace};
 use crate::config::Config;
 use crate::pty::Terminals;
+use crate::runtime::CallError;
 use crate::runtime::{EnvironmentsWorld, Guest, ResourceWorld, Runtime};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
@@ -26,6 +28,8 @@ use crate::watch::Tracker;
 use crate::workspace;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+use turns::{Turn, Turns};
 
 pub struct App {
     pub config: Config,
@@ -43,6 +47,8 @@ pub struct App {
     pub sandbox: Arc<Sandbox>,
     /// What each tenant may use, and uses.
     pub quotas: Quotas,
+    /// Requests doing their work at once, tenants served in turn.
+    turns: Arc<Turns>,
 }
 
 impl App {
@@ -58,6 +64,7 @@ impl App {
         Ok(App {
             admin: AdminTokens::new(&config),
             quotas: Quotas::new(&config)?,
+            turns: Turns::new(config.limits.work_turns),
             config,
             store,
             runtime,
@@ -168,7 +175,7 @@ impl App {
             &mut wasmtime::Store<Guest>,
         ) -> wasmtime::Result<Result<R, ComponentError>>,
     ) -> Result<R, Error> {
-        let turn = self.quotas.call_turn(&caller.tenant).await;
+        let turn = self.turn(&caller.tenant).await?;
         let (answer, caps) = self.runtime.call::<W, _>(self.caps::<W>(caller), f).await?;
         drop(turn);
         let value = answer.map_err(Error::Component)?;
@@ -179,6 +186,19 @@ impl App {
         Ok(value)
     }
 
+    /// A turn for one of the tenant's requests to do its work (a component call);
+    /// when none comes free within `admission_wait_ms`, the server is busy.
+    pub async fn turn(&self, tenant: &str) -> Result<Turn, Error> {
+        let wait = Duration::from_millis(self.config.limits.admission_wait_ms);
+        tokio::time::timeout(wait, self.turns.take(tenant))
+            .await
+            .map_err(|_| {
+                Error::Call(CallError::Busy {
+                    retry_after_s: self.config.limits.busy_retry_after_s,
+                })
+            })
+    }
+
     /// Lets the environments component set a new session's environments up, then
     /// stores the session (`json`) with them in one transaction.
     pub async fn register(&self, tenant: &str, id: &str, json: &str) -> Result<(), Error> {
@@ -187,7 +207,7 @@ impl App {
             session_id: id.to_owned(),
         };
         let caps = Caps::scoped(&self.store, id, EnvironmentsWorld::COLLECTION);
-        let turn = self.quotas.call_turn(tenant).await;
+        let turn = self.turn(tenant).await?;
         let (answer, caps) = self
             .runtime
             .call::<EnvironmentsWorld, _>(caps, async |envs, store| {

@@ -50,7 +50,7 @@ impl App {
             terminal: owned(ask.terminal),
         };
         let (bound, choice) = self.runtime.policy(tenant);
-        let _turn = self.quotas.call_turn(tenant).await;
+        let _turn = self.turn(tenant).await?;
         let call = self
             .runtime
             .call_policy(&bound, Caps::none(&self.store), async |policy, store| {

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Over a quota.
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +28,6 @@ const RETRY_AFTER_S: u64 = 1;
 /// One tenant's quotas and what it uses of them.
 pub struct Tenant {
     pub limits: TenantLimits,
-    /// Turns for its component calls.
-    calls: Arc<Semaphore>,
     in_flight: AtomicU64,
     shells: AtomicU64,
     bucket: Mutex<Bucket>,
@@ -82,15 +79,8 @@ impl Drop for Held {
 
 impl Tenant {
     fn new(limits: TenantLimits) -> Tenant {
-        let calls = match limits.component_calls {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => usize::try_from(n)
-                .unwrap_or(usize::MAX)
-                .min(Semaphore::MAX_PERMITS),
-        };
         Tenant {
             limits,
-            calls: Arc::new(Semaphore::new(calls)),
             in_flight: AtomicU64::new(0),
             shells: AtomicU64::new(0),
             bucket: Mutex::new(Bucket {
@@ -200,12 +190,6 @@ impl Quotas {
         let tenant = self.tenant(tenant);
         tenant.take_request()?;
         tenant.hold(Gauge::RequestsInFlight)
-    }
-
-    /// A turn for one of the tenant's component calls, until dropped; waits while
-    /// its `component_calls` are all running (its burst queues behind itself).
-    pub async fn call_turn(&self, tenant: &str) -> Option<OwnedSemaphorePermit> {
-        self.tenant(tenant).calls.clone().acquire_owned().await.ok()
     }
 
     /// One more running shell command of the tenant, until dropped.
