@@ -128,6 +128,9 @@ pub struct Limits {
     pub shell_output_bytes: usize,
     /// The longest a shell command may run, whatever timeout a component asks for.
     pub max_command_timeout_ms: u64,
+    /// The most directory entries one `tree.find` walks, whatever a component asks
+    /// for (a search past it is `truncated`).
+    pub max_find_visited: u32,
     /// Terminal output queued for one attached client before it is cut off as too
     /// slow (close code 1008).
     pub terminal_client_buffer_bytes: usize,
@@ -160,6 +163,7 @@ impl Default for Limits {
             max_write_bytes: 16 * 1024 * 1024,
             shell_output_bytes: 1024 * 1024,
             max_command_timeout_ms: 3_600_000,
+            max_find_visited: 1_000_000,
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
             max_scrollback_bytes: 64 * 1024 * 1024,
@@ -384,6 +388,7 @@ impl Config {
             ("limits.max_write_bytes", l.max_write_bytes as u64),
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),
             ("limits.max_command_timeout_ms", l.max_command_timeout_ms),
+            ("limits.max_find_visited", u64::from(l.max_find_visited)),
             (
                 "limits.terminal_client_buffer_bytes",
                 l.terminal_client_buffer_bytes as u64,

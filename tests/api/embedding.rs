@@ -17,16 +17,7 @@ fn the_server_binary_embeds_the_defaults_and_no_test_or_example_component() {
         let (name, wasm) = slot.embedded();
         assert!(embeds(&binary, wasm), "the default {name} is not embedded");
     }
-    for (name, component) in [
-        ("faulty", artifacts::FAULTY),
-        ("rules-policy", artifacts::RULES_POLICY),
-        ("trap-on-start", artifacts::TRAP_ON_START),
-        ("hostile-terminals", artifacts::HOSTILE_TERMINALS),
-        ("policy-read-only", artifacts::POLICY_READ_ONLY),
-        ("policy-rules", artifacts::POLICY_RULES),
-        ("policy-uploads", artifacts::POLICY_UPLOADS),
-        ("files-no-executables", artifacts::FILES_NO_EXECUTABLES),
-    ] {
+    for (name, component) in artifacts::ALL {
         assert!(
             !embeds(&binary, component.wasm),
             "{name} is embedded in the server binary"

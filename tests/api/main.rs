@@ -7,6 +7,7 @@
 
 mod admin;
 mod admission;
+mod caps;
 mod changes;
 mod common;
 mod durability;

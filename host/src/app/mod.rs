@@ -121,6 +121,7 @@ impl App {
                 exec: self.exec_limits(session),
                 tracker: self.tracker.clone(),
                 max_read_bytes: self.config.limits.read_cap_bytes,
+                max_find_visited: self.config.limits.max_find_visited,
             });
         }
         if W::TERMINALS {

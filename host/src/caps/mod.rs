@@ -50,6 +50,9 @@ pub struct Workspace {
     /// The most of a file's baseline a call may read (`limits.read_cap_bytes`),
     /// whatever it asks.
     pub max_read_bytes: u64,
+    /// The most entries one `tree.find` walks (`limits.max_find_visited`),
+    /// whatever it asks.
+    pub max_find_visited: u32,
 }
 
 /// The session's terminals, as granted to a call of the `terminals` slot.
@@ -103,6 +106,13 @@ impl Caps {
 
     pub fn workspace(&self) -> Option<&Path> {
         self.workspace.as_ref().map(|w| w.dir.as_path())
+    }
+
+    /// The workspace to walk, and the most entries one walk may visit.
+    pub fn tree(&self) -> Option<(&Path, u32)> {
+        self.workspace
+            .as_ref()
+            .map(|w| (w.dir.as_path(), w.max_find_visited))
     }
 
     /// Adds the session's terminals.

@@ -60,9 +60,10 @@ impl Host for CapsView<'_> {
         needle: String,
         max_visited: u32,
     ) -> wasmtime::Result<Found> {
-        let Some(workspace) = self.caps.workspace().map(Path::to_owned) else {
+        let Some((workspace, cap)) = self.caps.tree() else {
             wasmtime::bail!("the workspace tree is not granted to this call");
         };
+        let (workspace, max_visited) = (workspace.to_owned(), max_visited.min(cap));
         let needle = needle.to_lowercase();
         let found = tokio::task::spawn_blocking(move || {
             find(&workspace, &scope, &needle, max_visited as usize)

@@ -9,13 +9,17 @@ pub struct Component {
 }
 
 macro_rules! components {
-    ($($(#[$doc:meta])* $name:ident = $file:literal;)*) => {$(
-        $(#[$doc])*
-        pub const $name: Component = Component {
-            path: concat!(env!("OUT_DIR"), "/", $file),
-            wasm: include_bytes!(concat!(env!("OUT_DIR"), "/", $file)),
-        };
-    )*};
+    ($($(#[$doc:meta])* $name:ident = $file:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub const $name: Component = Component {
+                path: concat!(env!("OUT_DIR"), "/", $file),
+                wasm: include_bytes!(concat!(env!("OUT_DIR"), "/", $file)),
+            };
+        )*
+        /// Every one, with its file's name.
+        pub const ALL: &[(&str, Component)] = &[$(($file, $name)),*];
+    };
 }
 
 components! {
@@ -27,6 +31,8 @@ components! {
     TRAP_ON_START = "trap_on_start.wasm";
     /// A `terminals` handler asking the host for far more than it allows.
     HOSTILE_TERMINALS = "hostile_terminals.wasm";
+    /// An `environments` handler asking the host for far more than it allows.
+    HOSTILE_ENVIRONMENTS = "hostile_environments.wasm";
     /// The example policy that allows reads only.
     POLICY_READ_ONLY = "policy_read_only.wasm";
     /// The example rules policy (shell allow-list, denied paths).

@@ -1,0 +1,86 @@
+//! The host caps what a component passes to a capability, whatever it asks: a
+//! hostile `environments` handler that plans 10-hour commands, runs them through
+//! `exec.run` and walks the whole workspace gets what the operator configured.
+//! (The terminals cap is in `terminals.rs`.)
+
+use crate::common::*;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A server whose `environments` slot is the hostile handler, with `limits`.
+async fn hostile(limits: &str) -> Server {
+    Server::with_config(&format!(
+        "[limits]\n{limits}\n[components]\nenvironments = {:?}\n",
+        reshost_test_artifacts::HOSTILE_ENVIRONMENTS.path
+    ))
+    .await
+}
+
+/// Runs `sleep 30` through `method` `url`; the answer and how long it took.
+async fn sleep_through(
+    server: &Server,
+    method: Method,
+    url: &str,
+) -> (StatusCode, Value, Duration) {
+    let started = Instant::now();
+    let (status, body) =
+        send_json(server, method, url, ACME, &json!({"command": "sleep 30"})).await;
+    (status, body, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_planned_command_asking_for_ten_hours_is_cut_at_the_configured_maximum() {
+    let server = hostile("max_command_timeout_ms = 1000").await;
+    let sid = server.session(ACME).await;
+    let (status, body, took) = sleep_through(&server, Method::POST, &shell_path(&sid)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["timed_out"], true, "{body}");
+    assert_eq!(body["exit_code"], Value::Null, "{body}");
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[tokio::test]
+async fn an_exec_run_asking_for_ten_hours_is_cut_at_the_configured_maximum() {
+    let server = hostile("max_command_timeout_ms = 1000").await;
+    let sid = server.session(ACME).await;
+    let (status, body, took) = sleep_through(&server, Method::PUT, &fs_url(&sid, "x")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["timed_out"], true, "{body}");
+    assert!(took >= Duration::from_millis(1000), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // Under the maximum a command runs to its end.
+    let (status, body) = send_json(
+        &server,
+        Method::PUT,
+        &fs_url(&sid, "x"),
+        ACME,
+        &json!({"command": "echo done"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["timed_out"], false, "{body}");
+    assert_eq!(body["stdout"], "done\n", "{body}");
+}
+
+#[tokio::test]
+async fn a_find_asking_to_walk_everything_stops_at_the_configured_maximum() {
+    let server = hostile("max_find_visited = 20").await;
+    let sid = server.session(ACME).await;
+    let root = workspace(&server, &sid);
+    let search = format!("{}/search", env_url(&sid));
+    for i in 0..10 {
+        plant(&root, &format!("f{i}.txt"), "x");
+    }
+    let (status, body) = server.get(&search, ACME).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"files": 10, "truncated": false}));
+    for i in 10..50 {
+        plant(&root, &format!("f{i}.txt"), "x");
+    }
+    let (status, body) = server.get(&search, ACME).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["truncated"], true, "{body}");
+    assert!(body["files"].as_u64().unwrap() <= 20, "{body}");
+}

@@ -1,0 +1,117 @@
+//! An `environments` handler that asks the host for far more than any operator
+//! allows: `shell` plans the body's `command` with a 10-hour timeout, `write`
+//! (`PUT …/filesystem/{path}`) runs the body's `command` through `exec.run` with
+//! the same timeout, and `search` walks the whole workspace with the largest
+//! `max-visited` there is. The host must cap each.
+
+wit_bindgen::generate!({
+    path: "../../../wit",
+    world: "environments",
+});
+
+use exports::reshost::api::environments_handler::{
+    Caller, Guest, Query, ReadAnswer, ShellPlan, ShellStep,
+};
+use reshost::api::exec::{self, Command, Outcome};
+use reshost::api::tree;
+use reshost::api::types::{Error, ErrorCode};
+
+/// Ten hours.
+const TIMEOUT_MS: u64 = 10 * 3600 * 1000;
+
+struct Hostile;
+
+fn unsupported() -> Error {
+    Error {
+        code: ErrorCode::InvalidInput,
+        message: "not supported".into(),
+    }
+}
+
+/// The body's `command`, to run for ten hours at most.
+fn command(body: &str) -> Command {
+    let body: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    Command {
+        command: body["command"].as_str().unwrap_or("true").to_owned(),
+        cwd: String::new(),
+        env: Vec::new(),
+        timeout_ms: TIMEOUT_MS,
+    }
+}
+
+fn outcome_json(outcome: Result<Outcome, String>) -> String {
+    match outcome {
+        Ok(o) => serde_json::json!({
+            "exit_code": o.exit_code,
+            "timed_out": o.timed_out,
+            "stdout": o.stdout,
+        }),
+        Err(refused) => serde_json::json!({ "refused": refused }),
+    }
+    .to_string()
+}
+
+impl Guest for Hostile {
+    fn init(_: Caller) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn list(_: Caller, _: Query) -> Result<String, Error> {
+        Ok(r#"{"object":"list","data":[],"has_more":false}"#.into())
+    }
+
+    fn get(_: Caller, id: String) -> Result<String, Error> {
+        Ok(serde_json::json!({ "id": id }).to_string())
+    }
+
+    fn read(_: Caller, _: String, _: String, _: Query, _: u64) -> Result<ReadAnswer, Error> {
+        Err(unsupported())
+    }
+
+    fn write(_: Caller, _: String, _: String, body: String) -> Result<String, Error> {
+        Ok(outcome_json(exec::run(&command(&body))))
+    }
+
+    fn edit(_: Caller, _: String, _: String, _: String) -> Result<String, Error> {
+        Err(unsupported())
+    }
+
+    fn remove(_: Caller, _: String, _: String, _: Query) -> Result<String, Error> {
+        Err(unsupported())
+    }
+
+    fn search(_: Caller, _: String, _: Query) -> Result<String, Error> {
+        let found = tree::find("", "", u32::MAX);
+        Ok(serde_json::json!({
+            "files": found.files.len(),
+            "truncated": found.truncated,
+        })
+        .to_string())
+    }
+
+    fn shell(_: Caller, _: String, body: String) -> Result<ShellStep, Error> {
+        Ok(ShellStep::Run(ShellPlan {
+            command: command(&body),
+            context: String::new(),
+        }))
+    }
+
+    fn shell_result(
+        _: Caller,
+        _: String,
+        _: String,
+        outcome: Result<Outcome, String>,
+    ) -> Result<String, Error> {
+        Ok(outcome_json(outcome))
+    }
+
+    fn changes(_: Caller, _: String, _: Query) -> Result<String, Error> {
+        Err(unsupported())
+    }
+
+    fn diff(_: Caller, _: String, _: String, _: Query, _: u64) -> Result<String, Error> {
+        Err(unsupported())
+    }
+}
+
+export!(Hostile);
