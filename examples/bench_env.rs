@@ -3,7 +3,8 @@
 //! template of 100,000 files in 5,000 directories: its creation (baseline
 //! included), server memory, `changes` after 100 modifications, and search and
 //! directory listing side by side with the same work done natively (a Rust walk
-//! of the same directory).
+//! of the same directory), and a small PUT there under a workspace quota (the
+//! tenant's workspace bytes are checked at each API write).
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_env`
 
@@ -21,6 +22,9 @@ use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::{percentile, start, timed};
+
+/// A workspace quota far above what the benchmark writes: checked, never hit.
+const QUOTA: &str = "[tenant_limits]\nworkspace_bytes = 100000000000\n";
 
 const DIRS: usize = 5_000;
 const FILES_PER_DIR: usize = 20;
@@ -121,7 +125,8 @@ async fn main() {
         DIRS * FILES_PER_DIR,
         t.elapsed().as_secs_f64()
     );
-    let (server, _) = start(dir.path(), &format!("[templates]\nbig = {template:?}\n"));
+    let config = format!("[templates]\nbig = {template:?}\n{QUOTA}");
+    let (server, _) = start(dir.path(), &config);
     let client = Client::new();
     let sid = server.session(&client).await;
     let env = format!(
@@ -250,11 +255,24 @@ async fn main() {
         served.as_secs_f64() / native.as_secs_f64()
     );
 
+    let quota_put = p50(
+        &client,
+        Method::PUT,
+        &format!("{env}/filesystem/notes/quota.txt"),
+        Some(json!({"content": "hello world\n"})),
+        50,
+    )
+    .await;
+    println!(
+        "PUT p50 in the 100,000-file session under a workspace quota: {:.2} ms",
+        ms(quota_put)
+    );
+
     // A restart: the first `changes` watches the tree again and compares all of it
     // with the baseline (which also finds what changed while the server was down).
     drop(server);
     modify_100(&root, 99);
-    let (server, _) = start(dir.path(), &format!("[templates]\nbig = {template:?}\n"));
+    let (server, _) = start(dir.path(), &config);
     let changes = changes.replace(&base_of(&changes), &server.base);
     let t = Instant::now();
     let relisted = support::json(client.get(&changes)).await["data"]

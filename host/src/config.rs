@@ -128,6 +128,10 @@ pub struct Limits {
     pub shell_output_bytes: usize,
     /// The longest a shell command may run, whatever timeout a component asks for.
     pub max_command_timeout_ms: u64,
+    /// How old a tenant's measured workspace bytes may be before a write that
+    /// fits them starts a new measurement (in the background; a write that does
+    /// not fit always measures first).
+    pub workspace_usage_refresh_ms: u64,
     /// The most directory entries one `tree.find` walks, whatever a component asks
     /// for (a search past it is `truncated`).
     pub max_find_visited: u32,
@@ -164,6 +168,7 @@ impl Default for Limits {
             shell_output_bytes: 1024 * 1024,
             max_command_timeout_ms: 3_600_000,
             max_find_visited: 1_000_000,
+            workspace_usage_refresh_ms: 5000,
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
             max_scrollback_bytes: 64 * 1024 * 1024,

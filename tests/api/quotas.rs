@@ -254,6 +254,34 @@ async fn an_upload_over_the_storage_quota_is_refused_with_507_and_leaves_nothing
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+#[tokio::test]
+async fn what_shells_write_counts_from_the_next_walk_and_what_deletes_free_counts_at_once() {
+    let config = format!(
+        "[limits]\nworkspace_usage_refresh_ms = 100\n{}",
+        small("{ workspace_bytes = 3000 }")
+    );
+    let server = Server::with_config(&config).await;
+    let sid = server.session(SMALL).await;
+    let (status, body) = put(&server, &sid, "a.txt", 1000).await;
+    assert!(status.is_success(), "{status} {body}");
+    // A shell writes 1,500 bytes, unchecked: 2,500 in all.
+    let shell = json!({"command": "head -c 1500 /dev/zero > s.bin"});
+    let (status, body) = send_json(&server, Method::POST, &shell_path(&sid), SMALL, &shell).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // A write once the figure is old starts a walk, which then sees them.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = put(&server, &sid, "b.txt", 10).await;
+    assert!(status.is_success(), "{status} {body}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = put(&server, &sid, "c.txt", 1000).await;
+    assert_error(&got, 507, "insufficient_storage");
+    // Deleting the shell's file makes room for the same write at once.
+    let (status, body) = server.delete(&fs_url(&sid, "s.bin"), SMALL).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = put(&server, &sid, "c.txt", 1000).await;
+    assert!(status.is_success(), "{status} {body}");
+}
+
 /// `PUT`s a file of `bytes` bytes as the `small` tenant.
 async fn put(server: &Server, sid: &str, path: &str, bytes: usize) -> (StatusCode, Value) {
     let body = json!({"content": "x".repeat(bytes)});

@@ -7,6 +7,7 @@ mod error;
 mod policy;
 mod quotas;
 mod turns;
+mod workspace_quota;
 
 pub use error::Error;
 pub use policy::Ask;
@@ -25,7 +26,6 @@ use crate::runtime::{EnvironmentsWorld, Guest, ResourceWorld, Runtime};
 use crate::sandbox::Sandbox;
 use crate::store::Store;
 use crate::watch::Tracker;
-use crate::workspace;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +49,8 @@ pub struct App {
     pub quotas: Quotas,
     /// Requests doing their work at once, tenants served in turn.
     turns: Arc<Turns>,
+    /// Each tenant's workspace bytes, for its `workspace_bytes` quota.
+    figures: Arc<workspace_quota::Figures>,
 }
 
 impl App {
@@ -65,6 +67,7 @@ impl App {
             admin: AdminTokens::new(&config),
             quotas: Quotas::new(&config)?,
             turns: Turns::new(config.limits.work_turns),
+            figures: Arc::default(),
             config,
             store,
             runtime,
@@ -253,39 +256,6 @@ impl App {
             left: limit.saturating_sub(used),
             limit,
         }))
-    }
-
-    /// The bytes in all the tenant's workspaces (a walk of each).
-    async fn workspace_bytes(&self, tenant: &str) -> Result<u64, Error> {
-        let dirs: Vec<_> = self
-            .store
-            .sessions_of(tenant)?
-            .iter()
-            .map(|s| self.workspace(s))
-            .collect();
-        blocking("measuring workspaces", move || {
-            dirs.iter()
-                .try_fold(0u64, |sum, dir| Ok(sum + workspace::bytes(dir)?))
-        })
-        .await?
-        .map_err(|e: std::io::Error| Error::internal("measuring workspaces", e))
-    }
-
-    /// Refuses an API write of up to `bytes` that would take the tenant's
-    /// workspaces over its `workspace_bytes` quota.
-    pub async fn room_for_write(&self, tenant: &str, bytes: u64) -> Result<(), Error> {
-        let limit = self.quotas.tenant(tenant).limits.workspace_bytes;
-        if limit == 0 {
-            return Ok(());
-        }
-        let used = self.workspace_bytes(tenant).await?;
-        if used.saturating_add(bytes) > limit {
-            return Err(Error::NoRoom {
-                quota: "workspace_bytes",
-                limit,
-            });
-        }
-        Ok(())
     }
 
     /// The tenant's terminals whose process runs.
