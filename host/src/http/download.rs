@@ -1,7 +1,7 @@
 //! Streaming a blob to the client: `ETag`/`If-None-Match`, single `Range`
 //! requests, `Content-Disposition`, read chunk by chunk so memory stays flat.
 
-use super::body::{Body, empty};
+use super::body::{Body, empty, full};
 use super::error::{ApiError, ApiResult, Code};
 use crate::store::{BlobInfo, BlobReader, CHUNK_BYTES, Store};
 use bytes::Bytes;
@@ -149,34 +149,52 @@ pub fn respond(
     );
     *response.headers_mut() = headers;
     if end > start {
-        let reader = Arc::new(store.blob_reader(blob.id)?);
-        *response.body_mut() = stream(reader, start, end);
+        let reader = store.blob_reader(blob.id)?;
+        *response.body_mut() = if blob.len <= INLINE_BYTES {
+            let (bytes, _) =
+                piece(&reader, start, end).map_err(|e| ApiError::internal("reading a file", e))?;
+            full(bytes)
+        } else {
+            stream(Arc::new(reader), start, end)
+        };
     }
     Ok(response)
 }
 
+/// Blobs up to this size are read at once, on the async thread: one small read
+/// costs less than handing it to a blocking thread and back, two wake-ups that
+/// each wait for a core when the server is busy.
+const INLINE_BYTES: u64 = 64 * 1024;
+
+/// The bytes from `pos` (before `end`) of the chunk that holds `pos`, and where
+/// the next piece starts.
+fn piece(reader: &BlobReader, pos: u64, end: u64) -> std::io::Result<(Bytes, u64)> {
+    let chunk = CHUNK_BYTES as u64;
+    let index = pos / chunk;
+    let data = reader
+        .chunk(index)
+        .map_err(std::io::Error::other)?
+        .ok_or_else(|| std::io::Error::other("blob chunk missing"))?;
+    let from = (pos - index * chunk) as usize;
+    let to = (data.len() as u64).min(end - index * chunk) as usize;
+    if from >= to {
+        return Err(std::io::Error::other("blob shorter than recorded"));
+    }
+    Ok((Bytes::from(data).slice(from..to), pos + (to - from) as u64))
+}
+
 /// Bytes `start..end` of a blob, one chunk read (off the async threads) at a time.
 fn stream(reader: Arc<BlobReader>, start: u64, end: u64) -> Body {
-    let chunk = CHUNK_BYTES as u64;
     let frames = futures_util::stream::try_unfold(start, move |pos| {
         let reader = reader.clone();
         async move {
             if pos >= end {
                 return Ok(None);
             }
-            let index = pos / chunk;
-            let read = tokio::task::spawn_blocking(move || reader.chunk(index))
+            let (bytes, next) = tokio::task::spawn_blocking(move || piece(&reader, pos, end))
                 .await
-                .map_err(std::io::Error::other)?
-                .map_err(std::io::Error::other)?;
-            let data = read.ok_or_else(|| std::io::Error::other("blob chunk missing"))?;
-            let from = (pos - index * chunk) as usize;
-            let to = (data.len() as u64).min(end - index * chunk) as usize;
-            if from >= to {
-                return Err(std::io::Error::other("blob shorter than recorded"));
-            }
-            let bytes = Bytes::from(data).slice(from..to);
-            Ok(Some((Frame::data(bytes), pos + (to - from) as u64)))
+                .map_err(std::io::Error::other)??;
+            Ok(Some((Frame::data(bytes), next)))
         }
     });
     StreamBody::new(frames).boxed()
