@@ -30,6 +30,41 @@ pub struct Config {
     /// Template name → directory copied into a new session's workspace.
     pub templates: BTreeMap<String, PathBuf>,
     pub sandbox: Sandbox,
+    /// How log lines are written.
+    pub log_format: LogFormat,
+    pub metrics: Metrics,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    #[default]
+    Text,
+    /// One JSON object per line, with the request's span (its id) in each.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("unknown log format {other:?} (text or json)")),
+        }
+    }
+}
+
+/// `[metrics]`: who may read `GET /metrics` (nobody: it does not exist, `404`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Bearer tokens for `/metrics`.
+    pub tokens: Vec<String>,
+    /// The admin tokens may read it too.
+    pub admin_tokens: bool,
 }
 
 /// `[sandbox]`: how the processes a session starts (shell commands, terminals)
@@ -308,6 +343,8 @@ impl Default for Config {
             tenant_limits: TenantLimits::default(),
             templates: BTreeMap::new(),
             sandbox: Sandbox::default(),
+            log_format: LogFormat::default(),
+            metrics: Metrics::default(),
         }
     }
 }

@@ -1,15 +1,18 @@
 //! `reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR]`
 
-use reshost::config::Config;
+use reshost::config::{Config, LogFormat};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR]
+const USAGE: &str =
+    "usage: reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-format text|json]
 
 Serves the session resources API. Without --config every setting has its
 default (listen 127.0.0.1:6767, data dir ./reshost-data, embedded components).
 Without tenants in the config, the one tenant `default` uses the token in
-$RESHOST_TOKEN, or a random one printed at start. Logs: RESHOST_LOG=debug.";
+$RESHOST_TOKEN, or a random one printed at start. Logs: RESHOST_LOG=debug;
+--log-format json (or log_format = \"json\" in the config) writes JSON lines.";
 
 fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
     let mut args = args.iter();
@@ -18,7 +21,7 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
         Some("-h" | "--help") | None => return Err(USAGE.into()),
         Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
     }
-    let (mut config_path, mut listen, mut data_dir) = (None, None, None);
+    let (mut config_path, mut listen, mut data_dir, mut log_format) = (None, None, None, None);
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -29,6 +32,7 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
             "--config" => config_path = Some(PathBuf::from(value()?)),
             "--listen" => listen = Some(value()?),
             "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
+            "--log-format" => log_format = Some(value()?.parse()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }
@@ -45,6 +49,9 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
     if let Some(dir) = data_dir {
         config.data_dir = dir;
     }
+    if let Some(format) = log_format {
+        config.log_format = format;
+    }
     Ok((config, config_path))
 }
 
@@ -54,13 +61,6 @@ fn main() -> ExitCode {
     if raw.next().is_some_and(|a| a == reshost::EXEC_SUBCOMMAND) {
         reshost::exec_main(&raw.collect::<Vec<_>>());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RESHOST_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (config, config_path) = match parse(&args) {
         Ok(parsed) => parsed,
@@ -69,6 +69,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RESHOST_LOG")
+                .unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -21,6 +21,7 @@ mod pagination;
 mod plugins;
 mod policy;
 mod quotas;
+mod request_ids;
 mod sandbox;
 mod search;
 mod sessions;

@@ -545,7 +545,7 @@ async fn wrong_method_is_405_method_not_allowed() {
         (Method::DELETE, "/v1/sessions".to_owned(), "GET, POST"),
         (Method::PATCH, format!("/v1/sessions/{sid}"), "GET, DELETE"),
         (Method::POST, format!("/v1/sessions/{sid}"), "GET, DELETE"),
-        (Method::POST, "/healthz".to_owned(), "GET"),
+        (Method::POST, "/healthz".to_owned(), "GET, HEAD"),
         (Method::PUT, format!("/v1/sessions/{sid}/resources"), "GET"),
         (
             Method::POST,

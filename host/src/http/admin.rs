@@ -16,10 +16,11 @@
 
 use super::body::{Body, ok, read_bytes, read_json};
 use super::error::{ApiError, ApiResult};
+use super::routes::{Found, Route};
 use crate::app::App;
 use crate::config::SlotLimits;
 use crate::slots::SlotName;
-use http::{Method, Request, Response, header};
+use http::{Request, Response, header};
 use hyper::body::Incoming;
 use serde::Serialize;
 
@@ -34,24 +35,29 @@ fn slot(name: &str) -> ApiResult<SlotName> {
     })
 }
 
-pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResult<Response<Body>> {
+/// Serves an `/admin/v1` request (`404` while the admin API is off).
+pub async fn route(
+    app: &App,
+    found: ApiResult<Found>,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
     if !app.admin.enabled() {
         return Err(super::no_route());
     }
     app.admin.authenticate(req.headers())?;
-    let method = req.method().clone();
+    let found = found?;
+    let (name, tenant) = (found.param("slot"), found.param("tenant"));
     let limit = app.config.limits.max_component_bytes;
-    match (path, &method) {
-        (["slots"], &Method::GET) => {
+    match found.route {
+        Route::ListSlots => {
             let slots = SlotName::ALL
                 .iter()
                 .map(|&s| app.runtime.slot_view(s))
                 .collect::<Result<Vec<_>, _>>()?;
             json(&serde_json::json!({"object": "list", "data": slots}))
         }
-        (["slots"], _) => Err(ApiError::method_not_allowed("GET")),
-        (["slots", name], &Method::GET) => json(&app.runtime.slot_view(slot(name)?)?),
-        (["slots", name], &Method::PUT) => {
+        Route::GetSlot => json(&app.runtime.slot_view(slot(name)?)?),
+        Route::PutSlot => {
             let slot = slot(name)?;
             let wasm = read_bytes(req.into_body(), limit).await?;
             let view = app.runtime.swap(slot, &wasm, "admin").await?;
@@ -62,8 +68,7 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
             );
             json(&view)
         }
-        (["slots", _], _) => Err(ApiError::method_not_allowed("GET, PUT")),
-        (["slots", name, "rollback"], &Method::POST) => {
+        Route::RollbackSlot => {
             let slot = slot(name)?;
             let view = app.runtime.rollback(slot).await?;
             tracing::info!(
@@ -73,8 +78,7 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
             );
             json(&view)
         }
-        (["slots", _, "rollback"], _) => Err(ApiError::method_not_allowed("POST")),
-        (["slots", name, "limits"], &Method::PUT) => {
+        Route::PutSlotLimits => {
             let slot = slot(name)?;
             let body = read_json(req.into_body(), app.config.limits.max_json_bytes).await?;
             if !body.is_object() {
@@ -89,9 +93,8 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
             })?;
             json(&app.runtime.set_limits(slot, limits).await?)
         }
-        (["slots", _, "limits"], _) => Err(ApiError::method_not_allowed("PUT")),
-        (["tenants", tenant, "policy"], &Method::GET) => json(&app.runtime.tenant_view(tenant)?),
-        (["tenants", tenant, "policy"], &Method::PUT) => {
+        Route::GetTenantPolicy => json(&app.runtime.tenant_view(tenant)?),
+        Route::PutTenantPolicy => {
             // Unknown tenants are refused before the body is read.
             app.runtime.tenant_view(tenant)?;
             let (wasm, config) = policy_parts(app, req).await?;
@@ -102,15 +105,12 @@ pub async fn route(app: &App, path: &[&str], req: Request<Incoming>) -> ApiResul
             tracing::info!(tenant, "tenant policy set");
             json(&view)
         }
-        (["tenants", _, "policy"], _) => Err(ApiError::method_not_allowed("GET, PUT")),
-        (["tenants", tenant, "usage"], &Method::GET) => {
+        Route::GetTenantUsage => {
             // Known tenants only, as for their policy.
             app.runtime.tenant_view(tenant)?;
             json(&app.usage(tenant).await?)
         }
-        (["tenants", _, "usage"], _) => Err(ApiError::method_not_allowed("GET")),
-        (["sandbox"], &Method::GET) => json(app.sandbox.report()),
-        (["sandbox"], _) => Err(ApiError::method_not_allowed("GET")),
+        Route::GetSandbox => json(app.sandbox.report()),
         _ => Err(super::no_route()),
     }
 }

@@ -121,16 +121,9 @@ pub fn respond(
         Want::Whole => (0, blob.len),
         Want::Part(first, last) => (first, last + 1),
         Want::Unsatisfiable => {
-            let mut error = ApiError::new(
-                Code::RangeNotSatisfiable,
-                format!("the range is outside the file's {} bytes", blob.len),
-            )
-            .into_response();
-            error.headers_mut().insert(
-                header::CONTENT_RANGE,
-                header_value(&format!("bytes */{}", blob.len))?,
-            );
-            return Ok(error);
+            let message = format!("the range is outside the file's {} bytes", blob.len);
+            return Err(ApiError::new(Code::RangeNotSatisfiable, message)
+                .with_header(header::CONTENT_RANGE, &format!("bytes */{}", blob.len)));
         }
     };
     if let Want::Part(..) = want {

@@ -1,9 +1,7 @@
 //! `/v1/sessions/{sid}/resources/environments`, served by the `environments` slot.
 
-use super::V1;
 use super::answer::answer;
 use super::body::{Body, ok, read_text, string_field};
-use super::error::ApiError;
 use super::error::ApiResult;
 use super::paging::Query;
 use super::raw;
@@ -11,11 +9,15 @@ use crate::app::App;
 use crate::app::Ask;
 use crate::bindings::environments_handler::{ReadAnswer, ShellStep};
 use crate::runtime::EnvironmentsWorld;
-use http::Method;
 use http::Response;
 use hyper::body::Incoming;
 
-async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
+pub(super) async fn list(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.list", Some(session), None);
     answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
@@ -25,7 +27,12 @@ async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResul
     .await
 }
 
-async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+pub(super) async fn get(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+) -> ApiResult<Response<Body>> {
     let ask = Ask::new("environments.get", Some(session), Some(id));
     answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
         envs.reshost_api_environments_handler()
@@ -37,7 +44,7 @@ async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Resp
 
 /// `GET …/environments/{env}/filesystem/{path}`: a listing, a file's content, or
 /// (`?format=raw`) its bytes streamed from the workspace.
-async fn read(
+pub(super) async fn read(
     app: &App,
     tenant: &str,
     session: &str,
@@ -67,7 +74,7 @@ async fn read(
 
 /// The two ways a request body changes a file.
 #[derive(Clone, Copy)]
-enum Change {
+pub(super) enum Change {
     /// `PUT`: replace the whole file.
     Write,
     /// `PATCH`: replace text in it.
@@ -75,7 +82,7 @@ enum Change {
 }
 
 /// `PUT` or `PATCH …/environments/{env}/filesystem/{path}`.
-async fn change(
+pub(super) async fn change(
     app: &App,
     tenant: &str,
     session: &str,
@@ -109,7 +116,7 @@ async fn change(
     ok(json)
 }
 
-async fn remove(
+pub(super) async fn remove(
     app: &App,
     tenant: &str,
     session: &str,
@@ -131,7 +138,7 @@ async fn remove(
 /// `POST …/environments/{env}/shell`: the component checks the body and plans the
 /// command; the host runs it with no instance held (a long command keeps no pool
 /// slot busy); the component shapes the answer from the outcome.
-async fn shell(
+pub(super) async fn shell(
     app: &App,
     tenant: &str,
     session: &str,
@@ -174,7 +181,7 @@ async fn shell(
 }
 
 /// `GET …/environments/{env}/search`.
-async fn search(
+pub(super) async fn search(
     app: &App,
     tenant: &str,
     session: &str,
@@ -199,7 +206,7 @@ async fn search(
 }
 
 /// `GET …/environments/{env}/changes`.
-async fn changes(
+pub(super) async fn changes(
     app: &App,
     tenant: &str,
     session: &str,
@@ -216,7 +223,7 @@ async fn changes(
 }
 
 /// `GET …/environments/{env}/diff/{path}`.
-async fn diff(
+pub(super) async fn diff(
     app: &App,
     tenant: &str,
     session: &str,
@@ -235,38 +242,4 @@ async fn diff(
             .await
     })
     .await
-}
-
-/// `…/resources/environments…`.
-pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
-    let (app, tenant, query) = (req.app, req.tenant, &req.query);
-    let get_only = || Err(ApiError::method_not_allowed("GET"));
-    match (path, &req.method) {
-        ([], &Method::GET) => list(app, tenant, session, query).await,
-        ([], _) => get_only(),
-        ([eid], &Method::GET) => get(app, tenant, session, eid).await,
-        ([_], _) => get_only(),
-        ([eid, "search"], &Method::GET) => search(app, tenant, session, eid, query).await,
-        ([_, "search"], _) => get_only(),
-        ([eid, "shell"], &Method::POST) => shell(app, tenant, session, eid, req.body).await,
-        ([_, "shell"], _) => Err(ApiError::method_not_allowed("POST")),
-        ([eid, "changes"], &Method::GET) => changes(app, tenant, session, eid, query).await,
-        ([_, "changes"], _) => get_only(),
-        ([eid, "diff", rest @ ..], &Method::GET) => {
-            diff(app, tenant, session, eid, &rest.join("/"), query).await
-        }
-        ([_, "diff", ..], _) => get_only(),
-        ([eid, "filesystem", rest @ ..], method) => {
-            let path = rest.join("/");
-            let at = (*eid, path.as_str());
-            match *method {
-                Method::GET => read(app, tenant, session, at, query).await,
-                Method::PUT => change(app, tenant, session, at, req.body, Change::Write).await,
-                Method::PATCH => change(app, tenant, session, at, req.body, Change::Edit).await,
-                Method::DELETE => remove(app, tenant, session, at, query).await,
-                _ => Err(ApiError::method_not_allowed("GET, PUT, PATCH, DELETE")),
-            }
-        }
-        _ => Err(super::no_route()),
-    }
 }

@@ -89,8 +89,8 @@ impl Code {
 pub struct ApiError {
     pub code: Code,
     pub message: String,
-    /// `Allow` for 405 answers.
-    pub allow: Option<&'static str>,
+    /// Headers the answer carries besides the body's (`Allow`, `Content-Range`).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
     /// The request body was left unread: the connection must not be reused.
     pub close: bool,
     /// `Retry-After`, in seconds, for answers that say when to come back.
@@ -106,7 +106,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
-            allow: None,
+            headers: Vec::new(),
             close: false,
             retry_after: None,
             detail: None,
@@ -121,11 +121,17 @@ impl ApiError {
         ApiError::new(Code::NotFound, message)
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> ApiError {
-        ApiError {
-            allow: Some(allow),
-            ..ApiError::new(Code::MethodNotAllowed, format!("allowed methods: {allow}"))
+    pub fn method_not_allowed(allow: String) -> ApiError {
+        let message = format!("allowed methods: {allow}");
+        ApiError::new(Code::MethodNotAllowed, message).with_header(http::header::ALLOW, &allow)
+    }
+
+    /// Adds a header to the answer (dropped if `value` cannot be one).
+    pub fn with_header(mut self, name: http::HeaderName, value: &str) -> ApiError {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
         }
+        self
     }
 
     /// A failure the client cannot fix; the detail goes to the log (when the
@@ -140,17 +146,19 @@ impl ApiError {
         }
     }
 
-    pub fn into_response(self) -> Response<Body> {
+    /// The answer, its body naming the request's id.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
         if let Some(detail) = &self.detail {
             tracing::error!(code = self.code.as_str(), "{detail}");
         }
-        let body =
-            serde_json::json!({"error": {"code": self.code.as_str(), "message": self.message}});
+        let body = serde_json::json!({"error": {
+            "code": self.code.as_str(),
+            "message": self.message,
+            "request_id": request_id,
+        }});
         let mut response = json_response(self.code.status(), body.to_string());
-        if let Some(allow) = self.allow {
-            response
-                .headers_mut()
-                .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
         }
         if let Some(seconds) = self.retry_after {
             response

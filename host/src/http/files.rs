@@ -2,7 +2,6 @@
 //! streams upload bytes into a staged blob and download bytes out of one; the
 //! component decides everything else.
 
-use super::V1;
 use super::answer::answer;
 use super::body::{Body, DRAIN_BYTES, data, drain, json_response};
 use super::download;
@@ -14,7 +13,6 @@ use crate::bindings::files_handler::Upload;
 use crate::runtime::FilesWorld;
 use crate::store::{BlobWriter, StagedBlob};
 use bytes::Bytes;
-use http::Method;
 use http::{HeaderMap, Response, StatusCode, header};
 use hyper::body::Incoming;
 
@@ -24,7 +22,12 @@ const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// Upload pieces queued between the network and the blob writer.
 const UPLOAD_QUEUE: usize = 8;
 
-async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
+pub(super) async fn list(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.list", Some(session), None);
     answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
@@ -35,7 +38,12 @@ async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResul
     .await
 }
 
-async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+pub(super) async fn get(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.get", Some(session), Some(id));
     answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
@@ -46,7 +54,12 @@ async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Resp
     .await
 }
 
-async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+pub(super) async fn delete(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+) -> ApiResult<Response<Body>> {
     let ask = Ask::new("files.delete", Some(session), Some(id));
     answer::<FilesWorld>(app, tenant, session, ask, async |files, store, caller| {
         files
@@ -57,7 +70,7 @@ async fn delete(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<R
     .await
 }
 
-async fn content(
+pub(super) async fn content(
     app: &App,
     tenant: &str,
     session: &str,
@@ -199,7 +212,7 @@ async fn stage(
     Ok(staged??)
 }
 
-async fn upload(
+pub(super) async fn upload(
     app: &App,
     tenant: &str,
     session: &str,
@@ -249,20 +262,4 @@ async fn upload(
         })
         .await?;
     Ok(json_response(StatusCode::CREATED, json))
-}
-
-/// `…/resources/files…`.
-pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
-    let (app, tenant) = (req.app, req.tenant);
-    match (path, &req.method) {
-        ([], &Method::GET) => list(app, tenant, session, &req.query).await,
-        ([], &Method::POST) => upload(app, tenant, session, &req.headers, req.body).await,
-        ([], _) => Err(ApiError::method_not_allowed("GET, POST")),
-        ([fid], &Method::GET) => get(app, tenant, session, fid).await,
-        ([fid], &Method::DELETE) => delete(app, tenant, session, fid).await,
-        ([_], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
-        ([fid, "content"], &Method::GET) => content(app, tenant, session, fid, &req.headers).await,
-        ([_, "content"], _) => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(super::no_route()),
-    }
 }

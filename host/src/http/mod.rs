@@ -10,23 +10,28 @@ mod error;
 mod files;
 mod paging;
 mod raw;
+mod request_id;
 mod resources;
+mod routes;
 mod sessions;
 mod terminals;
 
 use crate::app::App;
 use body::{Body, ok};
 use error::{ApiError, ApiResult};
-use http::{Method, Request, Response};
+use http::{HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use routes::{Found, Route};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use terminals::One;
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish (up to the
 /// configured grace period).
@@ -91,21 +96,43 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
 }
 
 async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let id = request_id::of(req.headers());
+    let span = tracing::info_span!("request", id = %id.to_str().unwrap_or("-"));
+    let mut response = answer(app, req, &id).instrument(span).await;
+    response.headers_mut().insert(request_id::HEADER, id);
+    response
+}
+
+/// The answer to a request, logged.
+async fn answer(app: &App, req: Request<Incoming>, id: &HeaderValue) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
     let sent_body = !hyper::body::Body::is_end_stream(req.body());
-    let response = match route(app, req).await {
+    let found = segments(req.uri().path()).map(|s| {
+        let found = routes::find(&method, &s);
+        (s.into_iter().next(), found)
+    });
+    let template = match &found {
+        Ok((_, Ok(found))) => found.template,
+        _ => "-",
+    };
+    let answer = match found {
+        Ok((first, found)) => route(app, first.as_deref(), found, req).await,
+        Err(e) => Err(e),
+    };
+    let response = match answer {
         Ok(response) => response,
         Err(mut e) => {
             // A request refused before its body was read leaves the rest of the
             // body on the connection, which then cannot carry another request:
             // say so, rather than let the client find a reset.
             e.close |= sent_body;
-            e.into_response()
+            e.into_response(id.to_str().unwrap_or_default())
         }
     };
-    tracing::debug!(%method, path, status = response.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
+    let status = response.status().as_u16();
+    let elapsed_us = started.elapsed().as_micros() as u64;
+    tracing::debug!(%method, route = template, status, elapsed_us, "request");
     response
 }
 
@@ -122,30 +149,36 @@ fn segments(path: &str) -> ApiResult<Vec<String>> {
         .collect()
 }
 
-async fn route(app: &App, req: Request<Incoming>) -> ApiResult<Response<Body>> {
-    let segments = segments(req.uri().path())?;
-    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
-    match segments.as_slice() {
-        ["healthz"] => match *req.method() {
-            Method::GET | Method::HEAD => ok(r#"{"status":"ok"}"#.to_owned()),
-            _ => Err(ApiError::method_not_allowed("GET")),
-        },
-        ["v1", rest @ ..] => {
+/// Serves a request whose path starts with segment `first` and whose route is
+/// `found` (or why there is none).
+async fn route(
+    app: &App,
+    first: Option<&str>,
+    found: ApiResult<Found>,
+    req: Request<Incoming>,
+) -> ApiResult<Response<Body>> {
+    match first {
+        Some("v1") => {
             // Browsers cannot set headers on a WebSocket: attach also takes `?token=`.
-            let query_token = if rest.last() == Some(&"attach") {
-                paging::param(&paging::parse_query(req.uri()), "token").map(str::to_owned)
-            } else {
-                None
+            let query_token = match &found {
+                Ok(found) if found.route == Route::AttachTerminal => {
+                    paging::param(&paging::parse_query(req.uri()), "token").map(str::to_owned)
+                }
+                _ => None,
             };
+            // Authenticated before routing: an unknown `/v1` path without a token is 401.
             let tenant = app
                 .tenants
                 .authenticate(req.headers(), query_token.as_deref())?
                 .to_owned();
             let _in_flight = app.quotas.request(&tenant)?;
-            v1(app, &tenant, rest, req).await
+            v1(app, &tenant, &found?, req).await
         }
-        ["admin", "v1", rest @ ..] => admin::route(app, rest, req).await,
-        _ => Err(no_route()),
+        Some("admin") => admin::route(app, found, req).await,
+        _ => match found?.route {
+            Route::Healthz => ok(r#"{"status":"ok"}"#.to_owned()),
+            _ => Err(no_route()),
+        },
     }
 }
 
@@ -153,42 +186,57 @@ fn no_route() -> ApiError {
     ApiError::not_found("no such route")
 }
 
-/// An authenticated `/v1` request on its way to the module that serves its path;
-/// each module routes the rest of the path itself.
-pub struct V1<'a> {
-    pub app: &'a App,
-    pub tenant: &'a str,
-    pub method: Method,
-    pub headers: http::HeaderMap,
-    pub query: paging::Query,
-    pub body: Incoming,
-}
-
+/// Serves an authenticated `/v1` request: the route's handler, with the
+/// template's parameters.
 async fn v1(
     app: &App,
     tenant: &str,
-    path: &[&str],
+    found: &Found,
     req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
+    use Route::*;
     let query = paging::parse_query(req.uri());
-    // The upgrade needs the whole request.
-    if let ["sessions", sid, "resources", "terminals", tid, "attach"] = path {
-        return match *req.method() {
-            Method::GET => attach::attach(app, tenant, (sid, tid), &query, req).await,
-            _ => Err(ApiError::method_not_allowed("GET")),
-        };
+    let (session, path) = (found.param("session_id"), found.param("path"));
+    let (env, terminal) = (found.param("env_id"), found.param("terminal_id"));
+    let file = found.param("file_id");
+    if found.route == AttachTerminal {
+        // The upgrade needs the whole request.
+        return attach::attach(app, tenant, (session, terminal), &query, req).await;
     }
     let (parts, body) = req.into_parts();
-    let req = V1 {
-        app,
-        tenant,
-        method: parts.method,
-        headers: parts.headers,
-        query,
-        body,
-    };
-    match path {
-        ["sessions", rest @ ..] => sessions::route(req, rest).await,
+    let headers = &parts.headers;
+    match found.route {
+        ListSessions => sessions::list(app, tenant, &query).await,
+        CreateSession => sessions::create(app, tenant, body).await,
+        GetSession => sessions::get(app, tenant, session).await,
+        DeleteSession => sessions::delete(app, tenant, session).await,
+        ListResources => resources::list(app, tenant, session, &query).await,
+        GetResource => resources::get(app, tenant, session, found.param("resource_id")).await,
+        ListFiles => files::list(app, tenant, session, &query).await,
+        UploadFile => files::upload(app, tenant, session, headers, body).await,
+        GetFile => files::get(app, tenant, session, file).await,
+        DeleteFile => files::delete(app, tenant, session, file).await,
+        GetFileContent => files::content(app, tenant, session, file, headers).await,
+        ListEnvironments => environments::list(app, tenant, session, &query).await,
+        GetEnvironment => environments::get(app, tenant, session, env).await,
+        Search => environments::search(app, tenant, session, env, &query).await,
+        Shell => environments::shell(app, tenant, session, env, body).await,
+        Changes => environments::changes(app, tenant, session, env, &query).await,
+        Diff => environments::diff(app, tenant, session, env, path, &query).await,
+        ReadPath => environments::read(app, tenant, session, (env, path), &query).await,
+        WritePath | EditPath => {
+            let change = match found.route {
+                WritePath => environments::Change::Write,
+                _ => environments::Change::Edit,
+            };
+            environments::change(app, tenant, session, (env, path), body, change).await
+        }
+        DeletePath => environments::remove(app, tenant, session, (env, path), &query).await,
+        ListTerminals => terminals::list(app, tenant, session, &query).await,
+        LaunchTerminal => terminals::launch(app, tenant, session, body).await,
+        GetTerminal => terminals::one(app, tenant, session, terminal, One::Get).await,
+        CloseTerminal => terminals::one(app, tenant, session, terminal, One::Close).await,
+        TransferTerminal => terminals::transfer(app, tenant, session, terminal, body).await,
         _ => Err(no_route()),
     }
 }

@@ -1,7 +1,6 @@
 //! `/v1/sessions/{sid}/resources`: every resource of a session, of any type, read
 //! from the records the resource slots keep (each record is its resource object).
 
-use super::V1;
 use super::body::{Body, ok};
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page, param};
@@ -9,7 +8,6 @@ use crate::app::App;
 use crate::app::Ask;
 use crate::runtime::COLLECTIONS;
 use crate::store::Store;
-use http::Method;
 use http::Response;
 use reshost_paging::Source;
 
@@ -43,7 +41,12 @@ impl Source for SessionResources<'_> {
     }
 }
 
-async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
+pub(super) async fn list(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
     // Each resource type is the records collection its slot keeps.
     let collection = match param(query, "type") {
         None => None,
@@ -71,7 +74,12 @@ async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResul
     ok(app.terminals.overlay(list_page(&mut source, query)?))
 }
 
-async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Response<Body>> {
+pub(super) async fn get(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    id: &str,
+) -> ApiResult<Response<Body>> {
     app.authorize(
         tenant,
         session,
@@ -81,20 +89,5 @@ async fn get(app: &App, tenant: &str, session: &str, id: &str) -> ApiResult<Resp
     match app.store.resource(session, id)? {
         Some((_, value)) => ok(app.terminals.overlay(value)),
         None => Err(ApiError::not_found(format!("no such resource: {id}"))),
-    }
-}
-
-/// `/v1/sessions/{sid}/resources…`: every resource, or one type's routes.
-pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
-    let (app, tenant) = (req.app, req.tenant);
-    match (path, &req.method) {
-        ([], &Method::GET) => list(app, tenant, session, &req.query).await,
-        ([], _) => Err(ApiError::method_not_allowed("GET")),
-        (["files", rest @ ..], _) => super::files::route(req, session, rest).await,
-        (["terminals", rest @ ..], _) => super::terminals::route(req, session, rest).await,
-        (["environments", rest @ ..], _) => super::environments::route(req, session, rest).await,
-        ([rid], &Method::GET) => get(app, tenant, session, rid).await,
-        ([_], _) => Err(ApiError::method_not_allowed("GET")),
-        _ => Err(super::no_route()),
     }
 }

@@ -1,14 +1,12 @@
 //! `/v1/sessions`: create, list, get, delete. Sessions are the host's own: every
 //! resource hangs off one, so the host keeps them and checks ownership itself.
 
-use super::V1;
 use super::body::{Body, json_response, ok, read_json};
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page};
 use crate::app::App;
 use crate::app::Ask;
 use crate::workspace;
-use http::Method;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use reshost_paging::Source;
@@ -123,7 +121,7 @@ fn check_agent(agent: &Value, max_scrollback: u64) -> ApiResult<()> {
     Ok(())
 }
 
-async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Response<Body>> {
+pub(super) async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Response<Body>> {
     let body = read_json(body, app.config.limits.max_json_bytes).await?;
     let new = parse_new_session(body, app)?;
     app.check(tenant, Ask::new("sessions.create", None, None))
@@ -204,13 +202,13 @@ impl Source for TenantSessions<'_> {
     }
 }
 
-async fn list(app: &App, tenant: &str, query: &Query) -> ApiResult<Response<Body>> {
+pub(super) async fn list(app: &App, tenant: &str, query: &Query) -> ApiResult<Response<Body>> {
     app.check(tenant, Ask::new("sessions.list", None, None))
         .await?;
     ok(list_page(&mut TenantSessions { app, tenant }, query)?)
 }
 
-async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
+pub(super) async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
     let session = app
         .store
         .session(tenant, id)?
@@ -220,7 +218,7 @@ async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
     ok(session)
 }
 
-async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
+pub(super) async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
     app.authorize(tenant, id, Ask::new("sessions.delete", Some(id), None))
         .await?;
     let store = app.store.clone();
@@ -240,19 +238,4 @@ async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> 
         .map_err(|e| ApiError::internal("removing the workspace", e))?
         .map_err(|e| ApiError::internal("removing the workspace", e))?;
     ok(json!({"id": id, "object": "session.deleted", "deleted": true}).to_string())
-}
-
-/// `/v1/sessions…`: the sessions, and each session's resources.
-pub async fn route(req: V1<'_>, path: &[&str]) -> ApiResult<Response<Body>> {
-    let (app, tenant) = (req.app, req.tenant);
-    match (path, &req.method) {
-        ([], &Method::GET) => list(app, tenant, &req.query).await,
-        ([], &Method::POST) => create(app, tenant, req.body).await,
-        ([], _) => Err(ApiError::method_not_allowed("GET, POST")),
-        ([sid], &Method::GET) => get(app, tenant, sid).await,
-        ([sid], &Method::DELETE) => delete(app, tenant, sid).await,
-        ([_], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
-        ([sid, "resources", rest @ ..], _) => super::resources::route(req, sid, rest).await,
-        _ => Err(super::no_route()),
-    }
 }

@@ -1,15 +1,12 @@
 //! `/v1/sessions/{sid}/resources/terminals`, served by the `terminals` slot; the
 //! host adds each terminal's live state to what the component answers.
 
-use super::V1;
 use super::body::{Body, json_response, read_text, string_field};
-use super::error::ApiError;
 use super::error::ApiResult;
 use super::paging::Query;
 use crate::app::App;
 use crate::app::Ask;
 use crate::runtime::TerminalsWorld;
-use http::Method;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 
@@ -17,7 +14,12 @@ fn answer(app: &App, status: StatusCode, json: String) -> ApiResult<Response<Bod
     Ok(json_response(status, app.terminals.overlay(json)))
 }
 
-async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResult<Response<Body>> {
+pub(super) async fn list(
+    app: &App,
+    tenant: &str,
+    session: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
     let caller = app
         .authorize(
             tenant,
@@ -35,7 +37,7 @@ async fn list(app: &App, tenant: &str, session: &str, query: &Query) -> ApiResul
     answer(app, StatusCode::OK, json)
 }
 
-async fn launch(
+pub(super) async fn launch(
     app: &App,
     tenant: &str,
     session: &str,
@@ -74,12 +76,12 @@ async fn launch(
 
 /// The operations on one terminal.
 #[derive(Clone, Copy)]
-enum One {
+pub(super) enum One {
     Get,
     Close,
 }
 
-async fn one(
+pub(super) async fn one(
     app: &App,
     tenant: &str,
     session: &str,
@@ -109,7 +111,7 @@ async fn one(
     answer(app, StatusCode::OK, json)
 }
 
-async fn transfer(
+pub(super) async fn transfer(
     app: &App,
     tenant: &str,
     session: &str,
@@ -132,20 +134,4 @@ async fn transfer(
         })
         .await?;
     answer(app, StatusCode::OK, json)
-}
-
-/// `…/resources/terminals…` (attach is routed before, with the whole request).
-pub async fn route(req: V1<'_>, session: &str, path: &[&str]) -> ApiResult<Response<Body>> {
-    let (app, tenant) = (req.app, req.tenant);
-    match (path, &req.method) {
-        ([], &Method::GET) => list(app, tenant, session, &req.query).await,
-        ([], &Method::POST) => launch(app, tenant, session, req.body).await,
-        ([], _) => Err(ApiError::method_not_allowed("GET, POST")),
-        ([tid], &Method::GET) => one(app, tenant, session, tid, One::Get).await,
-        ([tid], &Method::DELETE) => one(app, tenant, session, tid, One::Close).await,
-        ([_], _) => Err(ApiError::method_not_allowed("GET, DELETE")),
-        ([tid, "transfer"], &Method::POST) => transfer(app, tenant, session, tid, req.body).await,
-        ([_, "transfer"], _) => Err(ApiError::method_not_allowed("POST")),
-        _ => Err(super::no_route()),
-    }
 }
