@@ -72,15 +72,36 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The admin API's tokens (`[admin] tokens`); none: the admin API is off.
-pub struct AdminTokens {
+/// The tokens of an operator endpoint (the admin API, `/metrics`); none: the
+/// endpoint is off.
+pub struct OperatorTokens {
     digests: std::collections::HashSet<[u8; 32]>,
+    /// The refusal of any other token.
+    refusal: &'static str,
 }
 
-impl AdminTokens {
-    pub fn new(config: &Config) -> AdminTokens {
-        AdminTokens {
-            digests: config.admin.tokens.iter().map(|t| digest(t)).collect(),
+impl OperatorTokens {
+    /// The admin API's (`[admin] tokens`).
+    pub fn admin(config: &Config) -> OperatorTokens {
+        OperatorTokens::new(&config.admin.tokens, "not an admin token")
+    }
+
+    /// `/metrics`'s (`[metrics] tokens`, and the admin tokens when
+    /// `[metrics] admin_tokens` says so).
+    pub fn metrics(config: &Config) -> OperatorTokens {
+        let admin = config
+            .admin
+            .tokens
+            .iter()
+            .filter(|_| config.metrics.admin_tokens);
+        let tokens: Vec<String> = config.metrics.tokens.iter().chain(admin).cloned().collect();
+        OperatorTokens::new(&tokens, "not a metrics token")
+    }
+
+    fn new(tokens: &[String], refusal: &'static str) -> OperatorTokens {
+        OperatorTokens {
+            digests: tokens.iter().map(|t| digest(t)).collect(),
+            refusal,
         }
     }
 
@@ -88,13 +109,13 @@ impl AdminTokens {
         !self.digests.is_empty()
     }
 
-    /// Accepts only an admin token: a tenant's is as unknown here as any other.
+    /// Accepts only one of these tokens: a tenant's is as unknown here as any other.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<(), Unauthorized> {
         let token = bearer(headers).ok_or(MISSING)?;
         if self.digests.contains(&digest(token)) {
             Ok(())
         } else {
-            Err(Unauthorized("not an admin token"))
+            Err(Unauthorized(self.refusal))
         }
     }
 }

@@ -11,6 +11,7 @@ mod caps;
 pub mod config;
 mod deadline;
 mod http;
+mod metrics;
 mod pty;
 mod runtime;
 mod sandbox;

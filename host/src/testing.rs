@@ -2,6 +2,7 @@
 
 use crate::app::{App, Ask};
 use crate::config::Config;
+pub use crate::http::ROUTES;
 pub use crate::slots::SlotName;
 pub use crate::store::{BlobStats, CHUNK_BYTES};
 

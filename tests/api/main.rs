@@ -10,6 +10,7 @@ mod admission;
 mod caps;
 mod changes;
 mod common;
+mod contract;
 mod durability;
 mod embedding;
 mod escapes;

@@ -14,7 +14,7 @@ pub use policy::Ask;
 pub use quotas::{Exceeded, Quotas};
 use quotas::{Gauge, room};
 
-use crate::auth::{AdminTokens, Tenants};
+use crate::auth::{OperatorTokens, Tenants};
 use crate::bindings::exec::{Command, Outcome};
 use crate::bindings::types::{Caller, Error as ComponentError};
 use crate::caps::exec::{self, ExecLimits};
@@ -36,7 +36,9 @@ pub struct App {
     pub store: Arc<Store>,
     pub runtime: Runtime,
     pub tenants: Tenants,
-    pub admin: AdminTokens,
+    pub admin: OperatorTokens,
+    /// Who may read `/metrics`.
+    pub metrics: OperatorTokens,
     /// Where session workspaces live.
     pub workspaces: PathBuf,
     /// Change tracking of the workspaces.
@@ -64,7 +66,8 @@ impl App {
     ) -> anyhow::Result<App> {
         let workspaces = App::workspaces(&config);
         Ok(App {
-            admin: AdminTokens::new(&config),
+            admin: OperatorTokens::admin(&config),
+            metrics: OperatorTokens::metrics(&config),
             quotas: Quotas::new(&config)?,
             turns: Turns::new(config.limits.work_turns),
             figures: Arc::default(),

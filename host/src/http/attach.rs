@@ -114,7 +114,12 @@ pub async fn attach(
             Some(reason) => {
                 let _ = ws.send(close(POLICY, &reason)).await;
             }
-            None => serve(ws, terminal, read_only, ping).await,
+            None => {
+                let attached = &crate::metrics::METRICS.attached_clients;
+                attached.inc();
+                serve(ws, terminal, read_only, ping).await;
+                attached.dec();
+            }
         }
     });
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());

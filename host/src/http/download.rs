@@ -3,6 +3,7 @@
 
 use super::body::{Body, empty, full};
 use super::error::{ApiError, ApiResult, Code};
+use crate::metrics::METRICS;
 use crate::store::{BlobInfo, BlobReader, CHUNK_BYTES, Store};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
@@ -146,6 +147,7 @@ pub fn respond(
         *response.body_mut() = if blob.len <= INLINE_BYTES {
             let (bytes, _) =
                 piece(&reader, start, end).map_err(|e| ApiError::internal("reading a file", e))?;
+            METRICS.downloaded_bytes.inc_by(bytes.len() as u64);
             full(bytes)
         } else {
             stream(Arc::new(reader), start, end)
@@ -187,6 +189,7 @@ fn stream(reader: Arc<BlobReader>, start: u64, end: u64) -> Body {
             let (bytes, next) = tokio::task::spawn_blocking(move || piece(&reader, pos, end))
                 .await
                 .map_err(std::io::Error::other)??;
+            METRICS.downloaded_bytes.inc_by(bytes.len() as u64);
             Ok(Some((Frame::data(bytes), next)))
         }
     });

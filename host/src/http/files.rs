@@ -209,7 +209,9 @@ async fn stage(
         }
         return Err(e);
     }
-    Ok(staged??)
+    let staged = staged??;
+    crate::metrics::METRICS.uploaded_bytes.inc_by(received);
+    Ok(staged)
 }
 
 pub(super) async fn upload(

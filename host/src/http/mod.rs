@@ -8,6 +8,7 @@ mod download;
 mod environments;
 mod error;
 mod files;
+mod metrics;
 mod paging;
 mod raw;
 mod request_id;
@@ -24,6 +25,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+pub use routes::TABLE as ROUTES;
 use routes::{Found, Route};
 use std::convert::Infallible;
 use std::future::Future;
@@ -130,9 +132,16 @@ async fn answer(app: &App, req: Request<Incoming>, id: &HeaderValue) -> Response
             e.into_response(id.to_str().unwrap_or_default())
         }
     };
-    let status = response.status().as_u16();
-    let elapsed_us = started.elapsed().as_micros() as u64;
+    let (status, took) = (response.status().as_u16(), started.elapsed());
+    let elapsed_us = took.as_micros() as u64;
     tracing::debug!(%method, route = template, status, elapsed_us, "request");
+    let method = method.as_str().to_owned();
+    let labels = crate::metrics::RequestLabels {
+        route: template,
+        method,
+        status,
+    };
+    crate::metrics::METRICS.request(labels, took);
     response
 }
 
@@ -177,10 +186,16 @@ async fn route(
         Some("admin") => admin::route(app, found, req).await,
         _ => match found?.route {
             Route::Healthz => ok(r#"{"status":"ok"}"#.to_owned()),
+            Route::OpenApi => ok(OPENAPI.to_owned()),
+            Route::Metrics => metrics::scrape(app, req.headers()).await,
             _ => Err(no_route()),
         },
     }
 }
+
+/// The API's OpenAPI description, served as committed (a test checks it
+/// against the route table).
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 fn no_route() -> ApiError {
     ApiError::not_found("no such route")

@@ -207,7 +207,10 @@ mod tests {
     #[test]
     fn another_method_is_405_naming_the_allowed_ones_and_no_template_is_404() {
         let e = find(&Method::PUT, &segments("/v1/sessions")).unwrap_err();
-        assert_eq!(e.headers, [(http::header::ALLOW, "GET, POST".parse().unwrap())]);
+        assert_eq!(
+            e.headers,
+            [(http::header::ALLOW, "GET, POST".parse().unwrap())]
+        );
         let e = find(&Method::GET, &segments("/v1/sessions/s1/nothing")).unwrap_err();
         assert_eq!(e.code, super::super::error::Code::NotFound);
         let e = find(

@@ -17,6 +17,7 @@ pub struct Admission {
     queue: usize,
     /// How long a call waits.
     wait: Duration,
+    capacity: usize,
 }
 
 /// A call's instance, held until its store (and so the pooled instance) is gone.
@@ -42,7 +43,16 @@ impl Admission {
             waiting: AtomicUsize::new(0),
             queue,
             wait,
+            capacity: instances as usize,
         }
+    }
+
+    /// Instances in use, and how many the pool holds.
+    pub fn in_use(&self) -> (usize, usize) {
+        (
+            self.capacity - self.instances.available_permits(),
+            self.capacity,
+        )
     }
 
     pub async fn admit(&self) -> Result<Admitted, Busy> {

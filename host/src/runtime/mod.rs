@@ -20,6 +20,7 @@ use crate::bindings;
 use crate::caps::Caps;
 use crate::config::{Config, SlotLimits};
 use crate::deadline::Deadline;
+use crate::metrics::METRICS;
 use admission::{Admission, Admitted};
 use arc_swap::ArcSwap;
 use cache::ComponentCache;
@@ -112,6 +113,11 @@ impl Runtime {
         (bound, choice)
     }
 
+    /// Component instances in use, and how many the pool holds.
+    pub fn instances(&self) -> (usize, usize) {
+        self.calls.admission.in_use()
+    }
+
     /// Runs `f` against a fresh instance of the current component of world `W`'s
     /// slot, within the slot's limits. Returns `f`'s answer and the call's
     /// capability state (whose writes the caller commits, or drops to discard).
@@ -170,8 +176,30 @@ impl Calls {
         }
     }
 
-    /// Runs `f` against a fresh instance of `bound` within `limits`.
+    /// Runs `f` against a fresh instance of `bound` within `limits`, counted
+    /// in the metrics by slot and outcome.
     pub async fn call_bound<W: World, R>(
+        &self,
+        bound: &Bound<W>,
+        limits: SlotLimits,
+        caps: Caps,
+        f: impl AsyncFnOnce(&W::Instance, &mut Store<Guest>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Caps), CallError> {
+        let started = std::time::Instant::now();
+        let result = self.run(bound, limits, caps, f).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(CallError::Trapped { .. }) => "trap",
+            Err(CallError::Timeout(_)) => "timeout",
+            Err(CallError::Busy { .. }) => "busy",
+            Err(CallError::Storage(_)) => "storage",
+            Err(CallError::Workspace(_)) => "workspace",
+        };
+        METRICS.call(W::SLOT.as_str(), outcome, started.elapsed());
+        result
+    }
+
+    async fn run<W: World, R>(
         &self,
         bound: &Bound<W>,
         limits: SlotLimits,

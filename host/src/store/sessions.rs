@@ -85,6 +85,12 @@ impl Store {
         Ok(ids)
     }
 
+    /// How many sessions there are, of every tenant.
+    pub fn session_count(&self) -> Result<u64> {
+        let tx = self.read()?;
+        Ok(redb::ReadableTableMetadata::len(&tx.open_table(SESSIONS)?)?)
+    }
+
     /// Every session id of every tenant.
     pub fn session_ids(&self) -> Result<HashSet<String>> {
         let tx = self.read()?;

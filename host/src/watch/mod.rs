@@ -124,6 +124,7 @@ impl Tracker {
                         Ok(event) => events.handle(event),
                         Err(e) => {
                             tracing::warn!(error = %e, "file watching failed; rescanning");
+                            crate::metrics::METRICS.watch_overflows.inc();
                             events.rescan_all();
                         }
                     }
@@ -300,6 +301,7 @@ impl Shared {
     fn handle(&self, event: notify::Event) {
         if event.need_rescan() {
             tracing::warn!("the file event queue overflowed; rescanning");
+            crate::metrics::METRICS.watch_overflows.inc();
             self.rescan_all();
         }
         if matches!(event.kind, EventKind::Access(_)) {

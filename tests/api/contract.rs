@@ -1,0 +1,268 @@
+//! The published contract and the operators' view: `GET /openapi.json` is the
+//! committed `docs/openapi.json`, which names exactly the router's routes and
+//! gives every answer with a body a schema; `GET /metrics` counts what happened.
+
+use crate::common::*;
+use reqwest::{Method, StatusCode};
+use reshost::testing::ROUTES;
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+fn committed() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/openapi.json");
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[tokio::test]
+async fn the_served_openapi_is_the_committed_one_without_a_token() {
+    let server = Server::start().await;
+    let response = server
+        .request(Method::GET, "/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.text().await.unwrap(), committed());
+}
+
+/// The (method, path) of every operation in the document.
+fn operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut found = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "put", "post", "delete", "patch", "head"].contains(&method.as_str()) {
+                found.insert((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn the_openapi_document_names_exactly_the_routers_routes() {
+    let doc: Value = serde_json::from_str(&committed()).unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1."),
+        "{}",
+        doc["openapi"]
+    );
+    let documented = operations(&doc);
+    // `HEAD /healthz` is `GET`'s twin, which HTTP implies.
+    let routed: BTreeSet<(String, String)> = ROUTES
+        .iter()
+        .filter(|(method, _, _)| *method != "HEAD")
+        .map(|(method, template, _)| (method.to_string(), template.to_string()))
+        .collect();
+    let undocumented: Vec<_> = routed.difference(&documented).collect();
+    assert!(
+        undocumented.is_empty(),
+        "routes missing from docs/openapi.json: {undocumented:?}"
+    );
+    let unrouted: Vec<_> = documented.difference(&routed).collect();
+    assert!(
+        unrouted.is_empty(),
+        "documented but not routed: {unrouted:?}"
+    );
+}
+
+/// `#/components/…` references resolved.
+fn resolve<'a>(doc: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str() {
+        Some(reference) => {
+            let pointer = reference.trim_start_matches('#');
+            resolve(
+                doc,
+                doc.pointer(pointer)
+                    .unwrap_or_else(|| panic!("{reference}")),
+            )
+        }
+        None => value,
+    }
+}
+
+#[test]
+fn every_documented_answer_with_a_body_has_a_schema() {
+    let doc: Value = serde_json::from_str(&committed()).unwrap();
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(responses) = operation["responses"].as_object() else {
+                continue;
+            };
+            for (status, response) in responses {
+                if ["101", "204", "304"].contains(&status.as_str()) {
+                    continue;
+                }
+                let response = resolve(&doc, response);
+                let content = response["content"].as_object();
+                let has_schemas = content.is_some_and(|content| {
+                    !content.is_empty()
+                        && content.values().all(|media| media.get("schema").is_some())
+                });
+                if !has_schemas {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "answers without a schema: {missing:?}");
+}
+
+const METRICS: &str = "metrics-token";
+
+/// The value of the series `series` (name and labels, as exposed) in a scrape.
+fn value(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+async fn scrape(server: &Server) -> String {
+    let response = server
+        .request(Method::GET, "/metrics", Some(METRICS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_scrape_after_some_requests_shows_the_series_that_moved() {
+    let config = format!("[metrics]\ntokens = [{METRICS:?}]\n");
+    let server = Server::with_config(&config).await;
+    let sid = server.session(ACME).await;
+    let before = scrape(&server).await;
+    for _ in 0..3 {
+        assert_eq!(server.get("/v1/sessions", ACME).await.0, StatusCode::OK);
+    }
+    let (status, file) = server
+        .upload(ACME, &sid, "a.bin", None, vec![1u8; 3000])
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{file}");
+    let content = format!(
+        "{}/{}/content",
+        files_path(&sid),
+        file["id"].as_str().unwrap()
+    );
+    let got = server
+        .request(Method::GET, &content, Some(ACME))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.bytes().await.unwrap().len(), 3000);
+    let (status, _) = server
+        .get(&format!("/v1/sessions/{UNKNOWN_SESSION}"), ACME)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let after = scrape(&server).await;
+
+    let moved = |series: &str| value(&after, series) - value(&before, series);
+    let requests = |route: &str, method: &str, status: u16| {
+        format!(
+            "reshost_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"
+        )
+    };
+    assert_eq!(moved(&requests("/v1/sessions", "GET", 200)), 3.0, "{after}");
+    assert_eq!(
+        moved(&requests("/v1/sessions/{session_id}", "GET", 404)),
+        1.0,
+        "{after}"
+    );
+    let upload = requests("/v1/sessions/{session_id}/resources/files", "POST", 201);
+    assert_eq!(moved(&upload), 1.0, "{after}");
+    let latency = "reshost_http_request_duration_seconds_count{route=\"/v1/sessions\",method=\"GET\",status=\"200\"}";
+    assert_eq!(moved(latency), 3.0, "{after}");
+    let files_ok = "reshost_component_call_duration_seconds_count{slot=\"files\",outcome=\"ok\"}";
+    assert_eq!(moved(files_ok), 2.0, "{after}");
+    let policy_ok = "reshost_component_call_duration_seconds_count{slot=\"policy\",outcome=\"ok\"}";
+    assert!(moved(policy_ok) >= 3.0, "{after}");
+    assert_eq!(moved("reshost_uploaded_bytes_total"), 3000.0, "{after}");
+    assert_eq!(moved("reshost_downloaded_bytes_total"), 3000.0, "{after}");
+    assert_eq!(value(&after, "reshost_sessions"), 1.0, "{after}");
+    assert_eq!(
+        value(&after, "reshost_instances_capacity"),
+        1000.0,
+        "{after}"
+    );
+    assert!(value(&after, "reshost_database_bytes") > 0.0, "{after}");
+    for gauge in [
+        "reshost_instances_in_use",
+        "reshost_terminals_running",
+        "reshost_terminal_clients_attached",
+    ] {
+        assert!(
+            after.lines().any(|l| l.starts_with(gauge)),
+            "{gauge}: {after}"
+        );
+    }
+    assert!(after.contains("reshost_watch_overflows_total"), "{after}");
+}
+
+#[tokio::test]
+async fn a_component_that_traps_or_runs_too_long_is_counted_by_outcome() {
+    let config = format!(
+        "[metrics]\ntokens = [{METRICS:?}]\n[slots.files]\ntimeout_ms = 300\n[components]\nfiles = {:?}\n",
+        reshost_test_artifacts::FAULTY.path
+    );
+    let server = Server::with_config(&config).await;
+    let sid = server.session(ACME).await;
+    assert_eq!(
+        server
+            .get(&format!("{}/panic", files_path(&sid)), ACME)
+            .await
+            .0,
+        500
+    );
+    assert_eq!(
+        server
+            .get(&format!("{}/spin", files_path(&sid)), ACME)
+            .await
+            .0,
+        503
+    );
+    let after = scrape(&server).await;
+    for outcome in ["trap", "timeout"] {
+        let series = format!(
+            "reshost_component_call_duration_seconds_count{{slot=\"files\",outcome=\"{outcome}\"}}"
+        );
+        assert_eq!(value(&after, &series), 1.0, "{outcome}: {after}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_need_a_metrics_token_and_are_off_without_any() {
+    let off = Server::start().await;
+    let (status, body) = off.get("/metrics", ACME).await;
+    assert_error(&(status, body), 404, "not_found");
+
+    let config =
+        format!("[metrics]\ntokens = [{METRICS:?}]\n[admin]\ntokens = [\"admin-token\"]\n");
+    let on = Server::with_config(&config).await;
+    for token in [None, Some(ACME), Some("admin-token"), Some("wrong")] {
+        let response = on
+            .request(Method::GET, "/metrics", token)
+            .send()
+            .await
+            .unwrap();
+        assert_error(&json_of(response).await, 401, "unauthorized");
+    }
+    let config = "[metrics]\nadmin_tokens = true\n[admin]\ntokens = [\"admin-token\"]\n";
+    let admin = Server::with_config(config).await;
+    let response = admin
+        .request(Method::GET, "/metrics", Some("admin-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
