@@ -277,11 +277,33 @@ async fn wait(
     })
 }
 
+/// Why `command` cannot be handed to a process, if it cannot: exec takes no NUL
+/// bytes, and a variable's name is neither empty nor holds `=`.
+fn unusable(command: &Command) -> Option<String> {
+    if command.command.contains('\0') {
+        return Some("the command contains a NUL byte".into());
+    }
+    if command.cwd.contains('\0') {
+        return Some("cwd contains a NUL byte".into());
+    }
+    command.env.iter().find_map(|(name, value)| {
+        let bad_name = name.is_empty() || name.contains(['=', '\0']);
+        match (bad_name, value.contains('\0')) {
+            (true, _) => Some(format!("{name:?} cannot name an environment variable")),
+            (_, true) => Some(format!("the value of {name:?} contains a NUL byte")),
+            _ => None,
+        }
+    })
+}
+
 pub async fn run(
     workspace: &Path,
     limits: &ExecLimits,
     command: Command,
 ) -> std::io::Result<Result<Outcome, String>> {
+    if let Some(refusal) = unusable(&command) {
+        return Ok(Err(refusal));
+    }
     let dir = match working_dir(workspace, &command.cwd) {
         Ok(dir) => dir,
         Err(e) => return Ok(Err(e.message)),
@@ -316,6 +338,29 @@ impl Host for CapsView<'_> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn what_no_process_can_take_is_refused_before_any_starts() {
+        let command = |command: &str, cwd: &str, env: &[(&str, &str)]| Command {
+            command: command.into(),
+            cwd: cwd.into(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            timeout_ms: 1000,
+        };
+        assert_eq!(unusable(&command("echo hi", "", &[("A", "1")])), None);
+        for bad in [
+            command("echo \0", "", &[]),
+            command("true", "a\0", &[]),
+            command("true", "", &[("A", "\0")]),
+            command("true", "", &[("A=B", "1")]),
+            command("true", "", &[("", "1")]),
+        ] {
+            assert!(unusable(&bad).is_some(), "{:?}", bad.command);
+        }
+    }
+
     use super::*;
     use std::os::unix::fs::symlink;
 
