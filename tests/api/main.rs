@@ -17,6 +17,7 @@ mod escapes;
 mod fairness;
 mod files;
 mod filesystem;
+mod fuzz;
 mod isolation;
 mod pagination;
 mod plugins;
