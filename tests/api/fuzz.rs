@@ -57,6 +57,8 @@ fn fuzz(server: &Server, filter: &[&str], seconds: u32) {
         .args(filter)
         .args(["--max-time", &seconds.to_string(), "--seed", SEED, "--workers", "2"])
         .env("NO_COLOR", "1")
+        // Its cache (which replays earlier crashes first) stays with this server.
+        .current_dir(server.dir.path())
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
