@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use futures_util::{SinkExt, StreamExt};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -1704,4 +1704,48 @@ async fn the_host_caps_the_scrollback_and_screen_a_hostile_component_asks_for() 
         "replayed {} bytes",
         late.output.len()
     );
+}
+
+#[tokio::test]
+async fn an_attach_without_a_well_formed_websocket_handshake_is_refused_before_any_upgrade() {
+    let server = Server::start().await;
+    let sid = session(&server, ACME).await;
+    let path = format!("{}/attach", terminal(&sid, "any"));
+    let full = [
+        ("upgrade", "websocket"),
+        ("connection", "keep-alive, Upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+    ];
+    // Each header missing in turn, then an old protocol version.
+    for (i, missing) in full.iter().enumerate() {
+        let mut request = server.request(Method::GET, &path, Some(ACME));
+        for (j, (name, value)) in full.iter().enumerate() {
+            if i != j {
+                request = request.header(*name, *value);
+            }
+        }
+        let response = request.send().await.unwrap();
+        let got = json_of(response).await;
+        assert_error(&got, 400, "invalid_input");
+        assert!(
+            got.1["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("WebSocket"),
+            "{missing:?}: {}",
+            got.1
+        );
+    }
+    let mut request = server.request(Method::GET, &path, Some(ACME));
+    for (name, value) in &full[..3] {
+        request = request.header(*name, *value);
+    }
+    let response = request
+        .header("sec-websocket-version", "8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["sec-websocket-version"], "13");
+    assert_error(&json_of(response).await, 400, "invalid_input");
 }

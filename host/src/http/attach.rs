@@ -53,6 +53,28 @@ fn close(code: u16, reason: &str) -> Message {
 
 /// Checks the request, answers `101 Switching Protocols` and serves the socket in
 /// a task of its own.
+/// The `Sec-WebSocket-Key` of a well-formed opening handshake (RFC 6455 §4.2.1:
+/// `Upgrade: websocket`, `Connection: upgrade`, version 13, a key); anything else
+/// is refused before the upgrade.
+fn handshake_key(headers: &http::HeaderMap) -> ApiResult<HeaderValue> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let lists = |name, token: &str| {
+        text(name).is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    let upgrade = lists(header::UPGRADE, "websocket") && lists(header::CONNECTION, "upgrade");
+    let Some(key) = headers.get(header::SEC_WEBSOCKET_KEY).filter(|_| upgrade) else {
+        return Err(ApiError::invalid(
+            "attach is a WebSocket endpoint: send an upgrade (Upgrade: websocket, \
+             Connection: upgrade, Sec-WebSocket-Key, Sec-WebSocket-Version: 13)",
+        ));
+    };
+    if text(header::SEC_WEBSOCKET_VERSION) != Some("13") {
+        return Err(ApiError::invalid("only WebSocket version 13 is spoken")
+            .with_header(header::SEC_WEBSOCKET_VERSION, "13"));
+    }
+    Ok(key.clone())
+}
+
 pub async fn attach(
     app: &App,
     tenant: &str,
@@ -60,17 +82,7 @@ pub async fn attach(
     query: &Query,
     mut req: Request<Incoming>,
 ) -> ApiResult<Response<Body>> {
-    let key = req
-        .headers()
-        .get(header::SEC_WEBSOCKET_KEY)
-        .filter(|_| {
-            req.headers()
-                .get(header::UPGRADE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
-        })
-        .ok_or_else(|| ApiError::invalid("attach is a WebSocket endpoint: send an upgrade"))?
-        .clone();
+    let key = handshake_key(req.headers())?;
     let read_only = match param(query, "read_only") {
         None | Some("false") => false,
         Some("true") => true,
