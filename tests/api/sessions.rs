@@ -262,6 +262,8 @@ async fn missing_or_unknown_token_is_401() {
         "/v1/sessions".to_owned(),
         format!("/v1/sessions/{sid}"),
         format!("/v1/sessions/{sid}/resources"),
+        // Even a path that does not decode is authenticated first.
+        format!("/v1/sessions/{sid}/resources/environments/default/filesystem/%ff"),
     ] {
         let none = json_of(
             server

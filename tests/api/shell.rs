@@ -215,3 +215,15 @@ async fn the_host_caps_what_a_component_asks_for_a_command_at_max_command_timeou
     let took = started.elapsed();
     assert!(took < Duration::from_secs(4), "ran {took:?}");
 }
+
+#[tokio::test]
+async fn another_tenants_session_is_not_found_before_an_oversized_body_is_read() {
+    let server = Server::start().await;
+    let theirs = server.session(GLOBEX).await;
+    let huge = json!({"command": "x".repeat(2 * 1024 * 1024)});
+    let got = shell(&server, &theirs, huge.clone()).await;
+    assert_error(&got, 404, "not_found");
+    let launch = format!("/v1/sessions/{theirs}/resources/terminals");
+    let got = server.post(&launch, ACME, huge).await;
+    assert_error(&got, 404, "not_found");
+}

@@ -145,6 +145,9 @@ pub(super) async fn shell(
     env: &str,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
+    // Another tenant's session is unknown before its body is read; the body
+    // comes before the policy, which is told the command.
+    app.caller(tenant, session)?;
     let body = read_text(body, app.config.limits.max_json_bytes).await?;
     let command = string_field(&body, "command");
     let ask = Ask {

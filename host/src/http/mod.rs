@@ -110,18 +110,21 @@ async fn answer(app: &App, req: Request<Incoming>, id: &HeaderValue) -> Response
     let started = Instant::now();
     let method = req.method().clone();
     let sent_body = !hyper::body::Body::is_end_stream(req.body());
-    let found = segments(req.uri().path()).map(|s| {
-        let found = routes::find(&method, &s);
-        (s.into_iter().next(), found)
-    });
-    let template = match &found {
-        Ok((_, Ok(found))) => found.template,
-        _ => "-",
+    let path = req.uri().path();
+    let decoded = segments(path);
+    // A path that does not decode is still authenticated first, by its raw
+    // first segment.
+    let first = match &decoded {
+        Ok(segments) => segments.first().cloned(),
+        Err(_) => path
+            .trim_start_matches('/')
+            .split('/')
+            .next()
+            .map(str::to_owned),
     };
-    let answer = match found {
-        Ok((first, found)) => route(app, first.as_deref(), found, req).await,
-        Err(e) => Err(e),
-    };
+    let found = decoded.and_then(|segments| routes::find(&method, &segments));
+    let template = found.as_ref().map_or("-", |found| found.template);
+    let answer = route(app, first.as_deref(), found, req).await;
     let response = match answer {
         Ok(response) => response,
         Err(mut e) => {

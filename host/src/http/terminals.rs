@@ -43,6 +43,9 @@ pub(super) async fn launch(
     session: &str,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
+    // Another tenant's session is unknown before its body is read; the body
+    // comes before the policy, which is told the terminal's name.
+    app.caller(tenant, session)?;
     let body = read_text(body, app.config.limits.max_json_bytes).await?;
     let name = string_field(&body, "terminal");
     let ask = Ask {
