@@ -54,8 +54,8 @@ pub struct Metrics {
 
 impl Metrics {
     fn new() -> Metrics {
-        let mut registry = Registry::with_prefix("reshost");
-        let metrics = Metrics {
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("reshost"),
             requests: Family::default(),
             request_seconds: Family::new_with_constructor(latency),
             call_seconds: Family::new_with_constructor(latency),
@@ -68,9 +68,8 @@ impl Metrics {
             sessions: Gauge::default(),
             terminals_running: Gauge::default(),
             database_bytes: Gauge::default(),
-            registry: Registry::default(),
         };
-        let r = &mut registry;
+        let r = &mut metrics.registry;
         r.register(
             "http_requests",
             "Requests answered, by route template, method and status",
@@ -127,10 +126,7 @@ impl Metrics {
             "Size of the database file",
             metrics.database_bytes.clone(),
         );
-        Metrics {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     /// The text exposition of every metric.

@@ -266,3 +266,61 @@ async fn metrics_need_a_metrics_token_and_are_off_without_any() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Waits (up to 5 s) for `series` to read `expected`.
+async fn until(server: &Server, series: &str, expected: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let got = value(&scrape(server).await, series);
+        if got == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{series} stayed {got}, not {expected}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_attached_clients_gauge_follows_terminal_clients() {
+    use crate::terminals::{attach, launch_shell, session};
+    let server = Server::with_config(&format!("[metrics]\ntokens = [{METRICS:?}]\n")).await;
+    let sid = session(&server, ACME).await;
+    let (tid, _) = launch_shell(&server, &sid, "main").await;
+    let gauge = "reshost_terminal_clients_attached";
+    let attached = value(&scrape(&server).await, gauge);
+    let client = attach(&server, &sid, &tid, "").await;
+    until(&server, gauge, attached + 1.0).await;
+    assert_eq!(
+        value(&scrape(&server).await, "reshost_terminals_running"),
+        1.0
+    );
+    drop(client);
+    until(&server, gauge, attached).await;
+}
+
+#[tokio::test]
+async fn healthz_answers_get_and_head_without_a_token() {
+    let server = Server::start().await;
+    let (status, body) = json_of(
+        server
+            .request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, serde_json::json!({"status": "ok"}))
+    );
+    let head = server
+        .request(Method::HEAD, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    assert!(head.bytes().await.unwrap().is_empty());
+}

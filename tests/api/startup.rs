@@ -273,3 +273,43 @@ async fn reshost_token_env_is_the_default_tenants_token_without_configured_tenan
     .await;
     assert_error(&got, 401, "unauthorized");
 }
+
+#[test]
+fn an_unknown_log_format_is_refused_in_the_config_and_on_the_command_line() {
+    assert_refused_naming(&format!("log_format = \"yaml\"{ONE_TENANT}"), "log_format");
+    let out = Command::new(env!("CARGO_BIN_EXE_reshost"))
+        .args(["serve", "--log-format", "yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown log format \"yaml\""), "{stderr}");
+}
+
+#[test]
+fn log_format_json_on_the_command_line_overrides_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "{}log_format = \"text\"{ONE_TENANT}",
+        config_preamble(dir.path())
+    );
+    let path = dir.path().join("reshost.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut process = Process(
+        Command::new(env!("CARGO_BIN_EXE_reshost"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .args(["--log-format", "json"])
+            .env("RESHOST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = std::io::BufReader::new(process.0.stderr.take().unwrap());
+    let first = std::io::BufRead::lines(stderr).next().unwrap().unwrap();
+    let line: serde_json::Value =
+        serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert!(line["fields"]["message"].is_string(), "{line}");
+}

@@ -89,12 +89,10 @@ impl Code {
 pub struct ApiError {
     pub code: Code,
     pub message: String,
-    /// Headers the answer carries besides the body's (`Allow`, `Content-Range`).
+    /// Headers the answer carries besides the body's (`Allow`, `Retry-After`, `Content-Range`).
     pub headers: Vec<(http::HeaderName, HeaderValue)>,
     /// The request body was left unread: the connection must not be reused.
     pub close: bool,
-    /// `Retry-After`, in seconds, for answers that say when to come back.
-    pub retry_after: Option<u64>,
     /// What the log gets of an internal error (the client gets only `message`).
     pub detail: Option<String>,
 }
@@ -108,7 +106,6 @@ impl ApiError {
             message: message.into(),
             headers: Vec::new(),
             close: false,
-            retry_after: None,
             detail: None,
         }
     }
@@ -160,11 +157,6 @@ impl ApiError {
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(http::header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
         if self.close {
             response
                 .headers_mut()
@@ -202,10 +194,8 @@ impl From<CallError> for ApiError {
             CallError::Timeout(_) => ApiError::new(Code::ComponentTimeout, e.to_string()),
             CallError::Storage(s) => ApiError::internal("accessing storage", s),
             CallError::Workspace(e) => ApiError::internal("opening the workspace", e),
-            CallError::Busy { retry_after_s } => ApiError {
-                retry_after: Some(retry_after_s),
-                ..ApiError::new(Code::ServerBusy, e.to_string())
-            },
+            CallError::Busy { retry_after_s } => ApiError::new(Code::ServerBusy, e.to_string())
+                .with_header(http::header::RETRY_AFTER, &retry_after_s.to_string()),
         }
     }
 }
@@ -218,10 +208,8 @@ impl From<crate::store::Error> for ApiError {
 
 impl From<app::Exceeded> for ApiError {
     fn from(e: app::Exceeded) -> ApiError {
-        ApiError {
-            retry_after: Some(e.retry_after_s),
-            ..ApiError::new(Code::QuotaExceeded, e.to_string())
-        }
+        ApiError::new(Code::QuotaExceeded, e.to_string())
+            .with_header(http::header::RETRY_AFTER, &e.retry_after_s.to_string())
     }
 }
 

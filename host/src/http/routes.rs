@@ -130,33 +130,53 @@ impl Found {
     }
 }
 
-/// The parameters of `template` taken from `segments`, if it fits them.
-fn fit(template: &'static str, segments: &[String]) -> Option<Vec<(&'static str, String)>> {
-    let parts: Vec<&'static str> = template.trim_start_matches('/').split('/').collect();
-    let mut params = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let name = part.strip_prefix('{').and_then(|p| p.strip_suffix('}'));
-        match name {
-            Some("path") if i == parts.len() - 1 => {
-                let rest = segments.get(i..).filter(|rest| !rest.is_empty())?;
-                params.push(("path", rest.join("/")));
-                return Some(params);
-            }
-            Some(name) => params.push((name, segments.get(i)?.clone())),
-            None if segments.get(i).map(String::as_str) == Some(*part) => {}
-            None => return None,
+/// A template's segments, each a literal or a parameter's name.
+fn parts(template: &'static str) -> impl Iterator<Item = (&'static str, Option<&'static str>)> {
+    template.trim_start_matches('/').split('/').map(|part| {
+        (
+            part,
+            part.strip_prefix('{').and_then(|p| p.strip_suffix('}')),
+        )
+    })
+}
+
+/// Whether `template` fits `segments`, checked without copying anything (every
+/// request tries the templates in turn).
+fn fits(template: &'static str, segments: &[String]) -> bool {
+    let mut count = 0;
+    for (i, (literal, param)) in parts(template).enumerate() {
+        count = i + 1;
+        match (param, segments.get(i)) {
+            (_, None) => return false,
+            (Some("path"), Some(_)) => return true,
+            (Some(_), Some(_)) => {}
+            (None, Some(segment)) if segment == literal => {}
+            (None, Some(_)) => return false,
         }
     }
-    (segments.len() == parts.len()).then_some(params)
+    segments.len() == count
+}
+
+/// The parameters of a template that fits `segments`; a last `{path}` takes the
+/// rest of them, joined with `/`.
+fn params(template: &'static str, segments: &[String]) -> Vec<(&'static str, String)> {
+    parts(template)
+        .enumerate()
+        .filter_map(|(i, (_, param))| match param? {
+            "path" => Some(("path", segments.get(i..)?.join("/"))),
+            name => Some((name, segments.get(i)?.clone())),
+        })
+        .collect()
 }
 
 /// The route of `method` on the path of `segments` (percent-decoded): `404` when
 /// no template fits, `405` naming the allowed methods when the first that fits
 /// has no entry for `method`.
 pub fn find(method: &Method, segments: &[String]) -> ApiResult<Found> {
-    let (template, params) = TABLE
+    let template = TABLE
         .iter()
-        .find_map(|&(_, template, _)| Some((template, fit(template, segments)?)))
+        .map(|&(_, template, _)| template)
+        .find(|template| fits(template, segments))
         .ok_or_else(super::no_route)?;
     let same = || TABLE.iter().filter(move |(_, t, _)| *t == template);
     let Some(&(_, _, route)) = same().find(|(m, _, _)| *m == method.as_str()) else {
@@ -166,7 +186,7 @@ pub fn find(method: &Method, segments: &[String]) -> ApiResult<Found> {
     Ok(Found {
         route,
         template,
-        params,
+        params: params(template, segments),
     })
 }
 
@@ -199,6 +219,9 @@ mod tests {
             (Route::WritePath, "a/b/")
         );
         assert_eq!(found.param("env_id"), "default");
+        let slash = "/v1/sessions/s1/resources/environments/default/filesystem/";
+        let found = find(&Method::GET, &segments(slash)).unwrap();
+        assert_eq!((found.route, found.param("path")), (Route::ReadPath, ""));
         let root = "/v1/sessions/s1/resources/environments/default/filesystem";
         let found = find(&Method::GET, &segments(root)).unwrap();
         assert_eq!((found.route, found.param("path")), (Route::ReadPath, ""));
