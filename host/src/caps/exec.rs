@@ -141,9 +141,8 @@ impl Outputs {
         let drain_until = Instant::now() + DRAIN;
         for reader in self.readers {
             let left = drain_until.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, reader).await.is_err() {
-                // Still held open by a background child: keep what was read.
-            }
+            // A stream a background child still holds open keeps what was read.
+            let _ = tokio::time::timeout(left, reader).await;
         }
         (self.out.locked().text(), self.err.locked().text())
     }

@@ -20,14 +20,13 @@ pub async fn respond(
     content_type: &str,
 ) -> ApiResult<Response<Body>> {
     let (workspace, path) = (workspace.to_owned(), path.to_owned());
-    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<(std::fs::File, u64)> {
+    let opened = crate::app::blocking("opening a file", move || -> std::io::Result<_> {
         let dir = cap_std::fs::Dir::open_ambient_dir(&workspace, cap_std::ambient_authority())?;
         let file = crate::workspace::open_file(&dir, &path)?;
         let meta = file.metadata()?;
         Ok((file.into_std(), meta.len()))
     })
-    .await
-    .map_err(|e| ApiError::internal("opening a file", e))?;
+    .await?;
     let (file, len) = opened.map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             ApiError::new(super::error::Code::PathNotFound, "no such file")

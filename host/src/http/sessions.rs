@@ -5,7 +5,7 @@ use super::body::{Body, json_response, ok, read_json};
 use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page};
 use crate::app::App;
-use crate::app::Ask;
+use crate::app::{Ask, blocking};
 use crate::workspace;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -140,7 +140,7 @@ pub(super) async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult
     let dir = app.workspace(&id);
     let template = new.template.map(|t| app.config.templates[&t].clone());
     let (made, tracker, sid) = (dir.clone(), app.tracker.clone(), id.clone());
-    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+    blocking("creating the workspace", move || -> anyhow::Result<()> {
         let t = std::time::Instant::now();
         workspace::create(&made, template.as_deref())?;
         let copied = t.elapsed();
@@ -155,8 +155,8 @@ pub(super) async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult
         Ok(())
     })
     .await
-    .map_err(|e| ApiError::internal("creating the workspace", e))?
-    .map_err(|e| ApiError::internal("creating the workspace", format!("{e:#}")))
+    .map_err(ApiError::from)
+    .and_then(|made| made.map_err(|e| ApiError::internal("creating the workspace", e)))
     .inspect_err(|_| discard(app, &id))?;
 
     app.register(tenant, &id, &session)
@@ -223,9 +223,7 @@ pub(super) async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Respo
         .await?;
     let store = app.store.clone();
     let (t, i) = (tenant.to_owned(), id.to_owned());
-    let existed = tokio::task::spawn_blocking(move || store.delete_session(&t, &i))
-        .await
-        .map_err(|e| ApiError::internal("deleting the session", e))??;
+    let existed = blocking("deleting the session", move || store.delete_session(&t, &i)).await??;
     if !existed {
         return Err(ApiError::not_found(format!("no such session: {id}")));
     }
@@ -233,9 +231,8 @@ pub(super) async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Respo
     app.terminals.close_session(id);
     app.sandbox.end_session(id);
     let dir = app.workspace(id);
-    tokio::task::spawn_blocking(move || workspace::remove(&dir))
-        .await
-        .map_err(|e| ApiError::internal("removing the workspace", e))?
+    blocking("removing the workspace", move || workspace::remove(&dir))
+        .await?
         .map_err(|e| ApiError::internal("removing the workspace", e))?;
     ok(json!({"id": id, "object": "session.deleted", "deleted": true}).to_string())
 }
