@@ -151,6 +151,12 @@ pub struct Limits {
     /// many as the machine has cores). More wait, each tenant's in turn, for up
     /// to `admission_wait_ms`.
     pub work_turns: usize,
+    /// Turns no one tenant takes while another has asked for one within
+    /// `reserve_idle_ms`: kept for the others' requests (a tenant alone uses all;
+    /// a tenant always may hold one).
+    pub reserved_turns: usize,
+    /// How long after its last request a tenant still counts as active.
+    pub reserve_idle_ms: u64,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace_ms: u64,
     /// Memory for the database's page cache.
@@ -196,6 +202,8 @@ impl Default for Limits {
             admission_queue: 1000,
             busy_retry_after_s: 1,
             work_turns: 0,
+            reserved_turns: 1,
+            reserve_idle_ms: 1000,
             shutdown_grace_ms: 30_000,
             db_cache_bytes: 32 * 1024 * 1024,
             read_cap_bytes: 10 * 1024 * 1024,

@@ -5,6 +5,13 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Scheduler ticks between the runtime's looks for ready sockets while its
+/// threads are busy (tokio's default: 61). A request that arrives while a flood
+/// keeps every thread busy starts sooner: measured on 2 cores, a quiet tenant's
+/// p99 under a flood fell by a fifth, at no cost in requests/s
+/// (`examples/bench_fairness.rs`, `examples/bench.rs`).
+const IO_POLL_INTERVAL: u32 = 4;
+
 const USAGE: &str =
     "usage: reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-format text|json]
 
@@ -82,6 +89,7 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .event_interval(IO_POLL_INTERVAL)
         .build()
     {
         Ok(runtime) => runtime,

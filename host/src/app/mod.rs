@@ -29,7 +29,7 @@ use crate::watch::Tracker;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use turns::{Turn, Turns};
+use turns::{Reserve, Turn, Turns};
 
 pub struct App {
     pub config: Config,
@@ -69,7 +69,13 @@ impl App {
             admin: OperatorTokens::admin(&config),
             metrics: OperatorTokens::metrics(&config),
             quotas: Quotas::new(&config)?,
-            turns: Turns::new(config.limits.work_turns),
+            turns: Turns::new(
+                config.limits.work_turns,
+                Reserve {
+                    turns: config.limits.reserved_turns,
+                    idle: Duration::from_millis(config.limits.reserve_idle_ms),
+                },
+            ),
             figures: Arc::default(),
             config,
             store,
