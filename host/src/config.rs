@@ -181,6 +181,9 @@ pub struct Limits {
     pub terminal_client_buffer_bytes: usize,
     /// How often idle terminal connections are pinged.
     pub terminal_ping_interval_ms: u64,
+    /// How long an event stream stays silent before a keep-alive comment (which
+    /// also shows whether its client is still there).
+    pub event_keepalive_ms: u64,
     /// The most scrollback a terminal may keep, whatever its spec or its
     /// component asks.
     pub max_scrollback_bytes: u64,
@@ -214,6 +217,7 @@ impl Default for Limits {
             workspace_usage_refresh_ms: 5000,
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
+            event_keepalive_ms: 15_000,
             max_scrollback_bytes: 64 * 1024 * 1024,
             max_component_bytes: 64 * 1024 * 1024,
             component_history: 10,
@@ -447,6 +451,7 @@ impl Config {
                 "limits.terminal_ping_interval_ms",
                 l.terminal_ping_interval_ms,
             ),
+            ("limits.event_keepalive_ms", l.event_keepalive_ms),
             ("limits.max_component_bytes", l.max_component_bytes as u64),
             ("limits.max_scrollback_bytes", l.max_scrollback_bytes),
             ("limits.component_history", l.component_history as u64),

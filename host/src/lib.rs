@@ -64,11 +64,14 @@ pub async fn run(
 /// Everything the config describes, ready to serve on `addr`; also the default
 /// tenant's token when one was generated (to print).
 async fn assemble(
-    config: config::Config,
+    mut config: config::Config,
     config_path: Option<&std::path::Path>,
     addr: std::net::SocketAddr,
 ) -> anyhow::Result<(app::App, Option<String>)> {
     config.validate()?;
+    // Commands start in their workspace: a relative data directory would name
+    // places relative to it (the sandbox's mount points among them).
+    config.data_dir = std::path::absolute(&config.data_dir)?;
     let store = Arc::new(store::Store::open(
         &config.data_dir,
         config.limits.db_cache_bytes,

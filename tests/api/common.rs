@@ -488,3 +488,79 @@ fn base64_helpers_round_trip() {
         assert_eq!(b64_decode(&b64_encode(&all[..n])).unwrap(), &all[..n]);
     }
 }
+
+/// One Server-Sent Event as received.
+#[derive(Debug)]
+pub struct Event {
+    pub name: String,
+    pub data: Value,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
+}
+
+/// The events of a `text/event-stream` answer, read as they come.
+pub struct Events {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: Vec<u8>,
+}
+
+impl Events {
+    pub fn of(response: Response) -> Events {
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/event-stream",
+            "not an event stream"
+        );
+        Events {
+            body: Box::pin(response.bytes_stream()),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next event (keep-alive comments skipped), or `None` when the stream
+    /// ended; panics if none comes within `within`.
+    pub async fn next(&mut self, within: Duration) -> Option<Event> {
+        use futures_util::StreamExt;
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let text = String::from_utf8(block).unwrap();
+                let (mut name, mut data) = (String::new(), Vec::new());
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push(v);
+                    }
+                }
+                if name.is_empty() {
+                    continue;
+                }
+                let data = serde_json::from_str(&data.join("\n")).unwrap();
+                let at = std::time::SystemTime::now();
+                return Some(Event { name, data, at });
+            }
+            let piece = tokio::time::timeout_at(until, self.body.next())
+                .await
+                .expect("no event in time");
+            match piece {
+                Some(bytes) => self.buffer.extend_from_slice(&bytes.unwrap()),
+                None => return None,
+            }
+        }
+    }
+
+    /// Every event until the stream ends (within `within` in all).
+    pub async fn all(&mut self, within: Duration) -> Vec<Event> {
+        let until = tokio::time::Instant::now() + within;
+        let mut events = Vec::new();
+        while let Some(event) = self
+            .next(until.saturating_duration_since(tokio::time::Instant::now()))
+            .await
+        {
+            events.push(event);
+        }
+        events
+    }
+}

@@ -28,5 +28,6 @@ mod sandbox;
 mod search;
 mod sessions;
 mod shell;
+mod shell_stream;
 mod startup;
 mod terminals;

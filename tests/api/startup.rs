@@ -313,3 +313,60 @@ fn log_format_json_on_the_command_line_overrides_the_config() {
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
     assert!(line["fields"]["message"].is_string(), "{line}");
 }
+
+#[tokio::test]
+async fn a_relative_data_dir_puts_nothing_of_the_server_into_workspaces() {
+    // `data_dir = "data"` in a config named by a relative path, from its folder:
+    // every path of the server is relative to where it started.
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shared_cache_dir();
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\ncache_dir = {cache:?}\n{ONE_TENANT}"
+    );
+    std::fs::write(dir.path().join("reshost.toml"), config).unwrap();
+    let mut process = Process(
+        Command::new(env!("CARGO_BIN_EXE_reshost"))
+            .args(["serve", "--config", "reshost.toml"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = listening_address(process.0.stdout.take().unwrap(), String::new);
+    let http = reqwest::Client::new();
+    let (status, session) = json_of(
+        http.post(format!("{base}/v1/sessions"))
+            .bearer_auth(ACME)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{session}");
+    let sid = session["id"].as_str().unwrap();
+    let (status, ran) = json_of(
+        http.post(format!("{base}{}", shell_path(sid)))
+            .bearer_auth(ACME)
+            .json(&json!({"command": "ls -A; echo \"$HOME\""}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{ran}");
+    let home = dir
+        .path()
+        .canonicalize()
+        .unwrap()
+        .join("data/workspaces")
+        .join(sid);
+    assert_eq!(ran["stdout"], format!("{}\n", home.display()), "{ran}");
+    let left: Vec<_> = std::fs::read_dir(dir.path().join("data/workspaces").join(sid))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}

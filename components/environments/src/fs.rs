@@ -471,11 +471,32 @@ const MAX_TIMEOUT_SECS: u64 = 3600;
 /// Shell timeout when the request gives none, in seconds.
 const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
+/// A checked `POST …/shell` body: its command, its `cwd` as the client sees it
+/// (handed back with the outcome) and how the answer is delivered.
+pub struct Planned {
+    pub command: Command,
+    pub shown_cwd: String,
+    pub stream: bool,
+    pub kill_on_disconnect: bool,
+}
+
+/// An optional boolean field, false when absent or null.
+fn flag(map: &Map<String, Value>, name: &str) -> Result<bool, Error> {
+    match map.get(name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(invalid_input(format!("{name} must be a boolean"))),
+    }
+}
+
 /// `POST …/shell`: runs a command in the workspace (or a directory inside it).
-/// Checks a `POST …/shell` body and plans its command; the context handed back
-/// with the outcome is the `cwd` as the client sees it.
-pub fn plan_shell(body: &str) -> Result<(Command, String), Error> {
-    let map = object(body, &["command", "timeout", "cwd", "env"])?;
+/// Checks a `POST …/shell` body and plans its command.
+pub fn plan_shell(body: &str) -> Result<Planned, Error> {
+    let map = object(
+        body,
+        &["command", "timeout", "cwd", "env", "stream", "kill_on_disconnect"],
+    )?;
+    let (stream, kill_on_disconnect) = (flag(&map, "stream")?, flag(&map, "kill_on_disconnect")?);
     let command = text_field(&map, "command")?;
     if command.trim().is_empty() {
         return Err(invalid_input("command must not be blank"));
@@ -525,7 +546,12 @@ pub fn plan_shell(body: &str) -> Result<(Command, String), Error> {
         env,
         timeout_ms: timeout * 1000,
     };
-    Ok((command, shown))
+    Ok(Planned {
+        command,
+        shown_cwd: shown,
+        stream,
+        kill_on_disconnect,
+    })
 }
 
 /// The answer to a planned command; `shown` is its `cwd` as the client sees it.

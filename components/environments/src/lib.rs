@@ -97,8 +97,13 @@ impl Guest for Environments {
 
     fn shell(_: Caller, env_id: String, body: String) -> Result<ShellStep, Error> {
         environment(&env_id)?;
-        let (command, context) = fs::plan_shell(&body)?;
-        Ok(ShellStep::Run(ShellPlan { command, context }))
+        let plan = fs::plan_shell(&body)?;
+        Ok(ShellStep::Run(ShellPlan {
+            command: plan.command,
+            context: plan.shown_cwd,
+            stream: plan.stream,
+            kill_on_disconnect: plan.kill_on_disconnect,
+        }))
     }
 
     fn shell_result(

@@ -17,7 +17,7 @@ use quotas::{Gauge, room};
 use crate::auth::{OperatorTokens, Tenants};
 use crate::bindings::exec::{Command, Outcome};
 use crate::bindings::types::{Caller, Error as ComponentError};
-use crate::caps::exec::{self, ExecLimits};
+use crate::caps::exec::{self, ExecLimits, Tap};
 use crate::caps::{Caps, TerminalsCap, Workspace};
 use crate::config::Config;
 use crate::pty::Terminals;
@@ -159,23 +159,41 @@ impl App {
         }
     }
 
-    /// Runs a command a component planned, in the caller's workspace, confined,
-    /// with no component instance held while it runs. `Err` inside: the command
-    /// was refused (a message for the client).
+    /// Starts a command a component planned, in the caller's workspace, confined,
+    /// with no component instance held while it runs; its output also goes to
+    /// `tap` when given. `Err` inside: the command was refused (a message for the
+    /// client).
+    pub fn launch_command(
+        &self,
+        caller: &Caller,
+        command: &Command,
+        tap: Option<Tap>,
+    ) -> Result<Result<Launched, String>, Error> {
+        let quota = self.quotas.shell(&caller.tenant)?;
+        let session = &caller.session_id;
+        let launched = exec::launch(
+            &self.workspace(session),
+            &self.exec_limits(session),
+            command,
+            tap,
+        )
+        .map_err(|e| Error::internal("running a command", e))?;
+        Ok(launched.map(|running| Launched {
+            running,
+            _quota: quota,
+        }))
+    }
+
+    /// Runs a command a component planned to its end (see `launch_command`).
     pub async fn run_command(
         &self,
         caller: &Caller,
         command: Command,
     ) -> Result<Result<Outcome, String>, Error> {
-        let _running = self.quotas.shell(&caller.tenant)?;
-        let session = &caller.session_id;
-        exec::run(
-            &self.workspace(session),
-            &self.exec_limits(session),
-            command,
-        )
-        .await
-        .map_err(|e| Error::internal("running a command", e))
+        Ok(match self.launch_command(caller, &command, None)? {
+            Ok(launched) => Ok(launched.finish().await?),
+            Err(refusal) => Err(refusal),
+        })
     }
 
     /// Calls a resource slot's component with the session's records of its
@@ -237,6 +255,23 @@ impl App {
         })
         .await??;
         Ok(())
+    }
+}
+
+/// A command running for a caller, counted against its tenant's
+/// `shell_commands` quota until it ends (or is dropped, which kills it).
+pub struct Launched {
+    running: exec::Running,
+    _quota: quotas::Held,
+}
+
+impl Launched {
+    /// Its exit and output.
+    pub async fn finish(self) -> Result<Outcome, Error> {
+        self.running
+            .finish()
+            .await
+            .map_err(|e| Error::internal("running a command", e))
     }
 }
 

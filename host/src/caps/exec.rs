@@ -6,7 +6,8 @@
 //! the background runs on until the command's deadline, which kills everything
 //! the command started, as does a call that is abandoned or the session's
 //! deletion. Each output stream is read concurrently and capped; the rest is
-//! drained and dropped.
+//! drained and dropped. A client that streams the output gets every piece as
+//! it is read, through a tap.
 
 use super::CapsView;
 use crate::bindings::exec::{Command, Host, Outcome};
@@ -18,6 +19,24 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::mpsc;
+
+/// Which output stream a piece was read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A piece of output as it was read.
+pub struct Piece {
+    pub stream: Stream,
+    pub bytes: bytes::Bytes,
+}
+
+/// Where a streamed command's output goes as it is read. A full tap holds the
+/// reading back (and so the command's writes); a closed one is let go.
+pub type Tap = mpsc::Sender<Piece>;
 
 /// After the command exits, how long its output is still read (a background child
 /// may hold the pipes open).
@@ -101,17 +120,33 @@ impl Captured {
     }
 }
 
-async fn capture(mut from: impl AsyncRead + Unpin, into: Arc<Mutex<Captured>>, cap: usize) {
+async fn capture(
+    mut from: impl AsyncRead + Unpin,
+    into: Arc<Mutex<Captured>>,
+    cap: usize,
+    mut tap: Option<(Tap, Stream)>,
+) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let mut c = into.locked();
-        let room = cap.saturating_sub(c.bytes.len());
-        c.truncated |= n > room;
-        c.bytes.extend_from_slice(&buf[..n.min(room)]);
+        {
+            let mut c = into.locked();
+            let room = cap.saturating_sub(c.bytes.len());
+            c.truncated |= n > room;
+            c.bytes.extend_from_slice(&buf[..n.min(room)]);
+        }
+        if let Some((to, stream)) = &tap {
+            let piece = Piece {
+                stream: *stream,
+                bytes: bytes::Bytes::copy_from_slice(&buf[..n]),
+            };
+            if to.send(piece).await.is_err() {
+                tap = None;
+            }
+        }
     }
 }
 
@@ -123,14 +158,29 @@ struct Outputs {
 }
 
 impl Outputs {
-    fn read(child: &mut tokio::process::Child, cap: usize) -> std::io::Result<Outputs> {
+    fn read(
+        child: &mut tokio::process::Child,
+        cap: usize,
+        tap: Option<Tap>,
+    ) -> std::io::Result<Outputs> {
         let unpiped = || std::io::Error::other("an output is not piped");
         let stdout = child.stdout.take().ok_or_else(unpiped)?;
         let stderr = child.stderr.take().ok_or_else(unpiped)?;
         let (out, err) = (Arc::default(), Arc::default());
+        let tapped = |stream| tap.clone().map(|to| (to, stream));
         let readers = [
-            tokio::spawn(capture(stdout, Arc::clone(&out), cap)),
-            tokio::spawn(capture(stderr, Arc::clone(&err), cap)),
+            tokio::spawn(capture(
+                stdout,
+                Arc::clone(&out),
+                cap,
+                tapped(Stream::Stdout),
+            )),
+            tokio::spawn(capture(
+                stderr,
+                Arc::clone(&err),
+                cap,
+                tapped(Stream::Stderr),
+            )),
         ];
         Ok(Outputs { out, err, readers })
     }
@@ -295,32 +345,65 @@ fn unusable(command: &Command) -> Option<String> {
     })
 }
 
-pub async fn run(
+/// A started command. Dropped before it is finished, it is killed with
+/// everything it started.
+pub struct Running {
+    started: Started,
+    outputs: Outputs,
+    deadline: tokio::time::Instant,
+}
+
+/// Starts `command` (its output also to `tap`, when given); `Err` inside: it
+/// was refused (a message for the client), and nothing started.
+pub fn launch(
     workspace: &Path,
     limits: &ExecLimits,
-    command: Command,
-) -> std::io::Result<Result<Outcome, String>> {
-    if let Some(refusal) = unusable(&command) {
+    command: &Command,
+    tap: Option<Tap>,
+) -> std::io::Result<Result<Running, String>> {
+    if let Some(refusal) = unusable(command) {
         return Ok(Err(refusal));
     }
     let dir = match working_dir(workspace, &command.cwd) {
         Ok(dir) => dir,
         Err(e) => return Ok(Err(e.message)),
     };
-    let mut started = start(workspace, &dir, limits, &command)?;
-    let outputs = Outputs::read(&mut started.child, limits.output_bytes)?;
+    let mut started = start(workspace, &dir, limits, command)?;
+    let outputs = Outputs::read(&mut started.child, limits.output_bytes, tap)?;
     let timeout = command.timeout_ms.min(limits.max_timeout_ms);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
-    let (exit_code, timed_out) = wait(started, deadline).await?;
-    let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = outputs.collect().await;
-    Ok(Ok(Outcome {
-        exit_code,
-        stdout,
-        stderr,
-        stdout_truncated,
-        stderr_truncated,
-        timed_out,
+    Ok(Ok(Running {
+        started,
+        outputs,
+        deadline,
     }))
+}
+
+impl Running {
+    /// Waits for the shell's exit (or the deadline) and what it wrote.
+    pub async fn finish(self) -> std::io::Result<Outcome> {
+        let (exit_code, timed_out) = wait(self.started, self.deadline).await?;
+        let ((stdout, stdout_truncated), (stderr, stderr_truncated)) = self.outputs.collect().await;
+        Ok(Outcome {
+            exit_code,
+            stdout,
+            stderr,
+            stdout_truncated,
+            stderr_truncated,
+            timed_out,
+        })
+    }
+}
+
+pub async fn run(
+    workspace: &Path,
+    limits: &ExecLimits,
+    command: Command,
+) -> std::io::Result<Result<Outcome, String>> {
+    Ok(match launch(workspace, limits, &command, None)? {
+        Ok(running) => Ok(running.finish().await?),
+        Err(refusal) => Err(refusal),
+    })
 }
 
 impl Host for CapsView<'_> {

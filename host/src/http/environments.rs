@@ -5,12 +5,18 @@ use super::body::{Body, ok, read_text, string_field};
 use super::error::ApiResult;
 use super::paging::Query;
 use super::raw;
+use super::request_id;
+use super::shell_stream::{self, ShellCall};
+use super::sse;
 use crate::app::App;
 use crate::app::Ask;
 use crate::bindings::environments_handler::{ReadAnswer, ShellStep};
+use crate::bindings::exec::Outcome;
 use crate::runtime::EnvironmentsWorld;
-use http::Response;
+use http::{HeaderMap, Response};
 use hyper::body::Incoming;
+use std::sync::Arc;
+use tokio::sync::mpsc;
 
 pub(super) async fn list(
     app: &App,
@@ -137,12 +143,15 @@ pub(super) async fn remove(
 
 /// `POST …/environments/{env}/shell`: the component checks the body and plans the
 /// command; the host runs it with no instance held (a long command keeps no pool
-/// slot busy); the component shapes the answer from the outcome.
+/// slot busy); the component shapes the answer from the outcome. Streamed (the
+/// plan says so, or the client accepts only `text/event-stream`), the output
+/// goes out as it comes and the answer follows as the last event.
 pub(super) async fn shell(
-    app: &App,
+    app: &Arc<App>,
     tenant: &str,
     session: &str,
     env: &str,
+    headers: &HeaderMap,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
     // Another tenant's session is unknown before its body is read; the body
@@ -166,21 +175,41 @@ pub(super) async fn shell(
         ShellStep::Answer(json) => return ok(json),
         ShellStep::Run(plan) => plan,
     };
-    let outcome = app.run_command(&caller, plan.command).await?;
-    let json = app
-        .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
+    let call = ShellCall {
+        app: app.clone(),
+        caller,
+        env: env.to_owned(),
+        context: plan.context,
+        kill_on_disconnect: plan.kill_on_disconnect,
+        request_id: request_id::of(headers).to_str().unwrap_or("-").to_owned(),
+    };
+    if !(plan.stream || sse::wanted(headers)) {
+        let outcome = app.run_command(&call.caller, plan.command).await?;
+        return ok(shell_answer(&call, outcome).await?);
+    }
+    let (tap, pieces) = mpsc::channel(shell_stream::TAP_PIECES);
+    match app.launch_command(&call.caller, &plan.command, Some(tap))? {
+        Ok(launched) => Ok(shell_stream::respond(call, launched, pieces)),
+        Err(refusal) => ok(shell_answer(&call, Err(refusal)).await?),
+    }
+}
+
+/// The component's answer to a planned command's outcome, or to the host's
+/// refusal to run it.
+pub(super) async fn shell_answer(
+    call: &ShellCall,
+    outcome: Result<Outcome, String>,
+) -> ApiResult<String> {
+    let outcome = outcome.as_ref().map_err(String::as_str);
+    let json = call
+        .app
+        .call_slot::<EnvironmentsWorld, _>(&call.caller, async |envs, store| {
             envs.reshost_api_environments_handler()
-                .call_shell_result(
-                    store,
-                    &caller,
-                    env,
-                    &plan.context,
-                    outcome.as_ref().map_err(String::as_str),
-                )
+                .call_shell_result(store, &call.caller, &call.env, &call.context, outcome)
                 .await
         })
         .await?;
-    ok(json)
+    Ok(json)
 }
 
 /// `GET …/environments/{env}/search`.

@@ -143,17 +143,24 @@ impl ApiError {
         }
     }
 
-    /// The answer, its body naming the request's id.
-    pub fn into_response(self, request_id: &str) -> Response<Body> {
+    /// The error body, naming the request's id; what it hides from the client
+    /// is logged.
+    pub fn body(&self, request_id: &str) -> String {
         if let Some(detail) = &self.detail {
             tracing::error!(code = self.code.as_str(), "{detail}");
         }
-        let body = serde_json::json!({"error": {
+        serde_json::json!({"error": {
             "code": self.code.as_str(),
             "message": self.message,
             "request_id": request_id,
-        }});
-        let mut response = json_response(self.code.status(), body.to_string());
+        }})
+        .to_string()
+    }
+
+    /// The answer, its body naming the request's id.
+    pub fn into_response(self, request_id: &str) -> Response<Body> {
+        let body = self.body(request_id);
+        let mut response = json_response(self.code.status(), body);
         for (name, value) in self.headers {
             response.headers_mut().insert(name, value);
         }

@@ -15,6 +15,8 @@ mod request_id;
 mod resources;
 mod routes;
 mod sessions;
+mod shell_stream;
+mod sse;
 mod terminals;
 
 use crate::app::App;
@@ -97,8 +99,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     }
 }
 
-async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+async fn handle(app: &Arc<App>, mut req: Request<Incoming>) -> Response<Body> {
     let id = request_id::of(req.headers());
+    // Handlers that answer later (event streams) read the same id from it.
+    req.headers_mut().insert(request_id::HEADER, id.clone());
     let span = tracing::info_span!("request", id = %id.to_str().unwrap_or("-"));
     let mut response = answer(app, req, &id).instrument(span).await;
     response.headers_mut().insert(request_id::HEADER, id);
@@ -106,7 +110,7 @@ async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
 }
 
 /// The answer to a request, logged.
-async fn answer(app: &App, req: Request<Incoming>, id: &HeaderValue) -> Response<Body> {
+async fn answer(app: &Arc<App>, req: Request<Incoming>, id: &HeaderValue) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let sent_body = !hyper::body::Body::is_end_stream(req.body());
@@ -164,7 +168,7 @@ fn segments(path: &str) -> ApiResult<Vec<String>> {
 /// Serves a request whose path starts with segment `first` and whose route is
 /// `found` (or why there is none).
 async fn route(
-    app: &App,
+    app: &Arc<App>,
     first: Option<&str>,
     found: ApiResult<Found>,
     req: Request<Incoming>,
@@ -207,7 +211,7 @@ fn no_route() -> ApiError {
 /// Serves an authenticated `/v1` request: the route's handler, with the
 /// template's parameters.
 async fn v1(
-    app: &App,
+    app: &Arc<App>,
     tenant: &str,
     found: &Found,
     req: Request<Incoming>,
@@ -238,7 +242,7 @@ async fn v1(
         ListEnvironments => environments::list(app, tenant, session, &query).await,
         GetEnvironment => environments::get(app, tenant, session, env).await,
         Search => environments::search(app, tenant, session, env, &query).await,
-        Shell => environments::shell(app, tenant, session, env, body).await,
+        Shell => environments::shell(app, tenant, session, env, headers, body).await,
         Changes => environments::changes(app, tenant, session, env, &query).await,
         Diff => environments::diff(app, tenant, session, env, path, &query).await,
         ReadPath => environments::read(app, tenant, session, (env, path), &query).await,

@@ -93,6 +93,8 @@ impl Guest for Hostile {
         Ok(ShellStep::Run(ShellPlan {
             command: command(&body),
             context: String::new(),
+            stream: false,
+            kill_on_disconnect: false,
         }))
     }
 
