@@ -184,6 +184,8 @@ pub struct Limits {
     /// How long an event stream stays silent before a keep-alive comment (which
     /// also shows whether its client is still there).
     pub event_keepalive_ms: u64,
+    /// File events kept per workspace for clients that resume an event stream.
+    pub file_event_ring: usize,
     /// The most scrollback a terminal may keep, whatever its spec or its
     /// component asks.
     pub max_scrollback_bytes: u64,
@@ -218,6 +220,7 @@ impl Default for Limits {
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
             event_keepalive_ms: 15_000,
+            file_event_ring: 4096,
             max_scrollback_bytes: 64 * 1024 * 1024,
             max_component_bytes: 64 * 1024 * 1024,
             component_history: 10,
@@ -452,6 +455,7 @@ impl Config {
                 l.terminal_ping_interval_ms,
             ),
             ("limits.event_keepalive_ms", l.event_keepalive_ms),
+            ("limits.file_event_ring", l.file_event_ring as u64),
             ("limits.max_component_bytes", l.max_component_bytes as u64),
             ("limits.max_scrollback_bytes", l.max_scrollback_bytes),
             ("limits.component_history", l.component_history as u64),

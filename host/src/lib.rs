@@ -88,6 +88,7 @@ async fn assemble(
         store.clone(),
         &workspaces,
         &config.data_dir.join("watch"),
+        config.limits.file_event_ring,
     )?);
     let runtime = runtime::Runtime::new(&config, store.clone()).await?;
     let sandbox = Arc::new(sandbox::Sandbox::start(&config, config_path, addr)?);

@@ -84,3 +84,14 @@ async fn a_find_asking_to_walk_everything_stops_at_the_configured_maximum() {
     assert_eq!(body["truncated"], true, "{body}");
     assert!(body["files"].as_u64().unwrap() <= 20, "{body}");
 }
+
+#[tokio::test]
+async fn an_event_filter_no_glob_engine_takes_is_the_components_failure_not_a_crash() {
+    let server = hostile("").await;
+    let sid = server.session(ACME).await;
+    let got = server.get(&format!("{}/events", env_url(&sid)), ACME).await;
+    assert_error(&got, 500, "component_error");
+    // The server goes on serving.
+    let (status, _) = server.get(&format!("{}/search", env_url(&sid)), ACME).await;
+    assert_eq!(status, StatusCode::OK);
+}

@@ -492,6 +492,7 @@ fn base64_helpers_round_trip() {
 /// One Server-Sent Event as received.
 #[derive(Debug)]
 pub struct Event {
+    pub id: Option<String>,
     pub name: String,
     pub data: Value,
     /// When it arrived.
@@ -526,9 +527,11 @@ impl Events {
             if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
                 let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
                 let text = String::from_utf8(block).unwrap();
-                let (mut name, mut data) = (String::new(), Vec::new());
+                let (mut id, mut name, mut data) = (None, String::new(), Vec::new());
                 for line in text.lines() {
-                    if let Some(v) = line.strip_prefix("event: ") {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = Some(v.to_owned());
+                    } else if let Some(v) = line.strip_prefix("event: ") {
                         name = v.to_owned();
                     } else if let Some(v) = line.strip_prefix("data: ") {
                         data.push(v);
@@ -539,7 +542,7 @@ impl Events {
                 }
                 let data = serde_json::from_str(&data.join("\n")).unwrap();
                 let at = std::time::SystemTime::now();
-                return Some(Event { name, data, at });
+                return Some(Event { id, name, data, at });
             }
             let piece = tokio::time::timeout_at(until, self.body.next())
                 .await

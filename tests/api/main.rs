@@ -15,6 +15,7 @@ mod durability;
 mod embedding;
 mod escapes;
 mod fairness;
+mod file_events;
 mod files;
 mod filesystem;
 mod fuzz;

@@ -19,7 +19,7 @@ mod paths;
 mod search;
 
 use exports::reshost::api::environments_handler::{
-    Caller, Guest, RawFile, ReadAnswer, ShellPlan, ShellStep,
+    Caller, EventFilter, Guest, RawFile, ReadAnswer, ShellPlan, ShellStep,
 };
 use reshost_guest::exec::Outcome;
 use reshost_guest::types::Error;
@@ -129,6 +129,16 @@ impl Guest for Environments {
     fn changes(_: Caller, env_id: String, _: Vec<(String, String)>) -> Result<String, Error> {
         environment(&env_id)?;
         changes::list()
+    }
+
+    fn events(
+        _: Caller,
+        env_id: String,
+        query: Vec<(String, String)>,
+    ) -> Result<EventFilter, Error> {
+        environment(&env_id)?;
+        let (include, exclude) = search::glob_lists(&query)?;
+        Ok(EventFilter { include, exclude })
     }
 
     fn diff(

@@ -54,6 +54,18 @@ fn globs(param: &str, list: Option<&str>) -> Result<Option<GlobSet>, Error> {
         .map_err(|e| invalid_input(format!("{param}: {e}")))
 }
 
+/// The `include` and `exclude` glob lists of a query, each glob checked.
+pub fn glob_lists(query: &[(String, String)]) -> Result<(Vec<String>, Vec<String>), Error> {
+    let list = |name: &str| -> Result<Vec<String>, Error> {
+        let value = query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        globs(name, value)?;
+        Ok(value.map_or_else(Vec::new, |v| {
+            split_globs(v).into_iter().map(str::to_owned).collect()
+        }))
+    };
+    Ok((list("include")?, list("exclude")?))
+}
+
 pub fn search(query: &[(String, String)]) -> Result<String, Error> {
     let param = |name: &str| {
         query

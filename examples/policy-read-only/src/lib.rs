@@ -31,6 +31,7 @@ const READS: &[&str] = &[
     "environments.read",
     "environments.search",
     "environments.changes",
+    "environments.events",
     "environments.diff",
     "terminals.list",
     "terminals.get",

@@ -7,6 +7,7 @@ mod body;
 mod download;
 mod environments;
 mod error;
+mod file_events;
 mod files;
 mod metrics;
 mod paging;
@@ -244,6 +245,7 @@ async fn v1(
         Search => environments::search(app, tenant, session, env, &query).await,
         Shell => environments::shell(app, tenant, session, env, headers, body).await,
         Changes => environments::changes(app, tenant, session, env, &query).await,
+        FileEvents => file_events::events(app, tenant, session, env, &query, headers).await,
         Diff => environments::diff(app, tenant, session, env, path, &query).await,
         ReadPath => environments::read(app, tenant, session, (env, path), &query).await,
         WritePath | EditPath => {

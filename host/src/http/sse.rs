@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 /// One event: its name, its data (one JSON value) and, where the stream can be
 /// resumed, its id.
 pub struct Event {
-    pub id: Option<u64>,
+    pub id: Option<String>,
     pub name: &'static str,
     pub data: String,
 }
@@ -32,8 +32,10 @@ impl Event {
     /// The event in the wire format; a data line per line of `data`.
     fn encode(&self) -> Bytes {
         let mut out = String::with_capacity(self.data.len() + 32);
-        if let Some(id) = self.id {
-            out.push_str(&format!("id: {id}\n"));
+        if let Some(id) = &self.id {
+            out.push_str("id: ");
+            out.push_str(id);
+            out.push('\n');
         }
         out.push_str("event: ");
         out.push_str(self.name);
@@ -97,11 +99,11 @@ mod tests {
             &event.encode()[..],
             b"event: stdout\ndata: {\"text\":\"a\"}\n\n"
         );
-        event.id = Some(7);
+        event.id = Some("b.7".into());
         event.data = "one\ntwo".into();
         assert_eq!(
             &event.encode()[..],
-            b"id: 7\nevent: stdout\ndata: one\ndata: two\n\n"
+            b"id: b.7\nevent: stdout\ndata: one\ndata: two\n\n"
         );
     }
 

@@ -11,9 +11,11 @@ pub fn ignored_dir(name: &str) -> bool {
 
 /// Whether a file of this name is an editor's swap or backup file: vim
 /// (`.x.swp`, `.x.swo`, `.x.swx`, `x~`, its `4913` write probe), emacs (`.#x`,
-/// `#x#`), kate (`.x.kate-swp`).
+/// `#x#`), kate (`.x.kate-swp`); or the file an API write renames into place
+/// (`.x.reshost-<16 hex>.tmp`).
 pub fn ignored_file(name: &str) -> bool {
-    name.ends_with(".swp")
+    reshost_temporary(name)
+        || name.ends_with(".swp")
         || name.ends_with(".swo")
         || name.ends_with(".swx")
         || name.ends_with('~')
@@ -21,6 +23,16 @@ pub fn ignored_file(name: &str) -> bool {
         || name.starts_with(".#")
         || (name.len() > 2 && name.starts_with('#') && name.ends_with('#'))
         || name == "4913"
+}
+
+fn reshost_temporary(name: &str) -> bool {
+    name.strip_suffix(".tmp")
+        .and_then(|rest| rest.rsplit_once(".reshost-"))
+        .is_some_and(|(before, nonce)| {
+            before.starts_with('.')
+                && nonce.len() == 16
+                && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+        })
 }
 
 /// Whether a file at `path` (relative, `/`-separated) is left out: its name is a
@@ -55,10 +67,20 @@ mod tests {
             ".#init.el",
             "#init.el#",
             "4913",
+            "src/.main.rs.reshost-0123456789abcdef.tmp",
         ] {
             assert!(ignored(name), "{name}");
         }
-        for name in ["swp", "main.py", "#", "##", "a#b", "49130"] {
+        for name in [
+            "swp",
+            "main.py",
+            "#",
+            "##",
+            "a#b",
+            "49130",
+            "x.reshost-0123456789abcdef.tmp",
+            ".x.reshost-0123.tmp",
+        ] {
             assert!(!ignored(name), "{name}");
         }
     }

@@ -13,7 +13,11 @@
 //! watched directory of its own and waits until the event of that file has been
 //! handled. inotify delivers events in order, so every change made before the
 //! request has been seen by then.
+//!
+//! The same events are also told live (created, modified, deleted, renamed) to
+//! whoever follows a workspace, through its ring (`events`).
 
+mod events;
 mod files;
 mod ignore;
 mod record;
@@ -29,10 +33,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+pub use events::{FileEvent, Happened, Kind, Reset, Subscription};
 pub use ignore::ignored;
+
+use events::Ring;
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 
 /// How long a request waits for its barrier before answering with what it has.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Names barrier files that settle announcements (others are numbers).
+const SETTLE: &str = "settle-";
+
+/// How long the first half of a rename waits for its second before it is told
+/// as a deletion (the file moved out of every watched directory).
+const RENAME_WAIT: Duration = Duration::from_millis(50);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
@@ -74,6 +89,18 @@ struct Env {
     /// The files known to differ; locked for the whole of a re-check, so that
     /// concurrent requests see each other's results.
     changed: Mutex<BTreeMap<String, Known>>,
+    /// Its recent file events, for those who follow it.
+    events: Mutex<Ring>,
+}
+
+/// A visible path: its workspace and its path there.
+type Visible = (Arc<Env>, String);
+
+/// The first half of a rename, waiting for its second.
+struct Moving {
+    cookie: usize,
+    /// Where it came from, when that was a visible path.
+    from: Option<Visible>,
 }
 
 struct Shared {
@@ -84,6 +111,11 @@ struct Shared {
     /// The highest barrier whose event has been handled.
     passed: Mutex<u64>,
     barrier_passed: Condvar,
+    /// Events kept per workspace for clients that resume.
+    ring_capacity: usize,
+    moving: Mutex<Option<Moving>>,
+    /// Numbers the barriers that settle announcements.
+    settles: AtomicU64,
 }
 
 pub struct Tracker {
@@ -94,8 +126,14 @@ pub struct Tracker {
 
 impl Tracker {
     /// Starts the event thread. Workspaces live in `workspaces`; barrier files are
-    /// made in `barriers`, which is emptied.
-    pub fn new(store: Arc<Store>, workspaces: &Path, barriers: &Path) -> anyhow::Result<Tracker> {
+    /// made in `barriers`, which is emptied; each workspace keeps its last
+    /// `ring_capacity` events.
+    pub fn new(
+        store: Arc<Store>,
+        workspaces: &Path,
+        barriers: &Path,
+        ring_capacity: usize,
+    ) -> anyhow::Result<Tracker> {
         match std::fs::remove_dir_all(barriers) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
@@ -110,6 +148,9 @@ impl Tracker {
             watcher: Mutex::default(),
             passed: Mutex::new(0),
             barrier_passed: Condvar::new(),
+            ring_capacity,
+            moving: Mutex::default(),
+            settles: AtomicU64::new(0),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = notify::INotifyWatcher::new(tx, notify::Config::default())?;
@@ -119,14 +160,17 @@ impl Tracker {
         std::thread::Builder::new()
             .name("reshost-watch".into())
             .spawn(move || {
-                for event in rx {
-                    match event {
-                        Ok(event) => events.handle(event),
-                        Err(e) => {
+                use std::sync::mpsc::RecvTimeoutError;
+                loop {
+                    match rx.recv_timeout(RENAME_WAIT) {
+                        Ok(Ok(event)) => events.handle(event),
+                        Ok(Err(e)) => {
                             tracing::warn!(error = %e, "file watching failed; rescanning");
                             crate::metrics::METRICS.watch_overflows.inc();
                             events.rescan_all();
                         }
+                        Err(RecvTimeoutError::Timeout) => events.settle_move(),
+                        Err(RecvTimeoutError::Disconnected) => return,
                     }
                 }
             })?;
@@ -143,6 +187,12 @@ impl Tracker {
         let dir = Dir::open_ambient_dir(&env.root, cap_std::ambient_authority())?;
         let files = record::record(&self.store, session, &dir)?;
         Ok(files)
+    }
+
+    /// The workspace's file events after the one named `after` (or only new
+    /// ones), then live.
+    pub fn subscribe(&self, session: &str, root: &Path, after: Option<&str>) -> Subscription {
+        self.env(session, root).events.locked().subscribe(after)
     }
 
     /// Stops tracking a session (it is being deleted).
@@ -241,6 +291,7 @@ impl Shared {
                 all,
             }),
             changed: Mutex::default(),
+            events: Mutex::new(Ring::new(self.ring_capacity)),
         });
         let env = self
             .envs
@@ -248,15 +299,16 @@ impl Shared {
             .entry(session.to_owned())
             .or_insert(env)
             .clone();
-        if !self.watch_tree(&root) {
+        if !self.watch_tree(&root, None) {
             env.dirty.locked().all = true;
         }
         env
     }
 
-    /// Watches `dir` and every directory below it that is not ignored; false when a
-    /// watch could not be added (then changes are found by comparing everything).
-    fn watch_tree(&self, dir: &Path) -> bool {
+    /// Watches `dir` and every directory below it that is not ignored, adding
+    /// what it finds below to `found`; false when a watch could not be added
+    /// (then changes are found by comparing everything).
+    fn watch_tree(&self, dir: &Path, mut found: Option<&mut Vec<PathBuf>>) -> bool {
         let mut dirs = vec![dir.to_owned()];
         let mut guard = self.watcher.locked();
         let Some(watcher) = guard.as_mut() else {
@@ -276,6 +328,9 @@ impl Shared {
             for entry in entries.flatten() {
                 let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
                 let name = entry.file_name();
+                if let Some(found) = found.as_deref_mut() {
+                    found.push(entry.path());
+                }
                 if is_dir && !name.to_str().is_some_and(ignore::ignored_dir) {
                     dirs.push(entry.path());
                 }
@@ -291,9 +346,12 @@ impl Shared {
         }
     }
 
+    /// Events were lost: every workspace is compared whole at its next use, and
+    /// its followers are told to re-read.
     fn rescan_all(&self) {
         for env in self.envs.locked().values() {
             env.dirty.locked().all = true;
+            env.events.locked().push(Kind::Reset(Reset::Overflow));
         }
     }
 
@@ -304,12 +362,26 @@ impl Shared {
             crate::metrics::METRICS.watch_overflows.inc();
             self.rescan_all();
         }
-        if matches!(event.kind, EventKind::Access(_)) {
+        let closed_written = matches!(
+            event.kind,
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+        );
+        if matches!(event.kind, EventKind::Access(_)) && !closed_written {
+            return;
+        }
+        self.tell(&event);
+        if closed_written {
             return;
         }
         for path in &event.paths {
             if let Ok(name) = path.strip_prefix(&self.barriers) {
                 if let EventKind::Create(_) = event.kind
+                    && name.to_str().is_some_and(|n| n.starts_with(SETTLE))
+                {
+                    for env in self.envs.locked().values() {
+                        env.events.locked().settled();
+                    }
+                } else if let EventKind::Create(_) = event.kind
                     && let Some(n) = name.to_str().and_then(|n| n.parse::<u64>().ok())
                 {
                     let mut passed = self.passed.locked();
@@ -322,35 +394,161 @@ impl Shared {
         }
     }
 
-    fn mark(&self, path: &Path, kind: &EventKind) {
-        let Ok(inside) = path.strip_prefix(&self.workspaces) else {
-            return;
-        };
+    /// The tracked workspace `path` is in and its path there, unless it is
+    /// the root, ignored, or not UTF-8 (not addressable through the API).
+    fn visible(&self, path: &Path) -> Option<Visible> {
+        let inside = path.strip_prefix(&self.workspaces).ok()?;
         let mut parts = inside.components();
-        let Some(session) = parts.next().and_then(|c| c.as_os_str().to_str()) else {
+        let session = parts.next()?.as_os_str().to_str()?;
+        let rel = parts.as_path().to_str()?;
+        if rel.is_empty() || ignored(rel) {
+            return None;
+        }
+        let env = self.envs.locked().get(session).cloned()?;
+        Some((env, rel.to_owned()))
+    }
+
+    /// Tells the event to the followers of the workspace it is in. A rename is
+    /// told once its two halves are known: `renamed` within the workspace, a
+    /// deletion or creation when the other side is out of sight, and `modified`
+    /// for a file put in place from an ignored name (an atomic save: editors'
+    /// and the API's writes).
+    fn tell(&self, event: &notify::Event) {
+        let first = || event.paths.first().and_then(|p| self.visible(p));
+        let tell = |(env, path): Visible, happened| {
+            env.events.locked().push(Kind::Path { path, happened });
+        };
+        match event.kind {
+            EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+                self.settle_move();
+                // Without a cookie it is a watched directory's own move, which
+                // its parent's watch tells.
+                if let Some(cookie) = event.attrs.tracker() {
+                    *self.moving.locked() = Some(Moving {
+                        cookie,
+                        from: first(),
+                    });
+                }
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                let paired = self
+                    .moving
+                    .locked()
+                    .as_ref()
+                    .is_some_and(|m| Some(m.cookie) == event.attrs.tracker());
+                // A paired half is told with the whole rename, which follows.
+                if !paired {
+                    self.settle_move();
+                    if let Some(to) = first() {
+                        tell(to, Happened::Created);
+                    }
+                }
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                let from = self.moving.locked().take().and_then(|m| m.from);
+                let to = event.paths.get(1).and_then(|p| self.visible(p));
+                match (from, to) {
+                    (Some((a, from)), Some((b, to))) if Arc::ptr_eq(&a, &b) => {
+                        tell((b, to), Happened::Renamed { from });
+                    }
+                    (from, to) => {
+                        if let Some(from) = from {
+                            tell(from, Happened::Deleted);
+                        }
+                        if let Some(to) = to {
+                            tell(to, Happened::Modified);
+                        }
+                    }
+                }
+            }
+            ref kind => {
+                self.settle_move();
+                for (env, path) in event.paths.iter().filter_map(|p| self.visible(p)) {
+                    let mut ring = env.events.locked();
+                    match kind {
+                        EventKind::Create(_) => ring.push_new(path, Happened::Created),
+                        EventKind::Remove(_) => ring.push_new(path, Happened::Deleted),
+                        EventKind::Modify(ModifyKind::Data(_)) => ring.written(&path, false),
+                        EventKind::Access(_) => ring.written(&path, true),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first half of a rename whose second has not come is a deletion.
+    fn settle_move(&self) {
+        let moving = self.moving.locked().take();
+        if let Some((env, path)) = moving.and_then(|m| m.from) {
+            env.events.locked().push(Kind::Path {
+                path,
+                happened: Happened::Deleted,
+            });
+        }
+    }
+
+    fn mark(&self, path: &Path, kind: &EventKind) {
+        let Some((env, rel)) = self.visible(path) else {
             return;
         };
-        let Some(rel) = parts.as_path().to_str() else {
-            return; // Not UTF-8: not addressable through the API.
-        };
-        if rel.is_empty() || ignored(rel) {
+        env.dirty.locked().paths.insert(rel);
+        // A directory that appears is watched with all it holds; what was written in
+        // it before its watch existed is found when the dirty directory is walked,
+        // and a new one's content is told to followers now (a moved one's is told
+        // by its move).
+        let created = matches!(kind, EventKind::Create(_));
+        let appeared = created || matches!(kind, EventKind::Modify(ModifyKind::Name(_)));
+        if !appeared || !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
             return;
         }
-        let Some(env) = self.envs.locked().get(session).cloned() else {
-            return;
-        };
-        env.dirty.locked().paths.insert(rel.to_owned());
-        // A directory that appears is watched with all it holds; what was written in
-        // it before its watch existed is found when the dirty directory is walked.
-        let appeared = matches!(
-            kind,
-            EventKind::Create(_) | EventKind::Modify(notify::event::ModifyKind::Name(_))
-        );
-        if appeared
-            && std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
-            && !self.watch_tree(path)
-        {
+        let mut found = Vec::new();
+        if !self.watch_tree(path, created.then_some(&mut found)) {
             env.dirty.locked().all = true;
         }
+        let found: Vec<_> = found.iter().filter_map(|p| self.visible(p)).collect();
+        if found.is_empty() {
+            return;
+        }
+        {
+            let mut ring = env.events.locked();
+            found.into_iter().for_each(|(_, rel)| ring.announce(rel));
+        }
+        self.settle_later();
+    }
+
+    /// Makes a barrier whose event, once handled, settles the announcements
+    /// made before it.
+    fn settle_later(&self) {
+        let n = self.settles.fetch_add(1, Ordering::Relaxed);
+        let file = self.barriers.join(format!("{SETTLE}{n}"));
+        if let Err(e) = std::fs::File::create(&file).and_then(|_| std::fs::remove_file(&file)) {
+            tracing::warn!(error = %e, "making a settle barrier");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    #[test]
+    fn an_overflowed_event_queue_tells_every_follower_to_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("data"), 1 << 20).unwrap());
+        let workspaces = dir.path().join("workspaces");
+        let tracker = Tracker::new(store, &workspaces, &dir.path().join("watch"), 16).unwrap();
+        let root = workspaces.join("s");
+        std::fs::create_dir_all(&root).unwrap();
+        tracker.start("s", &root).unwrap();
+        let mut followed = tracker.subscribe("s", &root, None);
+        let overflow = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
+        tracker.shared.handle(overflow);
+        let told = followed.live.try_recv().unwrap();
+        assert_eq!(told.kind, Kind::Reset(Reset::Overflow));
+        // And `changes` compares the whole tree again.
+        assert!(tracker.shared.envs.locked()["s"].dirty.locked().all);
     }
 }
