@@ -11,6 +11,18 @@ pub fn inspect_blobs(data_dir: &std::path::Path) -> anyhow::Result<BlobStats> {
     crate::store::Store::inspect_blobs(data_dir)
 }
 
+/// Binds `wasm` to `slot` in a stopped server's data dir, as an earlier host
+/// (or an operator through it) would have left it.
+pub fn bind_stored(data_dir: &std::path::Path, slot: SlotName, wasm: &[u8]) -> anyhow::Result<()> {
+    let store = crate::store::Store::open(data_dir, 1 << 20)?;
+    let mut binding = crate::store::Binding {
+        history: vec![crate::runtime::new_entry(wasm, "admin".into())],
+        ..Default::default()
+    };
+    store.save_binding(&crate::runtime::slot_key(slot), &mut binding, Some(wasm), 1)?;
+    Ok(())
+}
+
 /// The server's state without its HTTP side, for measuring what a step costs.
 pub struct InProcess {
     app: App,

@@ -963,3 +963,34 @@ async fn files_no_executables_refuses_every_executable_whatever_its_name_and_typ
     }
     assert_eq!(file_ids(&server, ACME, &sid).await.len(), accepted.len());
 }
+
+#[tokio::test]
+async fn a_stored_component_that_no_longer_fits_the_host_gives_way_to_the_configs_at_start() {
+    // What an upgrade meets: the data dir binds `environments` to a component
+    // made for an older contract (here one of another world altogether).
+    let mut server = admin_server("").await;
+    let embedded = bound_sha(&server, "environments").await;
+    server.kill();
+    let stale = reshost_test_artifacts::FAULTY.wasm;
+    reshost::testing::bind_stored(
+        &server.data_dir(),
+        reshost::testing::SlotName::Environments,
+        stale,
+    )
+    .unwrap();
+    server.spawn();
+    let view = slot_view(&server, "environments").await;
+    assert_eq!(view["component"]["sha256"], embedded, "{view}");
+    assert_eq!(
+        view["component"]["source"], "embedded:environments",
+        "{view}"
+    );
+    let sid = server.session(ACME).await;
+    let (status, body) = shell(&server, ACME, &sid, "echo served").await;
+    assert_eq!(
+        (status, &body["stdout"]),
+        (StatusCode::OK, &json!("served\n")),
+        "{body}"
+    );
+    assert!(server.stderr().contains("does not fit this host"));
+}

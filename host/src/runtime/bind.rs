@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Where a slot's binding is stored.
-fn slot_key(slot: SlotName) -> String {
+pub(crate) fn slot_key(slot: SlotName) -> String {
     format!("slot:{}", slot.as_str())
 }
 
@@ -243,8 +243,12 @@ impl Stored<'_> {
             Some(entry) => self.store.wasm(&entry.sha256)?.map(|w| (w, entry.clone())),
             None => None,
         };
-        let (wasm, entry) =
-            stored.unwrap_or_else(|| (wanted.wasm.clone(), new_entry(&wanted.wasm, wanted.source)));
+        let (wasm, entry) = stored.unwrap_or_else(|| {
+            (
+                wanted.wasm.clone(),
+                new_entry(&wanted.wasm, wanted.source.clone()),
+            )
+        });
         let limits = stored_limits(&binding).unwrap_or(wanted.limits);
         // A short deadline an operator set may not fit a busy start: the start
         // checks with the config's deadline if that is longer.
@@ -252,9 +256,32 @@ impl Stored<'_> {
             timeout_ms: limits.timeout_ms.max(wanted.limits.timeout_ms),
             ..limits
         };
-        let bound = prepare::<W>(self.loader, self.calls, self.store, &wasm, &entry, start)
-            .await
-            .map_err(|e| anyhow::anyhow!("slot {} ({}): {e}", name.as_str(), entry.source))?;
+        let prepared =
+            prepare::<W>(self.loader, self.calls, self.store, &wasm, &entry, start).await;
+        let refused =
+            |entry: &Entry, e| anyhow::anyhow!("slot {} ({}): {e}", name.as_str(), entry.source);
+        let bound = match prepared {
+            Ok(bound) => bound,
+            // Bound by an older host whose contract it no longer fits (a new
+            // export, say): the config's component takes its place (`reload`
+            // records the change) rather than the server not starting.
+            Err(e) if wasm != wanted.wasm => {
+                tracing::warn!(slot = name.as_str(), source = %entry.source, error = %e,
+                    "the stored component does not fit this host; binding the config's");
+                let entry = new_entry(&wanted.wasm, wanted.source);
+                prepare::<W>(
+                    self.loader,
+                    self.calls,
+                    self.store,
+                    &wanted.wasm,
+                    &entry,
+                    start,
+                )
+                .await
+                .map_err(|e| refused(&entry, e))?
+            }
+            Err(e) => return Err(refused(&entry, e)),
+        };
         Ok(Slot::new(bound, limits))
     }
 
@@ -284,7 +311,7 @@ impl Stored<'_> {
     }
 }
 
-fn new_entry(wasm: &[u8], source: String) -> Entry {
+pub(crate) fn new_entry(wasm: &[u8], source: String) -> Entry {
     Entry {
         sha256: sha256(wasm),
         source,

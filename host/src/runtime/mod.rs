@@ -13,6 +13,7 @@ mod reaper;
 mod slot;
 
 pub use bind::BindError;
+pub(crate) use bind::{new_entry, slot_key};
 pub use guest::Guest;
 pub use slot::{Bound, COLLECTIONS, ResourceWorld, World};
 
