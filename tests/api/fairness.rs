@@ -77,11 +77,14 @@ async fn a_noisy_tenant_flooding_the_server_makes_no_request_of_a_quiet_one_fail
     for l in loops {
         l.await.unwrap();
     }
-    let mut refused = 0;
+    // The flood is held back by the default shell quota (64 at once: 429) and,
+    // on a slow machine, by admission (its requests wait for turns while the
+    // quiet tenant is served: 503); never by anything else.
+    let mut ran = 0;
     for shell in shells {
         match shell.await.unwrap().0 {
-            StatusCode::OK => {}
-            StatusCode::TOO_MANY_REQUESTS => refused += 1,
+            StatusCode::OK => ran += 1,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {}
             other => panic!("a noisy command answered {other}"),
         }
     }
@@ -90,8 +93,7 @@ async fn a_noisy_tenant_flooding_the_server_makes_no_request_of_a_quiet_one_fail
         done.load(Ordering::Relaxed) >= 10,
         "only {done:?} quiet requests"
     );
-    // The default shell quota (64) held the flood back.
-    assert_eq!(refused, 200 - 64);
+    assert!(ran <= 64, "{ran} ran at once");
 }
 
 /// A server with one work turn whose `files` slot is the `faulty` component:
