@@ -268,7 +268,7 @@ async fn a_10000_file_tree_round_trips_through_tar_with_bytes_modes_symlinks_and
     assert_eq!(files, 10_002);
 
     let archive = archive_of(&server, &from, "project", "tar").await;
-    plant(&workspace(&server, &to), "restored/", "");
+    // A missing directory is made, with its missing parents.
     let (status, body) = extract(&server, &to, "restored", archive).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -765,18 +765,26 @@ async fn format_and_content_type_are_checked_before_the_body_is_read() {
 }
 
 #[tokio::test]
-async fn archives_are_of_existing_directories_of_the_callers_own_environments() {
+async fn archives_are_of_directories_and_an_extraction_makes_a_missing_one() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;
-    plant(&workspace(&server, &sid), "file.txt", "f");
+    let ws = workspace(&server, &sid);
+    plant(&ws, "file.txt", "f");
     let archive = || tar_of(&[file("a.txt", b"a")]);
 
-    let got = download(&server, ACME, &sid, "file.txt", "tar").await;
-    assert_eq!(got.0, StatusCode::BAD_REQUEST);
+    let (status, _, body) = download(&server, ACME, &sid, "file.txt", "tar").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("file.txt is not a directory")
+    );
     let got = extract(&server, &sid, "file.txt", archive()).await;
     assert_refused(&got, 400, "invalid_input", "file.txt is not a directory");
-    let got = extract(&server, &sid, "missing", archive()).await;
-    assert_error(&got, 404, "path_not_found");
+    let got = extract(&server, &sid, "file.txt/below", archive()).await;
+    assert_error(&got, 409, "conflict");
     let got = server
         .get(&format!("{}?format=tar", fs_url(&sid, "missing")), ACME)
         .await;
@@ -785,6 +793,15 @@ async fn archives_are_of_existing_directories_of_the_callers_own_environments() 
         .get(&format!("{}?format=tar", fs_url(&sid, "a\\b")), ACME)
         .await;
     assert_error(&got, 400, "invalid_path");
+
+    // A refused archive makes nothing, not even the directory.
+    let got = extract(&server, &sid, "new/deeper", tar_of(&[file("../x", b"x")])).await;
+    assert_error(&got, 400, "invalid_input");
+    assert!(!ws.join("new").exists());
+    let (status, body) = extract(&server, &sid, "new/deeper", archive()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["path"], "new/deeper");
+    assert_eq!(std::fs::read(ws.join("new/deeper/a.txt")).unwrap(), b"a");
 
     let other_env = format!("/v1/sessions/{sid}/resources/environments/nope/filesystem");
     let got = server.get(&format!("{other_env}?format=tar"), ACME).await;

@@ -17,18 +17,21 @@ pub fn compression(format: &str) -> Option<Compression> {
     }
 }
 
-/// The directory at `path`, its symlinks resolved: `400` for anything else.
-pub fn directory(path: &str) -> Result<String, Error> {
+/// The directory at `path`, its symlinks resolved; `400` for anything else.
+/// With `may_be_missing`, nothing there yet is accepted too (an extraction
+/// creates it, with its missing parents, once the archive is accepted).
+pub fn directory(path: &str, may_be_missing: bool) -> Result<String, Error> {
     let shown = normalize(path)?;
     let real = resolve(&shown, true)?;
-    let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
-    if !meta.is_dir() {
-        return Err(invalid_input(format!(
+    match std::fs::metadata(guest(&real)) {
+        Ok(meta) if meta.is_dir() => Ok(real),
+        Ok(_) => Err(invalid_input(format!(
             "{} is not a directory; archives are of directories",
             display(&shown)
-        )));
+        ))),
+        Err(e) if may_be_missing && e.kind() == std::io::ErrorKind::NotFound => Ok(real),
+        Err(e) => Err(io_error(e, &shown)),
     }
-    Ok(real)
 }
 
 /// The content types an upload of each compression may declare (besides none and
@@ -73,7 +76,8 @@ pub fn extract(
         }
     }
     Ok(ArchiveSpec {
-        path: directory(path)?,
+        path: directory(path, true)?,
         compression,
     })
 }
+

@@ -117,7 +117,7 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
                 )));
             };
             return Ok(crate::Answer::Archive(ArchiveSpec {
-                path: crate::archive::directory(&shown)?,
+                path: crate::archive::directory(&shown, false)?,
                 compression,
             }));
         }

@@ -10,7 +10,7 @@
 //! a scratch tree outside the workspace and moves that into place by renames,
 //! so a refused or failed archive leaves nothing in the workspace.
 
-use super::MODE_BITS;
+use super::{Dest, MODE_BITS, Scratch};
 use cap_std::fs::{Dir, Permissions, PermissionsExt};
 use serde::Serialize;
 use std::cell::Cell;
@@ -248,7 +248,8 @@ enum Node {
 /// What the directory will hold once the archive is unpacked, as far as the
 /// checks need it: the archive's entries over what the directory holds now.
 struct Tree<'a> {
-    dest: &'a Dir,
+    /// The directory, when it exists.
+    dest: Option<&'a Dir>,
     nodes: HashMap<String, Node>,
 }
 
@@ -263,7 +264,10 @@ impl Tree<'_> {
         if let Some(node) = self.nodes.get(path) {
             return Ok(Some(node.clone()));
         }
-        let meta = match self.dest.symlink_metadata(path) {
+        let Some(dest) = self.dest else {
+            return Ok(None);
+        };
+        let meta = match dest.symlink_metadata(path) {
             Ok(meta) => meta,
             Err(e)
                 if matches!(
@@ -276,7 +280,7 @@ impl Tree<'_> {
             Err(e) => return Err(e.into()),
         };
         Ok(Some(if meta.is_symlink() {
-            let target = self.dest.read_link_contents(path)?;
+            let target = dest.read_link_contents(path)?;
             Node::Symlink(target.to_string_lossy().into_owned())
         } else if meta.is_dir() {
             Node::Dir
@@ -381,11 +385,14 @@ impl Tree<'_> {
 pub fn check(
     archive: &std::fs::File,
     gzip: bool,
-    dest: &Dir,
+    dest: &Dest,
     limits: Limits,
 ) -> Result<Counts, Refused> {
     let mut tree = Tree {
-        dest,
+        dest: match dest {
+            Dest::Dir(dir) => Some(dir),
+            Dest::New { .. } => None,
+        },
         nodes: HashMap::new(),
     };
     let (mut counts, mut entries, mut symlinks) = (Counts::default(), 0u64, Vec::new());
@@ -434,50 +441,54 @@ pub fn check(
     Ok(counts)
 }
 
-/// Unpacks an archive `check` accepted into `scratch`, then moves it into
-/// `dest`. Files keep their permission bits; directories too, with the owner
-/// always allowed in (so the server can manage what is below); directories
-/// `dest` already has keep their own. Owners and times are not restored.
-pub fn unpack(
-    archive: &std::fs::File,
-    gzip: bool,
-    limits: Limits,
-    scratch: &Dir,
-    dest: &Dir,
-) -> Result<(), Refused> {
+/// Unpacks the archive of `scratch`, which `check` accepted, into its tree,
+/// then moves that into `dest`. Files keep their permission bits; directories
+/// too, with the owner always allowed in (so the server can manage what is
+/// below); directories `dest` already has keep their own. Owners and times are
+/// not restored.
+pub fn unpack(scratch: &Scratch, gzip: bool, limits: Limits, dest: &Dest) -> Result<(), Refused> {
+    let (archive, tree) = (&scratch.archive, &scratch.tree);
     let mut dirs = Vec::new();
     each(archive, gzip, limits, |item, data| {
         if let Some(parent) = parent(&item.path) {
-            scratch.create_dir_all(parent)?;
+            tree.create_dir_all(parent)?;
         }
         if let Kind::Dir = item.kind {
-            scratch.create_dir_all(&item.path)?;
+            tree.create_dir_all(&item.path)?;
             dirs.push((item.path, item.mode));
             return Ok(());
         }
         // A later entry of the same path wins, as with `tar x`.
-        if scratch
+        if tree
             .symlink_metadata(&item.path)
             .is_ok_and(|meta| !meta.is_dir())
         {
-            scratch.remove_file(&item.path)?;
+            tree.remove_file(&item.path)?;
         }
         match item.kind {
             Kind::File => {
-                let mut file = scratch.create(&item.path)?;
+                let mut file = tree.create(&item.path)?;
                 io::copy(data, &mut file).map_err(Refused::Malformed)?;
                 file.set_permissions(Permissions::from_mode(item.mode))?;
             }
-            Kind::Symlink(target) => scratch.symlink(target, &item.path)?,
-            Kind::HardLink(target) => scratch.hard_link(target, scratch, &item.path)?,
+            Kind::Symlink(target) => tree.symlink(target, &item.path)?,
+            Kind::HardLink(target) => tree.hard_link(target, tree, &item.path)?,
             Kind::Dir => {}
         }
         Ok(())
     })?;
     for (path, mode) in dirs {
-        scratch.set_permissions(&path, Permissions::from_mode(mode | 0o700))?;
+        tree.set_permissions(&path, Permissions::from_mode(mode | 0o700))?;
     }
-    merge(scratch, dest)?;
+    match dest {
+        Dest::Dir(dir) => merge(tree, dir)?,
+        Dest::New { root, path } => {
+            if let Some(parent) = parent(path) {
+                root.create_dir_all(parent)?;
+            }
+            scratch.move_tree(root, path)?;
+        }
+    }
     Ok(())
 }
 

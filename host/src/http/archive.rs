@@ -8,7 +8,7 @@ use super::error::{ApiError, ApiResult};
 use super::paging::Query;
 use super::raw;
 use crate::app::{App, Ask, blocking};
-use crate::archive::{self, Scratch, pack, unpack};
+use crate::archive::{self, Dest, Scratch, pack, unpack};
 use crate::bindings::environments_handler::{ArchiveSpec, Compression};
 use crate::runtime::EnvironmentsWorld;
 use bytes::Bytes;
@@ -162,7 +162,10 @@ pub(super) async fn extract(
                 .await
         })
         .await?;
-    let dest = directory(&app.workspace(session), &spec.path).await?;
+    let (workspace, at) = (app.workspace(session), spec.path.clone());
+    let dest = blocking("opening a directory", move || Dest::of(&workspace, &at))
+        .await?
+        .map_err(raw::open_error)?;
     let staging = app.staging.clone();
     let (scratch, file) = blocking("making room for an archive", move || {
         let scratch = Scratch::new(&staging)?;
@@ -173,7 +176,6 @@ pub(super) async fn extract(
     .map_err(|e| ApiError::internal("making room for an archive", e))?;
     let mut file = tokio::fs::File::from_std(file);
     body::save(body, app.config.limits.max_archive_bytes, &mut file).await?;
-    drop(file);
     let limits = unpack::Limits {
         entries: app.config.limits.max_archive_entries,
         bytes: app.config.limits.max_unpacked_bytes,
@@ -185,7 +187,7 @@ pub(super) async fn extract(
     .await??;
     app.room_for_write(tenant, counts.bytes).await?;
     blocking("unpacking an archive", move || {
-        unpack::unpack(&scratch.archive, gzip, limits, &scratch.tree, &dest)
+        unpack::unpack(&scratch, gzip, limits, &dest)
     })
     .await??;
     ok(serde_json::json!({
