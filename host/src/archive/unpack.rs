@@ -380,10 +380,10 @@ impl Tree<'_> {
     }
 }
 
-/// Reads the whole archive and refuses it unless every entry is safe to unpack
+/// Reads the whole archive of `scratch` and refuses it unless every entry is safe to unpack
 /// into `dest` and it is within `limits`; writes nothing. What it holds.
 pub fn check(
-    archive: &std::fs::File,
+    scratch: &Scratch,
     gzip: bool,
     dest: &Dest,
     limits: Limits,
@@ -396,7 +396,7 @@ pub fn check(
         nodes: HashMap::new(),
     };
     let (mut counts, mut entries, mut symlinks) = (Counts::default(), 0u64, Vec::new());
-    each(archive, gzip, limits, |item, _| {
+    each(&scratch.archive, gzip, limits, |item, _| {
         entries += 1;
         if entries > limits.entries {
             return Err(Refused::TooManyEntries(limits.entries));
@@ -447,9 +447,9 @@ pub fn check(
 /// below); directories `dest` already has keep their own. Owners and times are
 /// not restored.
 pub fn unpack(scratch: &Scratch, gzip: bool, limits: Limits, dest: &Dest) -> Result<(), Refused> {
-    let (archive, tree) = (&scratch.archive, &scratch.tree);
+    let tree = &scratch.tree;
     let mut dirs = Vec::new();
-    each(archive, gzip, limits, |item, data| {
+    each(&scratch.archive, gzip, limits, |item, data| {
         if let Some(parent) = parent(&item.path) {
             tree.create_dir_all(parent)?;
         }
@@ -521,4 +521,24 @@ fn merge(from: &Dir, to: &Dir) -> io::Result<()> {
         from.rename(&name, to, &name)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_paths_are_made_relative_and_never_climb() {
+        assert_eq!(normalize(b"./a//b/./c/"), Ok("a/b/c".to_owned()));
+        assert_eq!(normalize(b"./"), Ok(String::new()));
+        assert_eq!(normalize(b"/etc/x"), Err("absolute paths are refused"));
+        for climbing in [&b"../x"[..], b"a/../../x", b"a/../b", b".."] {
+            assert_eq!(normalize(climbing), Err("paths cannot climb with .."));
+        }
+        assert_eq!(
+            normalize(b"a\\..\\x"),
+            Err("names cannot hold a backslash or NUL")
+        );
+        assert_eq!(normalize(b"\xff"), Err("its name is not UTF-8"));
+    }
 }

@@ -27,13 +27,15 @@ const QUEUED_CHUNKS: usize = 8;
 /// Bytes gathered into one chunk.
 const CHUNK_BYTES: usize = 64 * 1024;
 
-/// The directory a component checked, opened on the blocking pool.
-async fn directory(workspace: &Path, path: &str) -> ApiResult<Dir> {
+/// Opens (with `open`) what a component checked at `path` of the workspace, on
+/// the blocking pool.
+async fn opened<T: Send + 'static>(
+    workspace: &Path,
+    path: &str,
+    open: fn(&Path, &str) -> io::Result<T>,
+) -> ApiResult<T> {
     let (workspace, path) = (workspace.to_owned(), path.to_owned());
-    let opened = blocking("opening a directory", move || {
-        archive::open_dir(&workspace, &path)
-    })
-    .await?;
+    let opened = blocking("opening a directory", move || open(&workspace, &path)).await?;
     opened.map_err(raw::open_error)
 }
 
@@ -87,7 +89,7 @@ fn pack_into(dir: Dir, compression: Compression, sink: Sink) -> io::Result<()> {
 /// Streams the archive of the directory `spec` names: built on a blocking
 /// thread as the client reads it.
 pub(super) async fn download(workspace: &Path, spec: ArchiveSpec) -> ApiResult<Response<Body>> {
-    let dir = directory(workspace, &spec.path).await?;
+    let dir = opened(workspace, &spec.path, archive::open_dir).await?;
     let (chunks, mut queued) = mpsc::channel(QUEUED_CHUNKS);
     let sink = Sink {
         chunks: chunks.clone(),
@@ -162,10 +164,7 @@ pub(super) async fn extract(
                 .await
         })
         .await?;
-    let (workspace, at) = (app.workspace(session), spec.path.clone());
-    let dest = blocking("opening a directory", move || Dest::of(&workspace, &at))
-        .await?
-        .map_err(raw::open_error)?;
+    let dest = opened(&app.workspace(session), &spec.path, Dest::of).await?;
     let staging = app.staging.clone();
     let (scratch, file) = blocking("making room for an archive", move || {
         let scratch = Scratch::new(&staging)?;
@@ -182,7 +181,7 @@ pub(super) async fn extract(
     };
     let gzip = matches!(spec.compression, Compression::Gzip);
     let (scratch, dest, counts) = blocking("checking an archive", move || {
-        unpack::check(&scratch.archive, gzip, &dest, limits).map(|counts| (scratch, dest, counts))
+        unpack::check(&scratch, gzip, &dest, limits).map(|counts| (scratch, dest, counts))
     })
     .await??;
     app.room_for_write(tenant, counts.bytes).await?;
