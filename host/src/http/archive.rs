@@ -95,7 +95,9 @@ pub(super) async fn download(workspace: &Path, spec: ArchiveSpec) -> ApiResult<R
         chunks: chunks.clone(),
         gathered: Vec::with_capacity(CHUNK_BYTES),
     };
-    tokio::task::spawn_blocking(move || {
+    // A thread of its own rather than the blocking pool's: it lives as long as
+    // the client takes to read, and slow clients must not hold up storage work.
+    let packing = move || {
         if let Err(e) = pack_into(dir, spec.compression, sink)
             && e.kind() != io::ErrorKind::BrokenPipe
         {
@@ -103,7 +105,11 @@ pub(super) async fn download(workspace: &Path, spec: ArchiveSpec) -> ApiResult<R
             tracing::warn!(error = %e, "packing an archive");
             let _ = chunks.blocking_send(Err(e));
         }
-    });
+    };
+    std::thread::Builder::new()
+        .name("reshost-archive".into())
+        .spawn(packing)
+        .map_err(|e| ApiError::internal("starting to pack an archive", e))?;
     let stream = futures_util::stream::poll_fn(move |cx| queued.poll_recv(cx)).map_ok(Frame::data);
     let mut response = Response::new(StreamBody::new(stream).boxed());
     let (content_type, extension) = match spec.compression {
