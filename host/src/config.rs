@@ -165,6 +165,13 @@ pub struct Limits {
     pub read_cap_bytes: u64,
     /// Largest environment write or edit request body.
     pub max_write_bytes: usize,
+    /// Largest archive body an extraction accepts (as sent, compressed or not).
+    pub max_archive_bytes: u64,
+    /// Most entries an extracted archive may hold.
+    pub max_archive_entries: u64,
+    /// Most bytes an extracted archive may unpack to (files' bytes and symlinks'
+    /// targets).
+    pub max_unpacked_bytes: u64,
     /// Bytes kept of each output stream of a shell command.
     pub shell_output_bytes: usize,
     /// The longest a shell command may run, whatever timeout a component asks for.
@@ -213,6 +220,9 @@ impl Default for Limits {
             db_cache_bytes: 32 * 1024 * 1024,
             read_cap_bytes: 10 * 1024 * 1024,
             max_write_bytes: 16 * 1024 * 1024,
+            max_archive_bytes: 512 * 1024 * 1024,
+            max_archive_entries: 100_000,
+            max_unpacked_bytes: 2 * 1024 * 1024 * 1024,
             shell_output_bytes: 1024 * 1024,
             max_command_timeout_ms: 3_600_000,
             max_find_visited: 1_000_000,
@@ -443,6 +453,9 @@ impl Config {
             ("limits.busy_retry_after_s", l.busy_retry_after_s),
             ("limits.read_cap_bytes", l.read_cap_bytes),
             ("limits.max_write_bytes", l.max_write_bytes as u64),
+            ("limits.max_archive_bytes", l.max_archive_bytes),
+            ("limits.max_archive_entries", l.max_archive_entries),
+            ("limits.max_unpacked_bytes", l.max_unpacked_bytes),
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),
             ("limits.max_command_timeout_ms", l.max_command_timeout_ms),
             ("limits.max_find_visited", u64::from(l.max_find_visited)),

@@ -5,6 +5,7 @@
 //! the resource semantics behind the WIT contract in `wit/`.
 
 mod app;
+mod archive;
 mod auth;
 mod bindings;
 mod caps;
@@ -84,6 +85,8 @@ async fn assemble(
     }
     // Sessions' private temp dirs go with their sessions too.
     workspace::sweep(&sandbox::temp_root(&config), &sessions)?;
+    // Archives a stop cut short while they were unpacked never reached a workspace.
+    workspace::remove(&app::App::staging(&config))?;
     let tracker = Arc::new(watch::Tracker::new(
         store.clone(),
         &workspaces,

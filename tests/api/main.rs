@@ -7,6 +7,7 @@
 
 mod admin;
 mod admission;
+mod archives;
 mod caps;
 mod changes;
 mod common;

@@ -2,6 +2,7 @@
 //! Paths arrive as the API gives them; each is normalized and confined (see
 //! `paths`) before the filesystem is touched.
 
+use crate::exports::reshost::api::environments_handler::ArchiveSpec;
 use reshost_guest::exec::{Command, Outcome};
 use crate::paths::{self, guest, normalize, resolve};
 use base64::Engine;
@@ -110,9 +111,15 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
         None => false,
         Some("raw") => true,
         Some(other) => {
-            return Err(invalid_input(format!(
-                "format must be \"raw\", not {other:?}"
-            )));
+            let Some(compression) = crate::archive::compression(other) else {
+                return Err(invalid_input(format!(
+                    "format must be \"raw\", \"tar\" or \"tar.gz\", not {other:?}"
+                )));
+            };
+            return Ok(crate::Answer::Archive(ArchiveSpec {
+                path: crate::archive::directory(&shown, false)?,
+                compression,
+            }));
         }
     };
     if meta.is_dir() {
@@ -182,7 +189,7 @@ pub fn base64(bytes: &[u8]) -> String {
     b64().encode(bytes)
 }
 
-fn display(path: &str) -> &str {
+pub fn display(path: &str) -> &str {
     if path.is_empty() { "/" } else { path }
 }
 

@@ -13,13 +13,14 @@ wit_bindgen::generate!({
     },
 });
 
+mod archive;
 mod changes;
 mod fs;
 mod paths;
 mod search;
 
 use exports::reshost::api::environments_handler::{
-    Caller, EventFilter, Guest, RawFile, ReadAnswer, ShellPlan, ShellStep,
+    ArchiveSpec, Caller, EventFilter, Guest, RawFile, ReadAnswer, ShellPlan, ShellStep,
 };
 use reshost_guest::exec::Outcome;
 use reshost_guest::types::Error;
@@ -32,6 +33,7 @@ const DEFAULT: &str = "default";
 pub enum Answer {
     Json(String),
     Raw { path: String, content_type: String },
+    Archive(ArchiveSpec),
 }
 
 struct Environments;
@@ -77,6 +79,7 @@ impl Guest for Environments {
         Ok(match fs::read(&path, &query, read_cap)? {
             Answer::Json(json) => ReadAnswer::Json(json),
             Answer::Raw { path, content_type } => ReadAnswer::Raw(RawFile { path, content_type }),
+            Answer::Archive(spec) => ReadAnswer::Archive(spec),
         })
     }
 
@@ -88,6 +91,17 @@ impl Guest for Environments {
     fn edit(_: Caller, env_id: String, path: String, body: String) -> Result<String, Error> {
         environment(&env_id)?;
         fs::edit(&path, &body)
+    }
+
+    fn extract(
+        _: Caller,
+        env_id: String,
+        path: String,
+        query: Vec<(String, String)>,
+        content_type: Option<String>,
+    ) -> Result<ArchiveSpec, Error> {
+        environment(&env_id)?;
+        archive::extract(&path, &query, content_type.as_deref())
     }
 
     fn search(_: Caller, env_id: String, query: Vec<(String, String)>) -> Result<String, Error> {

@@ -1,7 +1,8 @@
 //! A tenant policy that makes the tenant read-only: it may list, read, search,
-//! review changes and watch terminals, and nothing else. Every write, edit,
-//! delete, upload, shell command, terminal launch or transfer, and interactive
-//! terminal attach is denied with a reason the client sees.
+//! download archives, review changes and watch terminals, and nothing else.
+//! Every write, edit, delete, upload, archive extraction, shell command,
+//! terminal launch or transfer, and interactive terminal attach is denied with a
+//! reason the client sees.
 //!
 //! Deploy it for a tenant with the admin API:
 //!
@@ -29,6 +30,7 @@ const READS: &[&str] = &[
     "environments.list",
     "environments.get",
     "environments.read",
+    "environments.archive",
     "environments.search",
     "environments.changes",
     "environments.events",

@@ -5,10 +5,10 @@
 //!   one of them; substitutions (`` ` ``, `$(`, `<(`, `>(`) are refused, since
 //!   what they run cannot be known here. Absent: any command.
 //! - `deny_paths`: globs (`**`, `{a,b}`) of environment paths no request may
-//!   name: read, write, edit, delete, diff, or search within. Paths are
-//!   normalized first, so `src/../.env` is `.env`. A delete or search of a
-//!   directory a pattern reaches into (`secrets` for `secrets/**`, and the root
-//!   for any pattern) is refused too.
+//!   name: read, write, edit, delete, diff, search within, archive or extract
+//!   into. Paths are normalized first, so `src/../.env` is `.env`. A delete,
+//!   search, archive or extraction of a directory a pattern reaches into
+//!   (`secrets` for `secrets/**`, and the root for any pattern) is refused too.
 //!
 //! ```toml
 //! policy_config = { shell_allow = ["ls", "cat", "git", "python3"], deny_paths = ["**/.env", "secrets/**"] }
@@ -40,6 +40,8 @@ struct Rules {
 /// Operations whose `path` names an environment path.
 const PATH_OPERATIONS: &[&str] = &[
     "environments.read",
+    "environments.archive",
+    "environments.extract",
     "environments.write",
     "environments.edit",
     "environments.delete",
@@ -163,7 +165,12 @@ fn decide(request: &Request, rules: &Rules) -> Result<(), String> {
         }
         // A recursive delete or a search reaches below the path: refuse it where a
         // pattern names something below (the root holds everything).
-        let subtree = ["environments.delete", "environments.search"];
+        let subtree = [
+            "environments.delete",
+            "environments.search",
+            "environments.archive",
+            "environments.extract",
+        ];
         if subtree.contains(&request.operation.as_str())
             && let Some(pattern) = rules
                 .deny_paths

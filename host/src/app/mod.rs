@@ -41,6 +41,8 @@ pub struct App {
     pub metrics: OperatorTokens,
     /// Where session workspaces live.
     pub workspaces: PathBuf,
+    /// Where uploaded archives are unpacked before they move into a workspace.
+    pub staging: PathBuf,
     /// Change tracking of the workspaces.
     pub tracker: Arc<Tracker>,
     /// Every live terminal.
@@ -65,6 +67,7 @@ impl App {
         sandbox: Arc<Sandbox>,
     ) -> anyhow::Result<App> {
         let workspaces = App::workspaces(&config);
+        let staging = App::staging(&config);
         Ok(App {
             admin: OperatorTokens::admin(&config),
             metrics: OperatorTokens::metrics(&config),
@@ -82,6 +85,7 @@ impl App {
             runtime,
             tenants,
             workspaces,
+            staging,
             tracker,
             terminals: Arc::default(),
             sandbox,
@@ -91,6 +95,12 @@ impl App {
     /// Where the config puts session workspaces.
     pub fn workspaces(config: &Config) -> PathBuf {
         config.data_dir.join("workspaces")
+    }
+
+    /// Where the config puts archives being unpacked: beside the workspaces, on
+    /// the same filesystem, so an unpacked tree moves into place by renames.
+    pub fn staging(config: &Config) -> PathBuf {
+        config.data_dir.join("staging")
     }
 
     /// A session's workspace directory.

@@ -61,24 +61,64 @@ pub async fn drain<E>(mut rest: impl Stream<Item = Result<Bytes, E>> + Unpin) ->
     true
 }
 
-/// Reads a whole body of at most `limit` bytes.
-pub async fn read_bytes(body: Incoming, limit: usize) -> ApiResult<Bytes> {
-    let mut stream = data(body);
-    let mut bytes = Vec::new();
-    while let Some(piece) = stream.next().await {
+/// A body's chunks while they stay within `limit` bytes in all; past it, `413`
+/// (the rest drained up to `DRAIN_BYTES`, so that the client gets it).
+struct Within<S> {
+    stream: S,
+    taken: u64,
+    limit: u64,
+}
+
+impl<S: Stream<Item = Result<Bytes, hyper::Error>> + Unpin> Within<S> {
+    async fn next(&mut self) -> ApiResult<Option<Bytes>> {
+        let Some(piece) = self.stream.next().await else {
+            return Ok(None);
+        };
         let piece =
             piece.map_err(|e| ApiError::invalid(format!("could not read the body: {e}")))?;
-        if bytes.len() + piece.len() > limit {
+        self.taken += piece.len() as u64;
+        if self.taken > self.limit {
             let mut error = ApiError::new(
                 Code::PayloadTooLarge,
-                format!("this request's body is limited to {limit} bytes"),
+                format!("this request's body is limited to {} bytes", self.limit),
             );
-            error.close = !drain(&mut stream).await;
+            error.close = !drain(&mut self.stream).await;
             return Err(error);
         }
+        Ok(Some(piece))
+    }
+}
+
+fn within(
+    body: Incoming,
+    limit: u64,
+) -> Within<impl Stream<Item = Result<Bytes, hyper::Error>> + Unpin> {
+    Within {
+        stream: data(body),
+        taken: 0,
+        limit,
+    }
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_bytes(body: Incoming, limit: usize) -> ApiResult<Bytes> {
+    let mut body = within(body, limit as u64);
+    let mut bytes = Vec::new();
+    while let Some(piece) = body.next().await? {
         bytes.extend_from_slice(&piece);
     }
     Ok(Bytes::from(bytes))
+}
+
+/// Writes a whole body of at most `limit` bytes to `file`.
+pub async fn save(body: Incoming, limit: u64, file: &mut tokio::fs::File) -> ApiResult<()> {
+    use tokio::io::AsyncWriteExt;
+    let saving = |e| ApiError::internal("saving the body", e);
+    let mut body = within(body, limit);
+    while let Some(piece) = body.next().await? {
+        file.write_all(&piece).await.map_err(saving)?;
+    }
+    file.flush().await.map_err(saving)
 }
 
 /// Reads a whole body of at most `limit` bytes as UTF-8 text.

@@ -2,8 +2,8 @@
 
 use super::answer::answer;
 use super::body::{Body, ok, read_text, string_field};
-use super::error::ApiResult;
-use super::paging::Query;
+use super::error::{ApiError, ApiResult};
+use super::paging::{Query, param};
 use super::raw;
 use super::request_id;
 use super::shell_stream::{self, ShellCall};
@@ -48,8 +48,9 @@ pub(super) async fn get(
     .await
 }
 
-/// `GET …/environments/{env}/filesystem/{path}`: a listing, a file's content, or
-/// (`?format=raw`) its bytes streamed from the workspace.
+/// `GET …/environments/{env}/filesystem/{path}`: a listing, a file's content,
+/// (`?format=raw`) its bytes streamed from the workspace, or (`?format=tar`,
+/// `tar.gz`) a directory's archive.
 pub(super) async fn read(
     app: &App,
     tenant: &str,
@@ -57,9 +58,14 @@ pub(super) async fn read(
     (env, path): (&str, &str),
     query: &Query,
 ) -> ApiResult<Response<Body>> {
+    let archive = param(query, "format").is_some_and(|f| crate::archive::FORMATS.contains(&f));
+    let operation = match archive {
+        true => "environments.archive",
+        false => "environments.read",
+    };
     let ask = Ask {
         path: Some(path),
-        ..Ask::new("environments.read", Some(session), Some(env))
+        ..Ask::new(operation, Some(session), Some(env))
     };
     let caller = app.authorize(tenant, session, ask).await?;
     let cap = app.config.limits.read_cap_bytes;
@@ -75,6 +81,14 @@ pub(super) async fn read(
         ReadAnswer::Raw(file) => {
             raw::respond(&app.workspace(session), &file.path, &file.content_type).await
         }
+        // Only what the policy was asked about as an archive is packed.
+        ReadAnswer::Archive(spec) if archive => {
+            super::archive::download(&app.workspace(session), spec).await
+        }
+        ReadAnswer::Archive(_) => Err(ApiError::internal(
+            "reading a path",
+            "the component answered an archive to a read of another format",
+        )),
     }
 }
 

@@ -244,6 +244,19 @@ impl From<app::Error> for ApiError {
     }
 }
 
+impl From<crate::archive::unpack::Refused> for ApiError {
+    fn from(e: crate::archive::unpack::Refused) -> ApiError {
+        use crate::archive::unpack::Refused as R;
+        let code = match e {
+            R::Malformed(_) | R::Unsafe { .. } => Code::InvalidInput,
+            R::Conflict(_) => Code::Conflict,
+            R::TooManyEntries(_) | R::TooLarge(_) => Code::PayloadTooLarge,
+            R::Io(e) => return ApiError::internal("unpacking an archive", e),
+        };
+        ApiError::new(code, e.to_string())
+    }
+}
+
 impl From<BindError> for ApiError {
     fn from(e: BindError) -> ApiError {
         match e {

@@ -2,6 +2,7 @@
 
 mod admin;
 mod answer;
+mod archive;
 mod attach;
 mod body;
 mod download;
@@ -256,6 +257,9 @@ async fn v1(
             environments::change(app, tenant, session, (env, path), body, change).await
         }
         DeletePath => environments::remove(app, tenant, session, (env, path), &query).await,
+        ExtractPath => {
+            archive::extract(app, tenant, session, (env, path), &query, headers, body).await
+        }
         ListTerminals => terminals::list(app, tenant, session, &query).await,
         LaunchTerminal => terminals::launch(app, tenant, session, body).await,
         GetTerminal => terminals::one(app, tenant, session, terminal, One::Get).await,

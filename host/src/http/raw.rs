@@ -14,6 +14,23 @@ use std::path::Path;
 /// Read size when streaming a file.
 const READ_BYTES: usize = 256 * 1024;
 
+/// An error opening what a component checked in the workspace (it may have
+/// changed since, or the component was wrong).
+pub fn open_error(e: std::io::Error) -> ApiError {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            ApiError::new(super::error::Code::PathNotFound, "no such file")
+        }
+        std::io::ErrorKind::PermissionDenied => ApiError::new(
+            super::error::Code::PathForbidden,
+            "the path resolves outside the environment",
+        ),
+        std::io::ErrorKind::InvalidInput => ApiError::invalid("not a regular file"),
+        std::io::ErrorKind::NotADirectory => ApiError::invalid("not a directory"),
+        _ => ApiError::internal("opening a workspace path", e),
+    }
+}
+
 pub async fn respond(
     workspace: &Path,
     path: &str,
@@ -27,17 +44,7 @@ pub async fn respond(
         Ok((file.into_std(), meta.len()))
     })
     .await?;
-    let (file, len) = opened.map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            ApiError::new(super::error::Code::PathNotFound, "no such file")
-        }
-        std::io::ErrorKind::PermissionDenied => ApiError::new(
-            super::error::Code::PathForbidden,
-            "the path resolves outside the environment",
-        ),
-        std::io::ErrorKind::InvalidInput => ApiError::invalid("not a regular file"),
-        _ => ApiError::internal("opening a file", e),
-    })?;
+    let (file, len) = opened.map_err(open_error)?;
     let stream =
         tokio_util::io::ReaderStream::with_capacity(tokio::fs::File::from_std(file), READ_BYTES)
             .map_ok(|bytes: Bytes| Frame::data(bytes));

@@ -10,7 +10,7 @@ wit_bindgen::generate!({
 });
 
 use exports::reshost::api::environments_handler::{
-    Caller, EventFilter, Guest, Query, ReadAnswer, ShellPlan, ShellStep,
+    ArchiveSpec, Caller, EventFilter, Guest, Query, ReadAnswer, ShellPlan, ShellStep,
 };
 use reshost::api::exec::{self, Command, Outcome};
 use reshost::api::tree;
@@ -73,6 +73,16 @@ impl Guest for Hostile {
     }
 
     fn edit(_: Caller, _: String, _: String, _: String) -> Result<String, Error> {
+        Err(unsupported())
+    }
+
+    fn extract(
+        _: Caller,
+        _: String,
+        _: String,
+        _: Query,
+        _: Option<String>,
+    ) -> Result<ArchiveSpec, Error> {
         Err(unsupported())
     }
 
