@@ -18,6 +18,7 @@ mod fairness;
 mod files;
 mod filesystem;
 mod fuzz;
+mod grep;
 mod isolation;
 mod pagination;
 mod plugins;

@@ -14,7 +14,9 @@ wit_bindgen::generate!({
 });
 
 mod changes;
+mod filters;
 mod fs;
+mod grep;
 mod paths;
 mod search;
 
@@ -93,6 +95,11 @@ impl Guest for Environments {
     fn search(_: Caller, env_id: String, query: Vec<(String, String)>) -> Result<String, Error> {
         environment(&env_id)?;
         search::search(&query)
+    }
+
+    fn grep(_: Caller, env_id: String, query: Vec<(String, String)>) -> Result<String, Error> {
+        environment(&env_id)?;
+        grep::grep(&query)
     }
 
     fn shell(_: Caller, env_id: String, body: String) -> Result<ShellStep, Error> {

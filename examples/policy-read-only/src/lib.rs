@@ -30,6 +30,7 @@ const READS: &[&str] = &[
     "environments.get",
     "environments.read",
     "environments.search",
+    "environments.grep",
     "environments.changes",
     "environments.diff",
     "terminals.list",

@@ -45,6 +45,7 @@ const PATH_OPERATIONS: &[&str] = &[
     "environments.delete",
     "environments.diff",
     "environments.search",
+    "environments.grep",
 ];
 
 /// The alternatives of a pattern's `{a,b}` groups, spelled out (groups do not nest).
@@ -163,7 +164,11 @@ fn decide(request: &Request, rules: &Rules) -> Result<(), String> {
         }
         // A recursive delete or a search reaches below the path: refuse it where a
         // pattern names something below (the root holds everything).
-        let subtree = ["environments.delete", "environments.search"];
+        let subtree = [
+            "environments.delete",
+            "environments.search",
+            "environments.grep",
+        ];
         if subtree.contains(&request.operation.as_str())
             && let Some(pattern) = rules
                 .deny_paths
