@@ -353,3 +353,30 @@ async fn a_policy_denying_environments_grep_is_403_and_search_still_works() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test]
+async fn with_many_matching_files_the_first_lines_by_path_are_returned_every_time() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let root = workspace(&server, &sid);
+    for i in 0..60 {
+        plant(
+            &root,
+            &format!("d{}/f{i:02}.txt", i % 7),
+            "hit\nmiss\nhit\n",
+        );
+    }
+    let expected = [
+        hit("d0/f00.txt", 1, 1),
+        hit("d0/f00.txt", 3, 1),
+        hit("d0/f07.txt", 1, 1),
+        hit("d0/f07.txt", 3, 1),
+        hit("d0/f14.txt", 1, 1),
+    ];
+    for _ in 0..5 {
+        let (status, body) = grepped(&server, &sid, "pattern=hit&limit=5").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(hits(&body), expected);
+        assert_eq!(body["has_more"], true);
+    }
+}
