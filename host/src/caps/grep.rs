@@ -41,6 +41,8 @@ pub enum GrepError {
         glob: String,
         source: globset::Error,
     },
+    #[error("{0}: {1}")]
+    Globs(&'static str, globset::Error),
     #[error("the scope cannot be opened: {0}")]
     Scope(io::Error),
 }
@@ -106,16 +108,17 @@ fn glob_set(param: &'static str, globs: &[String]) -> Result<Option<GlobSet>, Gr
     if globs.is_empty() {
         return Ok(None);
     }
-    let bad = |glob: &str, source| GrepError::Glob {
-        param,
-        glob: glob.to_owned(),
-        source,
-    };
     let mut set = GlobSetBuilder::new();
     for glob in globs {
-        set.add(Glob::new(glob).map_err(|e| bad(glob, e))?);
+        set.add(Glob::new(glob).map_err(|source| GrepError::Glob {
+            param,
+            glob: glob.to_owned(),
+            source,
+        })?);
     }
-    set.build().map(Some).map_err(|e| bad("", e))
+    set.build()
+        .map(Some)
+        .map_err(|e| GrepError::Globs(param, e))
 }
 
 /// `text` cut to at most `max` bytes, at a character boundary.
