@@ -3,8 +3,9 @@
 //! template of 100,000 files in 5,000 directories: its creation (baseline
 //! included), server memory, `changes` after 100 modifications, and search and
 //! directory listing side by side with the same work done natively (a Rust walk
-//! of the same directory), and a small PUT there under a workspace quota (the
-//! tenant's workspace bytes are checked at each API write).
+//! of the same directory), grep beside ripgrep (`rg`, when installed) on the same
+//! tree, and a small PUT there under a workspace quota (the tenant's workspace
+//! bytes are checked at each API write).
 //!
 //! `cargo build --release -p reshost && cargo run --release -p reshost --example bench_env`
 
@@ -78,6 +79,30 @@ fn native_search(root: &Path, needle: &str, ext: &str) -> usize {
     }
     found.sort();
     found.len()
+}
+
+/// The p50 of `rg` run `n` times over `root` with `args` (line and column
+/// numbers, its output read through a pipe as a client would), and the lines it
+/// printed; None when `rg` cannot be run.
+fn rg(root: &Path, args: &[&str], n: usize) -> Option<(Duration, usize)> {
+    let mut samples = Vec::new();
+    let mut lines = 0;
+    for _ in 0..n {
+        let t = Instant::now();
+        let out = std::process::Command::new("rg")
+            .args(["--line-number", "--column", "--no-heading", "--color=never"])
+            .args(args)
+            .arg(root)
+            .output()
+            .ok()?;
+        samples.push(t.elapsed());
+        lines = out
+            .stdout
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+    }
+    Some((percentile(&mut samples, 0.5), lines))
 }
 
 fn native_list(dir: &Path) -> usize {
@@ -238,6 +263,34 @@ async fn main() {
         ms(native),
         served.as_secs_f64() / native.as_secs_f64()
     );
+
+    for (what, query, rg_args) in [
+        ("literal", "pattern=grown&limit=1000", &["grown"][..]),
+        (
+            "regex",
+            "pattern=gr%5Bo%5Dwn%7Cy%24&regex=true&limit=1000",
+            &["gr[o]wn|y$"][..],
+        ),
+    ] {
+        let grep = format!("{env}/grep?{query}");
+        let found = support::json(client.get(&grep)).await["data"]
+            .as_array()
+            .unwrap()
+            .len();
+        let served = p50(&client, Method::GET, &grep, None, 10).await;
+        match rg(&root, rg_args, 10) {
+            Some((rg, lines)) => println!(
+                "grep ({what}) over 100,000 files p50: served {:.1} ms ({found} lines), rg {:.1} ms ({lines} lines) (ratio {:.2}x)",
+                ms(served),
+                ms(rg),
+                served.as_secs_f64() / rg.as_secs_f64()
+            ),
+            None => println!(
+                "grep ({what}) over 100,000 files p50: served {:.1} ms ({found} lines); rg is not installed, no comparison (apt-get install ripgrep)",
+                ms(served)
+            ),
+        }
+    }
 
     let listing = format!("{env}/filesystem/pkg07?limit=100");
     let served = p50(&client, Method::GET, &listing, None, 50).await;

@@ -183,6 +183,17 @@ pub struct Limits {
     /// The most directory entries one `tree.find` walks, whatever a component asks
     /// for (a search past it is `truncated`).
     pub max_find_visited: u32,
+    /// The most matching lines one grep returns, whatever a component asks for
+    /// (more are `has_more`).
+    pub max_grep_matches: u32,
+    /// Files larger than this are skipped by a grep, whatever a component asks.
+    pub max_grep_file_bytes: u64,
+    /// The most context lines a grep keeps before and after a match, whatever a
+    /// component asks.
+    pub max_grep_context: u32,
+    /// Longer lines (matches and context) are cut to this many bytes in a grep's
+    /// results.
+    pub max_grep_line_bytes: u32,
     /// Terminal output queued for one attached client before it is cut off as too
     /// slow (close code 1008).
     pub terminal_client_buffer_bytes: usize,
@@ -226,6 +237,10 @@ impl Default for Limits {
             shell_output_bytes: 1024 * 1024,
             max_command_timeout_ms: 3_600_000,
             max_find_visited: 1_000_000,
+            max_grep_matches: 1000,
+            max_grep_file_bytes: 16 * 1024 * 1024,
+            max_grep_context: 10,
+            max_grep_line_bytes: 1000,
             workspace_usage_refresh_ms: 5000,
             terminal_client_buffer_bytes: 8 * 1024 * 1024,
             terminal_ping_interval_ms: 20_000,
@@ -234,6 +249,18 @@ impl Default for Limits {
             max_scrollback_bytes: 64 * 1024 * 1024,
             max_component_bytes: 64 * 1024 * 1024,
             component_history: 10,
+        }
+    }
+}
+
+impl Limits {
+    /// The bounds every grep is held to.
+    pub fn grep_limits(&self) -> crate::caps::grep::GrepLimits {
+        crate::caps::grep::GrepLimits {
+            max_matches: self.max_grep_matches,
+            max_file_bytes: self.max_grep_file_bytes,
+            max_context: self.max_grep_context,
+            max_line_bytes: self.max_grep_line_bytes,
         }
     }
 }
@@ -459,6 +486,12 @@ impl Config {
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),
             ("limits.max_command_timeout_ms", l.max_command_timeout_ms),
             ("limits.max_find_visited", u64::from(l.max_find_visited)),
+            ("limits.max_grep_matches", u64::from(l.max_grep_matches)),
+            ("limits.max_grep_file_bytes", l.max_grep_file_bytes),
+            (
+                "limits.max_grep_line_bytes",
+                u64::from(l.max_grep_line_bytes),
+            ),
             (
                 "limits.terminal_client_buffer_bytes",
                 l.terminal_client_buffer_bytes as u64,

@@ -1,6 +1,6 @@
 //! The host caps what a component passes to a capability, whatever it asks: a
 //! hostile `environments` handler that plans 10-hour commands, runs them through
-//! `exec.run` and walks the whole workspace gets what the operator configured.
+//! `exec.run`, walks and greps the whole workspace gets what the operator configured.
 //! (The terminals cap is in `terminals.rs`.)
 
 use crate::common::*;
@@ -94,4 +94,34 @@ async fn an_event_filter_no_glob_engine_takes_is_the_components_failure_not_a_cr
     // The server goes on serving.
     let (status, _) = server.get(&format!("{}/search", env_url(&sid)), ACME).await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_grep_asking_for_everything_gets_the_configured_matches_bytes_context_and_line_length() {
+    let server = hostile(
+        "max_grep_matches = 3\nmax_grep_file_bytes = 100\nmax_grep_context = 1\nmax_grep_line_bytes = 8",
+    )
+    .await;
+    let sid = server.session(ACME).await;
+    let root = workspace(&server, &sid);
+    for i in 0..5 {
+        plant(
+            &root,
+            &format!("f{i}.txt"),
+            "a\nb\nhit one long line\nc\nd\n",
+        );
+    }
+    // Sorts first, but is larger than the file limit.
+    plant(&root, "big.txt", format!("hit\n{}", "x".repeat(200)));
+    let (status, body) = server.get(&format!("{}/grep", env_url(&sid)), ACME).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let one = |path: &str| json!({"path": path, "text": "hit one ", "before": 1, "after": 1});
+    assert_eq!(
+        body,
+        json!({
+            "matches": [one("f0.txt"), one("f1.txt"), one("f2.txt")],
+            "has_more": true,
+            "truncated": false,
+        })
+    );
 }

@@ -399,6 +399,14 @@ impl Fixture {
     }
 
     /// A search for `q` scoped to the suffix's path (the `path` query parameter).
+    fn grep_target(&self, suffix: &str) -> String {
+        format!(
+            "{}/grep?pattern=SENTINEL&no_ignore=true&hidden=true&path={}",
+            self.env_path(),
+            query_value(suffix)
+        )
+    }
+
     fn search_target(&self, q: &str, suffix: &str) -> String {
         format!(
             "{}/search?q={q}&path={}",
@@ -808,6 +816,10 @@ const DIFF_METHODS: [&str; 2] = ["DIFF", "DIFF unified"];
 /// (non-root) scope holds, so a scope that got out would list all it reached.
 const SEARCH_METHODS: [&str; 2] = ["SEARCH", "SEARCH all"];
 
+/// `GET …/grep?pattern=SENTINEL&path={path}`, hidden and ignored files included:
+/// every secret outside holds `SENTINEL`, so a scope that got out would show it.
+const GREP_METHODS: [&str; 1] = ["GREP"];
+
 fn allowed(expect: Expect, method: &str) -> &'static [&'static str] {
     use Expect::*;
     match (expect, method) {
@@ -825,7 +837,9 @@ fn allowed(expect: Expect, method: &str) -> &'static [&'static str] {
         // Nothing changed there this session.
         (Inert, "DIFF" | "DIFF unified") => &["400 invalid_path", "404 not_found"],
         // An absent scope, or (checked in `run_methods`) an empty result.
-        (Inert, "SEARCH" | "SEARCH all") => &["400 invalid_path", "404 path_not_found", "200"],
+        (Inert, "SEARCH" | "SEARCH all" | "GREP") => {
+            &["400 invalid_path", "404 path_not_found", "200"]
+        }
         (Inert, "PUT") => &["400 invalid_path", "200"],
         // A PUT may have created it just before (PUT runs last, but an earlier
         // case may share a name): then PATCH finds no match and DELETE removes it.
@@ -837,7 +851,7 @@ fn allowed(expect: Expect, method: &str) -> &'static [&'static str] {
         (TooLong, _) => &["400 invalid_path", "404 path_not_found"],
         // Query values are decoded lossily (invalid bytes become U+FFFD), which
         // names an absent scope inside.
-        (BadUtf8, "SEARCH" | "SEARCH all") => &[
+        (BadUtf8, "SEARCH" | "SEARCH all" | "GREP") => &[
             "400 invalid_path",
             "400 invalid_input",
             "404 path_not_found",
@@ -885,6 +899,7 @@ async fn run_methods(f: &Fixture, cases: &[Case], methods: &[&str]) -> Vec<Strin
                 ),
                 "SEARCH" => ("GET", f.search_target("a", suffix), None),
                 "SEARCH all" => ("GET", f.search_target("%2F", suffix), None),
+                "GREP" => ("GET", f.grep_target(suffix), None),
                 other => unreachable!("unknown method {other}"),
             };
             let reply = raw_request(&f.server, verb, &target, Some(ACME), body.as_ref()).await;
@@ -923,7 +938,7 @@ async fn run_methods(f: &Fixture, cases: &[Case], methods: &[&str]) -> Vec<Strin
                     problems.push(format!("DELETE of the link itself answered {v}"));
                 }
             }
-            if method.starts_with("SEARCH") && reply.status == 200 {
+            if (method.starts_with("SEARCH") || method == "GREP") && reply.status == 200 {
                 let v = reply.json().unwrap_or_default();
                 match v["data"].as_array() {
                     None => problems.push(format!("search answer without data: {v}")),
@@ -936,6 +951,13 @@ async fn run_methods(f: &Fixture, cases: &[Case], methods: &[&str]) -> Vec<Strin
                                 problems.push(format!(
                                     "search listed a file outside the workspace: {e}"
                                 ));
+                            }
+                            let text = e["text"].as_str().unwrap_or_default();
+                            if [&f.sentinel_text, &f.sibling_secret, &f.globex_secret]
+                                .iter()
+                                .any(|secret| secret.trim_end() == text)
+                            {
+                                problems.push(format!("grep showed a secret from outside: {e}"));
                             }
                         }
                     }
@@ -1062,6 +1084,14 @@ async fn search_scope_refuses_every_hostile_path() {
     let cases = full_corpus(&f);
     let failures = run_methods(&f, &cases, &SEARCH_METHODS).await;
     report("search", cases.len() * SEARCH_METHODS.len(), failures);
+}
+
+#[tokio::test]
+async fn grep_scope_refuses_every_hostile_path_and_shows_nothing_from_outside() {
+    let f = Fixture::new().await;
+    let cases = full_corpus(&f);
+    let failures = run_methods(&f, &cases, &GREP_METHODS).await;
+    report("grep", cases.len() * GREP_METHODS.len(), failures);
 }
 
 #[tokio::test]

@@ -20,6 +20,7 @@ mod file_events;
 mod files;
 mod filesystem;
 mod fuzz;
+mod grep;
 mod isolation;
 mod pagination;
 mod plugins;

@@ -623,6 +623,26 @@ async fn policy_rules_refuse_a_search_without_a_path() {
 }
 
 #[tokio::test]
+async fn policy_rules_refuse_a_grep_reaching_protected_paths_and_allow_one_that_does_not() {
+    let (server, sid) = rules_server().await;
+    for query in ["pattern=key", "pattern=key&path=."] {
+        let got = server
+            .get(&env_path(&sid, &format!("grep?{query}")), ACME)
+            .await;
+        assert_denied(&got, &["/ holds protected paths"]);
+    }
+    let got = server
+        .get(&env_path(&sid, "grep?pattern=key&path=secrets"), ACME)
+        .await;
+    assert_denied(&got, &["secrets", "protected path"]);
+    let (status, body) = server
+        .get(&env_path(&sid, "grep?pattern=main&path=src"), ACME)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"][0]["text"], "print('main')", "{body}");
+}
+
+#[tokio::test]
 async fn policy_rules_with_an_unreadable_config_deny_everything() {
     let server = admin_server("").await;
     let sid = server.session(ACME).await;

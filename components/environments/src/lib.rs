@@ -15,7 +15,9 @@ wit_bindgen::generate!({
 
 mod archive;
 mod changes;
+mod filters;
 mod fs;
+mod grep;
 mod paths;
 mod search;
 
@@ -109,6 +111,11 @@ impl Guest for Environments {
         search::search(&query)
     }
 
+    fn grep(_: Caller, env_id: String, query: Vec<(String, String)>) -> Result<String, Error> {
+        environment(&env_id)?;
+        grep::grep(&query)
+    }
+
     fn shell(_: Caller, env_id: String, body: String) -> Result<ShellStep, Error> {
         environment(&env_id)?;
         let plan = fs::plan_shell(&body)?;
@@ -151,7 +158,8 @@ impl Guest for Environments {
         query: Vec<(String, String)>,
     ) -> Result<EventFilter, Error> {
         environment(&env_id)?;
-        let (include, exclude) = search::glob_lists(&query)?;
+        let include = filters::Globs::parse(&query, "include")?.patterns;
+        let exclude = filters::Globs::parse(&query, "exclude")?.patterns;
         Ok(EventFilter { include, exclude })
     }
 

@@ -32,6 +32,7 @@ const READS: &[&str] = &[
     "environments.read",
     "environments.archive",
     "environments.search",
+    "environments.grep",
     "environments.changes",
     "environments.events",
     "environments.diff",

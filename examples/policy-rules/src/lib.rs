@@ -47,6 +47,7 @@ const PATH_OPERATIONS: &[&str] = &[
     "environments.delete",
     "environments.diff",
     "environments.search",
+    "environments.grep",
 ];
 
 /// The alternatives of a pattern's `{a,b}` groups, spelled out (groups do not nest).
@@ -170,6 +171,7 @@ fn decide(request: &Request, rules: &Rules) -> Result<(), String> {
             "environments.search",
             "environments.archive",
             "environments.extract",
+            "environments.grep",
         ];
         if subtree.contains(&request.operation.as_str())
             && let Some(pattern) = rules

@@ -144,6 +144,7 @@ impl App {
                 tracker: self.tracker.clone(),
                 max_read_bytes: self.config.limits.read_cap_bytes,
                 max_find_visited: self.config.limits.max_find_visited,
+                grep: self.config.limits.grep_limits(),
             });
         }
         if W::TERMINALS {

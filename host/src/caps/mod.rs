@@ -5,6 +5,7 @@
 
 pub mod blobs;
 pub mod exec;
+pub mod grep;
 pub mod pty;
 pub mod records;
 pub mod tree;
@@ -50,9 +51,11 @@ pub struct Workspace {
     /// The most of a file's baseline a call may read (`limits.read_cap_bytes`),
     /// whatever it asks.
     pub max_read_bytes: u64,
-    /// The most entries one `tree.find` walks (`limits.max_find_visited`),
-    /// whatever it asks.
+    /// The most entries one `tree.find` or `tree.grep` walks
+    /// (`limits.max_find_visited`), whatever it asks.
     pub max_find_visited: u32,
+    /// What one `tree.grep` may return, whatever it asks.
+    pub grep: grep::GrepLimits,
 }
 
 /// The session's terminals, as granted to a call of the `terminals` slot.
@@ -108,11 +111,12 @@ impl Caps {
         self.workspace.as_ref().map(|w| w.dir.as_path())
     }
 
-    /// The workspace to walk, and the most entries one walk may visit.
-    pub fn tree(&self) -> Option<(&Path, u32)> {
+    /// The workspace to walk, the most entries one walk may visit, and the
+    /// bounds of a grep.
+    pub fn tree(&self) -> Option<(&Path, u32, grep::GrepLimits)> {
         self.workspace
             .as_ref()
-            .map(|w| (w.dir.as_path(), w.max_find_visited))
+            .map(|w| (w.dir.as_path(), w.max_find_visited, w.grep))
     }
 
     /// Adds the session's terminals.

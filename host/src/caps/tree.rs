@@ -3,7 +3,8 @@
 //! blocking thread.
 
 use super::CapsView;
-use crate::bindings::tree::{File, Found, Host};
+use super::grep::grep;
+use crate::bindings::tree::{File, Found, GrepSpec, Grepped, Host};
 use crate::workspace::walk::{Next, walk};
 use cap_std::fs::Dir;
 use std::path::Path;
@@ -60,7 +61,7 @@ impl Host for CapsView<'_> {
         needle: String,
         max_visited: u32,
     ) -> wasmtime::Result<Found> {
-        let Some((workspace, cap)) = self.caps.tree() else {
+        let Some((workspace, cap, _)) = self.caps.tree() else {
             wasmtime::bail!("the workspace tree is not granted to this call");
         };
         let (workspace, max_visited) = (workspace.to_owned(), max_visited.min(cap));
@@ -69,6 +70,18 @@ impl Host for CapsView<'_> {
             find(&workspace, &scope, &needle, max_visited as usize)
         })
         .await??;
+        Ok(found)
+    }
+
+    async fn grep(&mut self, spec: GrepSpec) -> wasmtime::Result<Result<Grepped, String>> {
+        let Some((workspace, max_visited, limits)) = self.caps.tree() else {
+            wasmtime::bail!("the workspace tree is not granted to this call");
+        };
+        let workspace = workspace.to_owned();
+        let found = tokio::task::spawn_blocking(move || {
+            grep(&workspace, &spec, max_visited, limits).map_err(|e| e.to_string())
+        })
+        .await?;
         Ok(found)
     }
 }

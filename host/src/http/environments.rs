@@ -226,27 +226,43 @@ pub(super) async fn shell_answer(
     Ok(json)
 }
 
-/// `GET …/environments/{env}/search`.
+/// What a search looks at.
+#[derive(Clone, Copy)]
+pub enum Lookup {
+    /// `GET …/search`: file paths.
+    Paths,
+    /// `GET …/grep`: file contents.
+    Contents,
+}
+
+/// `GET …/environments/{env}/search` and `…/grep`.
 pub(super) async fn search(
     app: &App,
     tenant: &str,
     session: &str,
     env: &str,
     query: &Query,
+    lookup: Lookup,
 ) -> ApiResult<Response<Body>> {
     // No `path` searches the root: the policy is told so, not left to guess.
     let scope = query
         .iter()
         .find(|(k, _)| k == "path")
         .map_or("", |(_, v)| v.as_str());
+    let operation = match lookup {
+        Lookup::Paths => "environments.search",
+        Lookup::Contents => "environments.grep",
+    };
     let ask = Ask {
         path: Some(scope),
-        ..Ask::new("environments.search", Some(session), Some(env))
+        ..Ask::new(operation, Some(session), Some(env))
     };
     answer::<EnvironmentsWorld>(app, tenant, session, ask, async |envs, store, caller| {
-        envs.reshost_api_environments_handler()
-            .call_search(store, caller, env, query)
-            .await
+        let handler = envs.reshost_api_environments_handler();
+        match lookup {
+            Lookup::Paths => handler.call_search(store, caller, env, query).await,
+            Lookup::Contents => handler.call_grep(store, caller, env, query).await,
+        }
     })
     .await
 }

@@ -243,7 +243,13 @@ async fn v1(
         GetFileContent => files::content(app, tenant, session, file, headers).await,
         ListEnvironments => environments::list(app, tenant, session, &query).await,
         GetEnvironment => environments::get(app, tenant, session, env).await,
-        Search => environments::search(app, tenant, session, env, &query).await,
+        Search | Grep => {
+            let lookup = match found.route {
+                Search => environments::Lookup::Paths,
+                _ => environments::Lookup::Contents,
+            };
+            environments::search(app, tenant, session, env, &query, lookup).await
+        }
         Shell => environments::shell(app, tenant, session, env, headers, body).await,
         Changes => environments::changes(app, tenant, session, env, &query).await,
         FileEvents => file_events::events(app, tenant, session, env, &query, headers).await,

@@ -99,6 +99,46 @@ impl Guest for Hostile {
         .to_string())
     }
 
+    fn grep(_: Caller, _: String, _: Query) -> Result<String, Error> {
+        let found = tree::grep(&tree::GrepSpec {
+            scope: String::new(),
+            shown_scope: String::new(),
+            pattern: "hit".into(),
+            regex: false,
+            case_sensitive: true,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            ignore_rules: false,
+            hidden: true,
+            context: u32::MAX,
+            max_matches: u32::MAX,
+            max_file_bytes: u64::MAX,
+            max_visited: u32::MAX,
+        })
+        .map_err(|message| Error {
+            code: ErrorCode::InvalidInput,
+            message,
+        })?;
+        let matches: Vec<_> = found
+            .matches
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "path": m.path,
+                    "text": m.text,
+                    "before": m.before.len(),
+                    "after": m.after.len(),
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({
+            "matches": matches,
+            "has_more": found.has_more,
+            "truncated": found.truncated,
+        })
+        .to_string())
+    }
+
     fn shell(_: Caller, _: String, body: String) -> Result<ShellStep, Error> {
         Ok(ShellStep::Run(ShellPlan {
             command: command(&body),
