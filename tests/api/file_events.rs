@@ -117,6 +117,13 @@ async fn a_client_that_reconnects_with_its_last_event_id_misses_nothing_and_repe
     run(&server, &sid, "mkdir five").await;
     let (live, _) = take(&mut events, 1).await;
     assert_eq!(live, [told("created", "five")]);
+    drop(events);
+    // A kept id given as a parameter resumes the same way.
+    let query = format!("?last_event_id={}", pct(&last, false));
+    let mut events = follow(&server, &sid, &query, None).await;
+    let (again, _) = take(&mut events, 4).await;
+    assert_eq!(again[0], told("created", "three"));
+    assert_eq!(again[3], told("created", "five"));
 }
 
 #[tokio::test]
