@@ -1104,3 +1104,33 @@ async fn changes_and_diffs_belong_to_their_session_tenant_and_environment() {
         pairs(&[("x.txt", "created")])
     );
 }
+
+#[tokio::test]
+async fn a_change_set_of_100_000_files_is_listed_whole() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let made = "for d in $(seq 100); do mkdir d$d && (cd d$d && seq 1000 | xargs touch); done";
+    let (status, body) = server
+        .post(
+            &shell_path(&sid),
+            ACME,
+            json!({"command": made, "timeout": 120}),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["exit_code"]),
+        (200, &json!(0)),
+        "{body}"
+    );
+    let (status, body) = server
+        .get(&format!("{}/changes", env_url(&sid)), ACME)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = body["data"].as_array().unwrap();
+    assert_eq!(data.len(), 100_000);
+    assert_eq!(
+        data[0],
+        json!({"path": "d1/1", "status": "created", "bytes": 0, "modified_at": data[0]["modified_at"]})
+    );
+    assert_eq!(body["has_more"], false);
+}
