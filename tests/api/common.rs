@@ -512,6 +512,9 @@ impl Events {
             "text/event-stream",
             "not an event stream"
         );
+        // Neither caches nor buffering proxies may hold events back.
+        assert_eq!(response.headers()["cache-control"], "no-cache");
+        assert_eq!(response.headers()["x-accel-buffering"], "no");
         Events {
             body: Box::pin(response.bytes_stream()),
             buffer: Vec::new(),

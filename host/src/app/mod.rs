@@ -195,18 +195,6 @@ impl App {
         }))
     }
 
-    /// Runs a command a component planned to its end (see `launch_command`).
-    pub async fn run_command(
-        &self,
-        caller: &Caller,
-        command: Command,
-    ) -> Result<Result<Outcome, String>, Error> {
-        Ok(match self.launch_command(caller, &command, None)? {
-            Ok(launched) => Ok(launched.finish().await?),
-            Err(refusal) => Err(refusal),
-        })
-    }
-
     /// Calls a resource slot's component with the session's records of its
     /// collection; its writes are committed only if it answers `ok`.
     pub async fn call_slot<W: ResourceWorld, R>(

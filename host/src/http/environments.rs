@@ -197,14 +197,20 @@ pub(super) async fn shell(
         kill_on_disconnect: plan.kill_on_disconnect,
         request_id: request_id::of(headers).to_str().unwrap_or("-").to_owned(),
     };
-    if !(plan.stream || sse::wanted(headers)) {
-        let outcome = app.run_command(&call.caller, plan.command).await?;
-        return ok(shell_answer(&call, outcome).await?);
-    }
-    let (tap, pieces) = mpsc::channel(shell_stream::TAP_PIECES);
-    match app.launch_command(&call.caller, &plan.command, Some(tap))? {
-        Ok(launched) => Ok(shell_stream::respond(call, launched, pieces)),
-        Err(refusal) => ok(shell_answer(&call, Err(refusal)).await?),
+    let (tap, pieces) = match plan.stream || sse::wanted(headers) {
+        true => {
+            let (tap, pieces) = mpsc::channel(shell_stream::TAP_PIECES);
+            (Some(tap), Some(pieces))
+        }
+        false => (None, None),
+    };
+    let launched = match app.launch_command(&call.caller, &plan.command, tap)? {
+        Ok(launched) => launched,
+        Err(refusal) => return ok(shell_answer(&call, Err(refusal)).await?),
+    };
+    match pieces {
+        Some(pieces) => Ok(shell_stream::respond(call, launched, pieces)),
+        None => ok(shell_answer(&call, Ok(launched.finish().await?)).await?),
     }
 }
 
