@@ -176,6 +176,12 @@ pub struct Limits {
     pub shell_output_bytes: usize,
     /// The longest a shell command may run, whatever timeout a component asks for.
     pub max_command_timeout_ms: u64,
+    /// Bytes kept of each output stream of a background process (the last ones).
+    pub process_output_bytes: usize,
+    /// Ended processes listed per session: past it the oldest are forgotten.
+    pub process_history: usize,
+    /// How long a write to a process's stdin waits for the process to read.
+    pub stdin_wait_ms: u64,
     /// How old a tenant's measured workspace bytes may be before a write that
     /// fits them starts a new measurement (in the background; a write that does
     /// not fit always measures first).
@@ -236,6 +242,9 @@ impl Default for Limits {
             max_unpacked_bytes: 2 * 1024 * 1024 * 1024,
             shell_output_bytes: 1024 * 1024,
             max_command_timeout_ms: 3_600_000,
+            process_output_bytes: 1024 * 1024,
+            process_history: 100,
+            stdin_wait_ms: 10_000,
             max_find_visited: 1_000_000,
             max_grep_matches: 1000,
             max_grep_file_bytes: 16 * 1024 * 1024,
@@ -485,6 +494,9 @@ impl Config {
             ("limits.max_unpacked_bytes", l.max_unpacked_bytes),
             ("limits.shell_output_bytes", l.shell_output_bytes as u64),
             ("limits.max_command_timeout_ms", l.max_command_timeout_ms),
+            ("limits.process_output_bytes", l.process_output_bytes as u64),
+            ("limits.process_history", l.process_history as u64),
+            ("limits.stdin_wait_ms", l.stdin_wait_ms),
             ("limits.max_find_visited", u64::from(l.max_find_visited)),
             ("limits.max_grep_matches", u64::from(l.max_grep_matches)),
             ("limits.max_grep_file_bytes", l.max_grep_file_bytes),

@@ -13,6 +13,7 @@ pub mod config;
 mod deadline;
 mod http;
 mod metrics;
+mod process;
 mod pty;
 mod runtime;
 mod sandbox;
@@ -54,8 +55,10 @@ pub async fn run(
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
     println!("listening on http://{addr}");
     http::serve(app.clone(), listener, shutdown_signal()?).await;
-    // No terminal outlives the server.
+    // No terminal or process outlives the server; the processes' records say
+    // they ended.
     app.terminals.close_all();
+    app.processes.close_all().await;
     // The last reference closes the database cleanly.
     drop(app);
     tracing::info!("stopped");

@@ -504,20 +504,45 @@ pub fn plan_shell(body: &str) -> Result<Planned, Error> {
         &["command", "timeout", "cwd", "env", "stream", "kill_on_disconnect"],
     )?;
     let (stream, kill_on_disconnect) = (flag(&map, "stream")?, flag(&map, "kill_on_disconnect")?);
-    let command = text_field(&map, "command")?;
+    let (command, shown_cwd) = plan_command(&map, Some(DEFAULT_TIMEOUT_SECS))?;
+    Ok(Planned {
+        command,
+        shown_cwd,
+        stream,
+        kill_on_disconnect,
+    })
+}
+
+/// A background process's command from the JSON body of `POST …/processes`,
+/// and its `cwd` as named; without a `timeout` it runs as long as the host
+/// lets any command run.
+pub fn plan_process(body: &str) -> Result<(Command, String), Error> {
+    let map = object(body, &["command", "timeout", "cwd", "env"])?;
+    plan_command(&map, None)
+}
+
+/// The command a body's `command`, `timeout` (seconds; `default` when absent,
+/// else the host's longest), `cwd` and `env` describe, and its `cwd` as named.
+fn plan_command(
+    map: &Map<String, Value>,
+    default: Option<u64>,
+) -> Result<(Command, String), Error> {
+    let command = text_field(map, "command")?;
     if command.trim().is_empty() {
         return Err(invalid_input("command must not be blank"));
     }
-    let timeout = match map.get("timeout") {
-        None | Some(Value::Null) => DEFAULT_TIMEOUT_SECS,
-        Some(v) => v
-            .as_u64()
-            .filter(|t| (1..=MAX_TIMEOUT_SECS).contains(t))
-            .ok_or_else(|| {
-                invalid_input(format!(
-                    "timeout must be an integer from 1 to {MAX_TIMEOUT_SECS} (seconds)"
-                ))
-            })?,
+    let timeout_ms = match map.get("timeout") {
+        None | Some(Value::Null) => default.map_or(u64::MAX, |secs| secs * 1000),
+        Some(v) => {
+            v.as_u64()
+                .filter(|t| (1..=MAX_TIMEOUT_SECS).contains(t))
+                .ok_or_else(|| {
+                    invalid_input(format!(
+                        "timeout must be an integer from 1 to {MAX_TIMEOUT_SECS} (seconds)"
+                    ))
+                })?
+                * 1000
+        }
     };
     let (cwd, shown) = match map.get("cwd") {
         None | Some(Value::Null) => (String::new(), String::new()),
@@ -551,14 +576,9 @@ pub fn plan_shell(body: &str) -> Result<Planned, Error> {
         command: command.to_owned(),
         cwd,
         env,
-        timeout_ms: timeout * 1000,
+        timeout_ms,
     };
-    Ok(Planned {
-        command,
-        shown_cwd: shown,
-        stream,
-        kill_on_disconnect,
-    })
+    Ok((command, shown))
 }
 
 /// The answer to a planned command; `shown` is its `cwd` as the client sees it.

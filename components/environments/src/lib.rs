@@ -22,7 +22,7 @@ mod paths;
 mod search;
 
 use exports::reshost::api::environments_handler::{
-    ArchiveSpec, Caller, EventFilter, Guest, RawFile, ReadAnswer, ShellPlan, ShellStep,
+    ArchiveSpec, Caller, EventFilter, Guest, ProcessPlan, RawFile, ReadAnswer, ShellPlan, ShellStep,
 };
 use reshost_guest::exec::Outcome;
 use reshost_guest::types::Error;
@@ -125,6 +125,12 @@ impl Guest for Environments {
             stream: plan.stream,
             kill_on_disconnect: plan.kill_on_disconnect,
         }))
+    }
+
+    fn process(_: Caller, env_id: String, body: String) -> Result<ProcessPlan, Error> {
+        environment(&env_id)?;
+        let (command, cwd) = fs::plan_process(&body)?;
+        Ok(ProcessPlan { command, cwd })
     }
 
     fn shell_result(

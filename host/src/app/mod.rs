@@ -20,6 +20,7 @@ use crate::bindings::types::{Caller, Error as ComponentError};
 use crate::caps::exec::{self, ExecLimits, Tap};
 use crate::caps::{Caps, TerminalsCap, Workspace};
 use crate::config::Config;
+use crate::process::{Process, Processes, Spec};
 use crate::pty::Terminals;
 use crate::runtime::CallError;
 use crate::runtime::{EnvironmentsWorld, Guest, ResourceWorld, Runtime};
@@ -47,6 +48,8 @@ pub struct App {
     pub tracker: Arc<Tracker>,
     /// Every live terminal.
     pub terminals: Arc<Terminals>,
+    /// Every background process started since the server started.
+    pub processes: Arc<Processes>,
     /// Confinement of shell commands and terminals.
     pub sandbox: Arc<Sandbox>,
     /// What each tenant may use, and uses.
@@ -88,6 +91,7 @@ impl App {
             staging,
             tracker,
             terminals: Arc::default(),
+            processes: Arc::default(),
             sandbox,
         })
     }
@@ -193,6 +197,49 @@ impl App {
             running,
             _quota: quota,
         }))
+    }
+
+    /// Starts a background process a component planned in the caller's
+    /// workspace, confined; it holds one of the tenant's `shell_commands` until
+    /// it ends. `Err` inside: the command was refused (a message for the client).
+    pub async fn start_process(
+        &self,
+        caller: &Caller,
+        environment: &str,
+        command: &Command,
+        cwd: String,
+    ) -> Result<Result<Arc<Process>, String>, Error> {
+        let quota = self.quotas.shell(&caller.tenant)?;
+        let session = &caller.session_id;
+        let started = exec::background(
+            &self.workspace(session),
+            &self.exec_limits(session),
+            command,
+        )
+        .map_err(|e| Error::internal("starting a process", e))?;
+        let started = match started {
+            Ok(started) => started,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let spec = Spec {
+            session: session.clone(),
+            environment: environment.to_owned(),
+            command: command.command.clone(),
+            cwd,
+            ring_bytes: self.config.limits.process_output_bytes,
+        };
+        let id = format!("proc_{}", uuid::Uuid::now_v7().simple());
+        let process = self
+            .processes
+            .adopt(id, spec, started, self.store.clone(), quota)
+            .await;
+        let (processes, store) = (self.processes.clone(), self.store.clone());
+        let (session, keep) = (session.clone(), self.config.limits.process_history);
+        blocking("forgetting old processes", move || {
+            processes.prune(&session, keep, &store)
+        })
+        .await??;
+        Ok(Ok(process))
     }
 
     /// Calls a resource slot's component with the session's records of its

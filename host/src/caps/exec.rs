@@ -120,28 +120,47 @@ impl Captured {
     }
 }
 
+/// An output stream read piece by piece, as the process writes it.
+pub struct Pieces<R> {
+    from: R,
+    buf: Vec<u8>,
+}
+
+impl<R: AsyncRead + Unpin> Pieces<R> {
+    pub fn new(from: R) -> Pieces<R> {
+        Pieces {
+            from,
+            buf: vec![0u8; 16 * 1024],
+        }
+    }
+
+    /// The next piece; `None` at the end of the stream.
+    pub async fn next(&mut self) -> Option<&[u8]> {
+        match self.from.read(&mut self.buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => Some(&self.buf[..n]),
+        }
+    }
+}
+
 async fn capture(
-    mut from: impl AsyncRead + Unpin,
+    from: impl AsyncRead + Unpin,
     into: Arc<Mutex<Captured>>,
     cap: usize,
     mut tap: Option<(Tap, Stream)>,
 ) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
+    let mut pieces = Pieces::new(from);
+    while let Some(read) = pieces.next().await {
         {
             let mut c = into.locked();
             let room = cap.saturating_sub(c.bytes.len());
-            c.truncated |= n > room;
-            c.bytes.extend_from_slice(&buf[..n.min(room)]);
+            c.truncated |= read.len() > room;
+            c.bytes.extend_from_slice(&read[..read.len().min(room)]);
         }
         if let Some((to, stream)) = &tap {
             let piece = Piece {
                 stream: *stream,
-                bytes: bytes::Bytes::copy_from_slice(&buf[..n]),
+                bytes: bytes::Bytes::copy_from_slice(read),
             };
             if to.send(piece).await.is_err() {
                 tap = None;
@@ -229,7 +248,16 @@ async fn exit_code(report: std::os::fd::OwnedFd) -> Option<i32> {
 struct Started {
     child: tokio::process::Child,
     report: Option<std::os::fd::OwnedFd>,
-    guard: Guard,
+    guard: Arc<Guard>,
+}
+
+/// How a launch is wired.
+#[derive(Clone, Copy)]
+struct Wiring {
+    /// Its stdin is a pipe from the server (else `/dev/null`).
+    stdin: bool,
+    /// What the shell leaves running runs on after it exits (until the deadline).
+    linger: bool,
 }
 
 /// Starts `bash -c COMMAND` confined, in `dir` inside `workspace`.
@@ -238,6 +266,7 @@ fn start(
     dir: &Path,
     limits: &ExecLimits,
     command: &Command,
+    wiring: Wiring,
 ) -> std::io::Result<Started> {
     let mut prepared = limits
         .sandbox
@@ -247,7 +276,8 @@ fn start(
             workspace,
             cwd: dir,
             argv: vec![shell().into(), "-c".into(), command.command.clone().into()],
-            linger: true,
+            linger: wiring.linger,
+            program_group: true,
         })
         .map_err(std::io::Error::other)?;
     let mut cmd = tokio::process::Command::from(prepared.command());
@@ -257,13 +287,16 @@ fn start(
         .env("HOME", workspace)
         .env("LANG", "C.UTF-8")
         .envs(command.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
+        .stdin(match wiring.stdin {
+            true => Stdio::piped(),
+            false => Stdio::null(),
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     let (child, report) = prepared.spawn(&mut cmd)?;
-    let guard = prepared.guard;
+    let guard = Arc::new(prepared.guard);
     if let Some(pid) = child.id() {
         guard.started(pid);
     }
@@ -353,6 +386,30 @@ pub struct Running {
     deadline: tokio::time::Instant,
 }
 
+/// Starts `command` wired as asked, in the directory it names, once it is
+/// checked; `Err` inside: it was refused (a message for the client), and
+/// nothing started. Also its deadline.
+fn begin(
+    workspace: &Path,
+    limits: &ExecLimits,
+    command: &Command,
+    wiring: Wiring,
+) -> std::io::Result<Result<(Started, tokio::time::Instant), String>> {
+    if let Some(refusal) = unusable(command) {
+        return Ok(Err(refusal));
+    }
+    let dir = match working_dir(workspace, &command.cwd) {
+        Ok(dir) => dir,
+        Err(e) => return Ok(Err(e.message)),
+    };
+    let started = start(workspace, &dir, limits, command, wiring)?;
+    let timeout = command.timeout_ms.min(limits.max_timeout_ms);
+    Ok(Ok((
+        started,
+        tokio::time::Instant::now() + Duration::from_millis(timeout),
+    )))
+}
+
 /// Starts `command` (its output also to `tap`, when given); `Err` inside: it
 /// was refused (a message for the client), and nothing started.
 pub fn launch(
@@ -361,21 +418,65 @@ pub fn launch(
     command: &Command,
     tap: Option<Tap>,
 ) -> std::io::Result<Result<Running, String>> {
-    if let Some(refusal) = unusable(command) {
-        return Ok(Err(refusal));
-    }
-    let dir = match working_dir(workspace, &command.cwd) {
-        Ok(dir) => dir,
-        Err(e) => return Ok(Err(e.message)),
+    let wiring = Wiring {
+        stdin: false,
+        linger: true,
     };
-    let mut started = start(workspace, &dir, limits, command)?;
+    let (mut started, deadline) = match begin(workspace, limits, command, wiring)? {
+        Ok(begun) => begun,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
     let outputs = Outputs::read(&mut started.child, limits.output_bytes, tap)?;
-    let timeout = command.timeout_ms.min(limits.max_timeout_ms);
-    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout);
     Ok(Ok(Running {
         started,
         outputs,
         deadline,
+    }))
+}
+
+/// How a background command ends: its shell's exit code, or `None` and timed
+/// out.
+pub type Ending =
+    std::pin::Pin<Box<dyn Future<Output = std::io::Result<(Option<i32>, bool)>> + Send>>;
+
+/// A command started in the background: its pipes for whoever keeps its
+/// output and feeds its input, its guard (to signal or kill it), and its end.
+pub struct Background {
+    pub pid: u32,
+    pub stdin: tokio::process::ChildStdin,
+    pub stdout: tokio::process::ChildStdout,
+    pub stderr: tokio::process::ChildStderr,
+    pub guard: Arc<Guard>,
+    /// Resolves when the shell exits (with its exit code) or its deadline
+    /// passed (then `None` and timed out, everything it started killed). What
+    /// it started ends with it.
+    pub end: Ending,
+}
+
+/// Starts `command` in the background with its stdin piped; `Err` inside: it
+/// was refused (a message for the client), and nothing started.
+pub fn background(
+    workspace: &Path,
+    limits: &ExecLimits,
+    command: &Command,
+) -> std::io::Result<Result<Background, String>> {
+    let wiring = Wiring {
+        stdin: true,
+        linger: false,
+    };
+    let (mut started, deadline) = match begin(workspace, limits, command, wiring)? {
+        Ok(begun) => begun,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    let unpiped = || std::io::Error::other("a standard stream is not piped");
+    let child = &mut started.child;
+    Ok(Ok(Background {
+        pid: child.id().ok_or_else(unpiped)?,
+        stdin: child.stdin.take().ok_or_else(unpiped)?,
+        stdout: child.stdout.take().ok_or_else(unpiped)?,
+        stderr: child.stderr.take().ok_or_else(unpiped)?,
+        guard: started.guard.clone(),
+        end: Box::pin(wait(started, deadline)),
     }))
 }
 

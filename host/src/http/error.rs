@@ -244,6 +244,18 @@ impl From<app::Error> for ApiError {
     }
 }
 
+impl From<crate::process::Refused> for ApiError {
+    fn from(e: crate::process::Refused) -> ApiError {
+        use crate::process::Refused as R;
+        match e {
+            R::Ended(_) | R::StdinClosed(_) | R::Stalled { .. } => {
+                ApiError::new(Code::Conflict, e.to_string())
+            }
+            R::Signal(..) => ApiError::internal("signalling a process", e),
+        }
+    }
+}
+
 impl From<crate::archive::unpack::Refused> for ApiError {
     fn from(e: crate::archive::unpack::Refused) -> ApiError {
         use crate::archive::unpack::Refused as R;

@@ -37,13 +37,7 @@ pub(super) async fn events(
         })
         .await?;
     let filter = Filter::new(&filter)?;
-    // The header, as EventSource sends it when it reconnects; the parameter, for
-    // a client that resumes from an id it kept (a reloaded page).
-    let after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .or_else(|| super::paging::param(query, "last_event_id"))
-        .map(str::to_owned);
+    let after = sse::last_event_id(headers, query).map(str::to_owned);
     let (tracker, root, session) = (
         app.tracker.clone(),
         app.workspace(session),

@@ -11,7 +11,9 @@ mod error;
 mod file_events;
 mod files;
 mod metrics;
+mod output_text;
 mod paging;
+mod processes;
 mod raw;
 mod request_id;
 mod resources;
@@ -222,7 +224,7 @@ async fn v1(
     let query = paging::parse_query(req.uri());
     let (session, path) = (found.param("session_id"), found.param("path"));
     let (env, terminal) = (found.param("env_id"), found.param("terminal_id"));
-    let file = found.param("file_id");
+    let (file, process) = (found.param("file_id"), found.param("process_id"));
     if found.route == AttachTerminal {
         // The upgrade needs the whole request.
         return attach::attach(app, tenant, (session, terminal), &query, req).await;
@@ -254,6 +256,16 @@ async fn v1(
         Changes => environments::changes(app, tenant, session, env, &query).await,
         FileEvents => file_events::events(app, tenant, session, env, &query, headers).await,
         Diff => environments::diff(app, tenant, session, env, path, &query).await,
+        ListProcesses => processes::list(app, tenant, (session, env), &query).await,
+        StartProcess => processes::start(app, tenant, (session, env), body).await,
+        GetProcess => processes::get(app, tenant, (session, env), process).await,
+        DeleteProcess => processes::delete(app, tenant, (session, env), process).await,
+        ProcessStdin => processes::stdin(app, tenant, (session, env), process, &query, body).await,
+        SignalProcess => processes::signal(app, tenant, (session, env), process, body).await,
+        ProcessOutput => processes::output(app, tenant, (session, env), process, &query).await,
+        ProcessEvents => {
+            processes::events(app, tenant, (session, env), process, &query, headers).await
+        }
         ReadPath => environments::read(app, tenant, session, (env, path), &query).await,
         WritePath | EditPath => {
             let change = match found.route {

@@ -221,6 +221,8 @@ pub(super) async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response
 pub(super) async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
     app.authorize(tenant, id, Ask::new("sessions.delete", Some(id), None))
         .await?;
+    // Its processes end first, so that none records itself again afterwards.
+    app.processes.close_session(id);
     let store = app.store.clone();
     let (t, i) = (tenant.to_owned(), id.to_owned());
     let existed = blocking("deleting the session", move || store.delete_session(&t, &i)).await??;

@@ -7,11 +7,11 @@
 
 use super::body::Body;
 use super::error::ApiError;
+use super::output_text::encode;
 use super::sse::{self, Event};
 use crate::app::{App, Launched};
 use crate::bindings::types::Caller;
 use crate::caps::exec::{Piece, Stream};
-use base64::Engine;
 use http::Response;
 use std::sync::Arc;
 use std::time::Duration;
@@ -117,9 +117,8 @@ impl Texts {
     }
 }
 
-/// One output stream turned into event data: `{"text": …}` for UTF-8 (a
-/// character cut between two pieces is held back until the rest of it comes),
-/// `{"base64": …}` for a piece that is not UTF-8.
+/// One output stream turned into event data (see `output_text`): a character
+/// cut between two pieces is held back until the rest of it comes.
 #[derive(Default)]
 struct Utf8Pieces {
     held: Vec<u8>,
@@ -128,50 +127,25 @@ struct Utf8Pieces {
 impl Utf8Pieces {
     fn event(&mut self, stream: Stream, bytes: &[u8]) -> Option<Event> {
         self.held.extend_from_slice(bytes);
-        let data = match std::str::from_utf8(&self.held) {
-            Ok(text) => text_data(text),
-            // Only a character cut at the end: send what is whole, keep the rest.
-            Err(e) if e.error_len().is_none() => {
-                let whole = e.valid_up_to();
-                if whole == 0 {
-                    return None;
-                }
-                let rest = self.held.split_off(whole);
-                let data = text_data(&String::from_utf8_lossy(&self.held));
-                self.held = rest;
-                return Some(Event::new(name(stream), data));
-            }
-            Err(_) => base64_data(&self.held),
-        };
-        self.held.clear();
-        Some(Event::new(name(stream), data))
+        let encoded = encode(&self.held, true)?;
+        self.held.drain(..encoded.used);
+        Some(Event::new(name(stream), encoded.json()))
     }
 
     /// What was held back when the stream ended: a cut character, as base64.
     fn rest(&mut self, stream: Stream) -> Option<Event> {
-        if self.held.is_empty() {
-            return None;
-        }
-        let data = base64_data(&self.held);
+        let encoded = encode(&self.held, false)?;
         self.held.clear();
-        Some(Event::new(name(stream), data))
+        Some(Event::new(name(stream), encoded.json()))
     }
 }
 
-fn name(stream: Stream) -> &'static str {
+/// The event name of output from `stream`.
+pub fn name(stream: Stream) -> &'static str {
     match stream {
         Stream::Stdout => "stdout",
         Stream::Stderr => "stderr",
     }
-}
-
-fn text_data(text: &str) -> String {
-    serde_json::json!({ "text": text }).to_string()
-}
-
-fn base64_data(bytes: &[u8]) -> String {
-    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
-    serde_json::json!({ "base64": encoded }).to_string()
 }
 
 #[cfg(test)]
@@ -200,13 +174,5 @@ mod tests {
             Some(r#"{"base64":"ww=="}"#.into())
         );
         assert_eq!(data(text.rest(Stream::Stdout)), None);
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_go_as_base64() {
-        let mut text = Utf8Pieces::default();
-        let event = text.event(Stream::Stderr, &[0xff, b'a']).unwrap();
-        assert_eq!(event.name, "stderr");
-        assert_eq!(event.data, r#"{"base64":"/2E="}"#);
     }
 }

@@ -75,6 +75,19 @@ pub fn response(events: mpsc::Receiver<Event>, keepalive: Duration) -> Response<
     response
 }
 
+/// The id of the last event a client saw: the `Last-Event-ID` header, as
+/// EventSource sends it when it reconnects, else the `last_event_id` query
+/// parameter, for a client that resumes from an id it kept (a reloaded page).
+pub fn last_event_id<'a>(
+    headers: &'a http::HeaderMap,
+    query: &'a super::paging::Query,
+) -> Option<&'a str> {
+    headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| super::paging::param(query, "last_event_id"))
+}
+
 /// Whether the client asked for an event stream and nothing else.
 pub fn wanted(headers: &http::HeaderMap) -> bool {
     headers

@@ -51,6 +51,7 @@ pub fn spawn(spec: &Spec, sandbox: &Sandbox, session: &str) -> anyhow::Result<Sp
             .map(Into::into)
             .collect(),
         linger: false,
+        program_group: false,
     })?;
     let mut command = CommandBuilder::from_argv(prepared.argv);
     command.cwd(&spec.cwd);

@@ -13,12 +13,14 @@
 //!    nothing is left (shell commands, after reporting the program's exit), and
 //!    its end makes the kernel kill everything else in the namespace;
 //! 3. the program itself.
+//!
+//! Signals the server sends the program go through both ([`super::relay`]).
 
 use super::plan::{Plan, Rlimits, SETUP_FAILED};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Pid, fork, setpgid};
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -72,6 +74,7 @@ fn launch(plan: &Plan, argv: &[CString]) -> Step<Never> {
     // Descriptors another launch's spawn let through (the server's threads
     // spawn at once) are none of this sandbox's business.
     close_from(3, plan.exit_fd);
+    super::relay::hold();
     for dir in &plan.cgroups {
         // cgroup v1's `tasks` moves just this (single-threaded) process without
         // the global threadgroup lock, whose write side waits out an RCU grace
@@ -115,6 +118,7 @@ fn launch(plan: &Plan, argv: &[CString]) -> Step<Never> {
     // SAFETY: single-threaded (this runs before any thread is started).
     match unsafe { fork() }.map_err(at("fork"))? {
         ForkResult::Parent { child } => {
+            super::relay::pass_to(child.as_raw(), true);
             drop(alive_r);
             if let Some(fd) = plan.exit_fd {
                 // Only the init holds it, so that its end is the report's end.
@@ -133,6 +137,8 @@ fn launch(plan: &Plan, argv: &[CString]) -> Step<Never> {
 
 /// Step 2, PID 1 of the new namespace.
 fn init(plan: &Plan, argv: &[CString], launcher_alive: OwnedFd) -> Step<Never> {
+    // Relays (still blocked, as in the launcher) are the init's to handle now.
+    super::relay::hold();
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(at("pdeathsig"))?;
     // The launcher may have died before the line above: then nobody would kill us.
     let mut poll = [nix::poll::PollFd::new(
@@ -166,7 +172,18 @@ fn init(plan: &Plan, argv: &[CString], launcher_alive: OwnedFd) -> Step<Never> {
     nix::sys::prctl::set_dumpable(false).map_err(at("dumpable"))?;
     // SAFETY: single-threaded.
     match unsafe { fork() }.map_err(at("fork"))? {
-        ForkResult::Parent { child } => reap(child, plan.exit_fd),
+        ForkResult::Parent { child } => {
+            let target = match plan.program_group {
+                // Set here too, so that no relay can come before the group exists.
+                true => {
+                    let _ = setpgid(child, child);
+                    -child.as_raw()
+                }
+                false => child.as_raw(),
+            };
+            super::relay::pass_to(target, false);
+            reap(child, plan.exit_fd)
+        }
         ForkResult::Child => program(plan, argv),
     }
 }
@@ -182,6 +199,9 @@ fn program(plan: &Plan, argv: &[CString]) -> ! {
         }
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    if plan.program_group {
+        let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
+    }
     if let Err(e) = std::env::set_current_dir(&plan.cwd) {
         eprintln!("reshost sandbox: cwd {}: {e}", plan.cwd.display());
         std::process::exit(SETUP_FAILED);

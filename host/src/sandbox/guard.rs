@@ -25,6 +25,26 @@ impl Tracked {
         }
     }
 
+    /// Has the launch's program (its process group, unless it is a
+    /// terminal's) sent `signal`; `ESRCH` once the launch was reaped.
+    fn signal(&self, signal: i32) -> std::io::Result<()> {
+        let pid = self.pid.load(Ordering::SeqCst);
+        if pid <= 0 {
+            return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        // Only a confined launch has a cgroup; an unconfined one's program is
+        // the launched process itself, leading its own process group.
+        if self.group.is_some() {
+            return super::relay::send(pid, signal);
+        }
+        // SAFETY: kill has no memory-safety preconditions; the pid is our
+        // unreaped child's, so it cannot name a stranger.
+        match unsafe { libc::kill(-pid, signal) } {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
+        }
+    }
+
     pub(super) fn kill(&self) {
         let pid = self.pid.load(Ordering::SeqCst);
         if pid > 0 {
@@ -57,6 +77,13 @@ impl Guard {
     /// Kills the launch and everything it started.
     pub fn kill(&self) {
         self.tracked.kill();
+    }
+
+    /// Sends `signal` to the launch's program: to its process group where it
+    /// leads one (see `Launch::program_group`). Blocks for as long as a launch
+    /// just started takes to take signals (a few milliseconds).
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        self.tracked.signal(signal)
     }
 }
 

@@ -34,6 +34,7 @@ mod mounts;
 mod netfilter;
 mod paths;
 mod plan;
+mod relay;
 mod seccomp;
 
 pub use child::main as exec_main;
@@ -142,6 +143,10 @@ pub struct Launch<'a> {
     /// guard kills it): then [`Prepared::spawn`] tells when the program
     /// itself exits. Otherwise the program's exit ends everything it started.
     pub linger: bool,
+    /// Whether the program leads a process group of its own, which signals
+    /// from [`Guard::signal`] reach (not for a terminal's program, which must
+    /// stay in the terminal's foreground group).
+    pub program_group: bool,
 }
 
 /// A launch ready to start: the command line to run (with the environment of
@@ -282,6 +287,7 @@ impl Sandbox {
             cwd: &workspace,
             argv: vec!["true".into()],
             linger: false,
+            program_group: true,
         })?;
         let output = prepared
             .command()
@@ -341,6 +347,7 @@ impl Sandbox {
             isolate_network: e.isolate_network,
             landlock_blocked_ports: e.landlock_blocked_ports.clone(),
             exit_fd: exit_pipe.as_ref().map(|(_, write)| write.as_raw_fd()),
+            program_group: launch.program_group,
         };
         let mut argv: Vec<OsString> = vec![
             "/proc/self/exe".into(),

@@ -36,6 +36,10 @@ pub struct Plan {
     /// the program exits; it then waits for the rest before exiting itself.
     /// Without it, the init exits with the program and so ends the rest.
     pub exit_fd: Option<i32>,
+    /// The program leads a process group of its own, which the signals the
+    /// server relays reach; otherwise they reach the program alone (a
+    /// terminal's program stays in the terminal's foreground group).
+    pub program_group: bool,
 }
 
 /// Per-process limits set with `setrlimit`; `None` leaves the inherited one.

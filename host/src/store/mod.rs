@@ -1,10 +1,11 @@
 //! Everything reshost persists, in one redb database: sessions, the records
-//! components keep, and blobs. Writes that must happen together share one
+//! components keep, blobs, and the records of background processes. Writes that must happen together share one
 //! transaction, so a crash leaves either all of them or none.
 
 mod baseline;
 mod bindings;
 mod blobs;
+mod processes;
 mod records;
 mod sessions;
 
@@ -108,6 +109,7 @@ impl Store {
         blobs::create_tables(&tx)?;
         baseline::create_tables(&tx)?;
         bindings::create_tables(&tx)?;
+        processes::create_tables(&tx)?;
         let swept = blobs::discard_all_pending(&tx)?;
         let live = sessions::ids(&tx.open_table(sessions::SESSIONS)?)?;
         let baselines = baseline::sweep(&tx, &|s| live.contains(s))?;

@@ -105,6 +105,7 @@ impl Store {
         if existed {
             records::delete_all(&tx, id)?;
             baseline::delete_all(&tx, id)?;
+            super::processes::delete_all(&tx, id)?;
         }
         tx.commit()?;
         Ok(existed)

@@ -10,7 +10,7 @@ wit_bindgen::generate!({
 });
 
 use exports::reshost::api::environments_handler::{
-    ArchiveSpec, Caller, EventFilter, Guest, Query, ReadAnswer, ShellPlan, ShellStep,
+    ArchiveSpec, Caller, EventFilter, Guest, ProcessPlan, Query, ReadAnswer, ShellPlan, ShellStep,
 };
 use reshost::api::exec::{self, Command, Outcome};
 use reshost::api::tree;
@@ -146,6 +146,18 @@ impl Guest for Hostile {
             stream: false,
             kill_on_disconnect: false,
         }))
+    }
+
+    /// Asks for a process that would run forever: the host's longest timeout
+    /// still bounds it.
+    fn process(_: Caller, _: String, body: String) -> Result<ProcessPlan, Error> {
+        Ok(ProcessPlan {
+            command: Command {
+                timeout_ms: u64::MAX,
+                ..command(&body)
+            },
+            cwd: String::new(),
+        })
     }
 
     fn shell_result(
