@@ -25,6 +25,7 @@ mod isolation;
 mod pagination;
 mod plugins;
 mod policy;
+mod processes;
 mod quotas;
 mod request_ids;
 mod sandbox;

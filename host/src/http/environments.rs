@@ -12,6 +12,7 @@ use crate::app::App;
 use crate::app::Ask;
 use crate::bindings::environments_handler::{ReadAnswer, ShellStep};
 use crate::bindings::exec::Outcome;
+use crate::bindings::types::Caller;
 use crate::runtime::EnvironmentsWorld;
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
@@ -168,16 +169,8 @@ pub(super) async fn shell(
     headers: &HeaderMap,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
-    // Another tenant's session is unknown before its body is read; the body
-    // comes before the policy, which is told the command.
-    app.caller(tenant, session)?;
-    let body = read_text(body, app.config.limits.max_json_bytes).await?;
-    let command = string_field(&body, "command");
-    let ask = Ask {
-        command: command.as_deref(),
-        ..Ask::new("environments.shell", Some(session), Some(env))
-    };
-    let caller = app.authorize(tenant, session, ask).await?;
+    let (caller, body) =
+        command_body(app, tenant, (session, env), body, "environments.shell").await?;
     let step = app
         .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
             envs.reshost_api_environments_handler()
@@ -212,6 +205,27 @@ pub(super) async fn shell(
         Some(pieces) => Ok(shell_stream::respond(call, launched, pieces)),
         None => ok(shell_answer(&call, Ok(launched.finish().await?)).await?),
     }
+}
+
+/// The caller and JSON body of a request that runs a command (`shell`, a
+/// process), once the policy allowed `operation`. Another tenant's session is
+/// unknown before its body is read; the body comes before the policy, which is
+/// told the command.
+pub(super) async fn command_body(
+    app: &App,
+    tenant: &str,
+    (session, env): (&str, &str),
+    body: Incoming,
+    operation: &'static str,
+) -> ApiResult<(Caller, String)> {
+    app.caller(tenant, session)?;
+    let body = read_text(body, app.config.limits.max_json_bytes).await?;
+    let command = string_field(&body, "command");
+    let ask = Ask {
+        command: command.as_deref(),
+        ..Ask::new(operation, Some(session), Some(env))
+    };
+    Ok((app.authorize(tenant, session, ask).await?, body))
 }
 
 /// The component's answer to a planned command's outcome, or to the host's

@@ -4,7 +4,7 @@
 //! rest: list, get, delete (kills), stdin, signals, output by byte offset, and
 //! the output as Server-Sent Events resumable with `Last-Event-ID`.
 
-use super::body::{Body, json_response, ok, read_bytes, read_text, string_field};
+use super::body::{Body, json_response, ok, read_bytes};
 use super::error::{ApiError, ApiResult};
 use super::output_text::encode;
 use super::paging::{Query, list_page, param};
@@ -83,16 +83,9 @@ pub(super) async fn start(
     (session, env): (&str, &str),
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
-    // Another tenant's session is unknown before its body is read; the policy
-    // is told the command.
-    app.caller(tenant, session)?;
-    let body = read_text(body, app.config.limits.max_json_bytes).await?;
-    let command = string_field(&body, "command");
-    let ask = Ask {
-        command: command.as_deref(),
-        ..Ask::new("environments.processes.start", Some(session), Some(env))
-    };
-    let caller = app.authorize(tenant, session, ask).await?;
+    let operation = "environments.processes.start";
+    let (caller, body) =
+        super::environments::command_body(app, tenant, (session, env), body, operation).await?;
     let plan = app
         .call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
             envs.reshost_api_environments_handler()

@@ -170,9 +170,19 @@ fn init(plan: &Plan, argv: &[CString], launcher_alive: OwnedFd) -> Step<Never> {
     close_from(3, None);
     // Nothing inside may ptrace the init.
     nix::sys::prctl::set_dumpable(false).map_err(at("dumpable"))?;
+    // Signals meant for the program wait, blocked, until it has its own
+    // dispositions back (until then it has the init's, which ignore them all).
+    let mut held = SigSet::empty();
+    sigprocmask(
+        SigmaskHow::SIG_SETMASK,
+        Some(&SigSet::all()),
+        Some(&mut held),
+    )
+    .map_err(at("sigprocmask"))?;
     // SAFETY: single-threaded.
     match unsafe { fork() }.map_err(at("fork"))? {
         ForkResult::Parent { child } => {
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&held), None);
             let target = match plan.program_group {
                 // Set here too, so that no relay can come before the group exists.
                 true => {
