@@ -458,6 +458,16 @@ async fn policy_rules_run_only_allowed_programs_and_refuse_substitutions() {
         &shell(&server, ACME, &sid, "python3 -c 1").await,
         &["allowed: ls, cat, echo"],
     );
+    // A background process is held to the same rule.
+    let processes = format!("/v1/sessions/{sid}/resources/environments/default/processes");
+    let started = server
+        .post(&processes, ACME, json!({"command": "rm victim"}))
+        .await;
+    assert_denied(&started, &["rm is not an allowed program"]);
+    let started = server
+        .post(&processes, ACME, json!({"command": "cat"}))
+        .await;
+    assert_eq!(started.0, StatusCode::CREATED, "{started:?}");
     assert_eq!(
         on_disk(&server, &sid, "victim").as_deref(),
         Some("still here\n")

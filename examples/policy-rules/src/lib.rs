@@ -1,8 +1,8 @@
 //! A tenant policy with two rules from its `policy_config`:
 //!
-//! - `shell_allow`: the programs shell commands may run. Every simple command of
-//!   the line (split at `;`, `&&`, `||`, `|`, `&` and newlines) must start with
-//!   one of them; substitutions (`` ` ``, `$(`, `<(`, `>(`) are refused, since
+//! - `shell_allow`: the programs shell commands and background processes may
+//!   run. Every simple command of the line (split at `;`, `&&`, `||`, `|`, `&`
+//!   and newlines) must start with one of them; substitutions (`` ` ``, `$(`, `<(`, `>(`) are refused, since
 //!   what they run cannot be known here. Absent: any command.
 //! - `deny_paths`: globs (`**`, `{a,b}`) of environment paths no request may
 //!   name: read, write, edit, delete, diff, search within, archive or extract
@@ -36,6 +36,9 @@ struct Rules {
     #[serde(default)]
     deny_paths: Vec<String>,
 }
+
+/// Operations that run a command (`command` names it).
+const COMMAND_OPERATIONS: &[&str] = &["environments.shell", "environments.processes.start"];
 
 /// Operations whose `path` names an environment path.
 const PATH_OPERATIONS: &[&str] = &[
@@ -144,7 +147,7 @@ fn programs(command: &str) -> Result<Vec<&str>, String> {
 }
 
 fn decide(request: &Request, rules: &Rules) -> Result<(), String> {
-    if request.operation == "environments.shell"
+    if COMMAND_OPERATIONS.contains(&request.operation.as_str())
         && let (Some(allowed), Some(command)) = (&rules.shell_allow, &request.command)
     {
         for program in programs(command)? {
