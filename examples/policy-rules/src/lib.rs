@@ -2,8 +2,9 @@
 //!
 //! - `shell_allow`: the programs shell commands and background processes may
 //!   run. Every simple command of the line (split at `;`, `&&`, `||`, `|`, `&`
-//!   and newlines) must start with one of them; substitutions (`` ` ``, `$(`, `<(`, `>(`) are refused, since
-//!   what they run cannot be known here. Absent: any command.
+//!   and newlines) must start with one of them; substitutions (`` ` ``, `$(`,
+//!   `<(`, `>(`) are refused, since what they run cannot be known here.
+//!   Absent: any command.
 //! - `deny_paths`: globs (`**`, `{a,b}`) of environment paths no request may
 //!   name: read, write, edit, delete, diff, search within, archive or extract
 //!   into. Paths are normalized first, so `src/../.env` is `.env`. A delete,
