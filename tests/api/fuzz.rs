@@ -5,8 +5,9 @@
 //! the document (status, content type, headers, body schema). The tenant API and
 //! the admin API run against separate servers, since admin operations reconfigure
 //! the server (tiny limits, say) on purpose. WebSocket attach is left to the
-//! terminal tests (no HTTP client can hold a socket it upgraded), and file events
-//! to theirs (a stream that lasts as long as its session never answers whole).
+//! terminal tests (no HTTP client can hold a socket it upgraded), and event
+//! streams (file events, a process's output) to theirs (a stream that lasts as
+//! long as what it follows never answers whole).
 
 use crate::admin::ADMIN;
 use crate::common::*;

@@ -1,8 +1,9 @@
 //! A tenant policy that makes the tenant read-only: it may list, read, search,
-//! download archives, review changes and watch terminals, and nothing else.
-//! Every write, edit, delete, upload, archive extraction, shell command,
-//! terminal launch or transfer, and interactive terminal attach is denied with a
-//! reason the client sees.
+//! download archives, review changes, look at background processes and their
+//! output, and watch terminals, and nothing else. Every write, edit, delete,
+//! upload, archive extraction, shell command, process start, stdin, signal or
+//! deletion, terminal launch or transfer, and interactive terminal attach is
+//! denied with a reason the client sees.
 //!
 //! Deploy it for a tenant with the admin API:
 //!
@@ -36,6 +37,9 @@ const READS: &[&str] = &[
     "environments.changes",
     "environments.events",
     "environments.diff",
+    "environments.processes.list",
+    "environments.processes.get",
+    "environments.processes.output",
     "terminals.list",
     "terminals.get",
     "terminals.watch",
