@@ -25,6 +25,8 @@ mod generated {
             "reshost:api/tree.grep": async | trappable,
             "reshost:api/watch.changes": async | trappable,
             "reshost:api/watch.baseline": async | trappable,
+            "reshost:api/snapshots.changes": async | trappable,
+            "reshost:api/snapshots.file": async | trappable,
             default: trappable,
         },
         with: {
@@ -57,6 +59,7 @@ mod generated {
                 "reshost:api/exec": super::reshost::api::exec,
                 "reshost:api/tree": super::reshost::api::tree,
                 "reshost:api/watch": super::reshost::api::watch,
+                "reshost:api/snapshots": super::reshost::api::snapshots,
             },
         });
     }
@@ -87,7 +90,7 @@ pub use generated::Capabilities;
 pub use generated::environments::{Environments, EnvironmentsPre};
 pub use generated::files::{Files, FilesPre};
 pub use generated::policy::{Policy, PolicyPre};
-pub use generated::reshost::api::{blobs, exec, pty, records, tree, types, watch};
+pub use generated::reshost::api::{blobs, exec, pty, records, snapshots, tree, types, watch};
 pub use generated::terminals::{Terminals, TerminalsPre};
 
 pub mod files_handler {

@@ -18,6 +18,7 @@ mod pty;
 mod runtime;
 mod sandbox;
 mod slots;
+mod snapshot;
 mod store;
 mod sync;
 #[doc(hidden)]
@@ -90,6 +91,18 @@ async fn assemble(
     workspace::sweep(&sandbox::temp_root(&config), &sessions)?;
     // Archives a stop cut short while they were unpacked never reached a workspace.
     workspace::remove(&app::App::staging(&config))?;
+    // A restore a crash cut short is done again, before anyone sees the workspace.
+    for (session, id) in store.restoring()? {
+        let root = workspaces.join(&session);
+        let restored =
+            snapshot::restore(&store, (&session, &id), &root, &app::App::staging(&config))?;
+        tracing::info!(
+            session,
+            snapshot = id,
+            ?restored,
+            "finished a restore a stop cut short"
+        );
+    }
     let tracker = Arc::new(watch::Tracker::new(
         store.clone(),
         &workspaces,

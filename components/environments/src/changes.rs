@@ -4,7 +4,8 @@
 use crate::fs::{base64, io_error, text_of};
 use crate::paths::{forbidden, guest, normalize, resolve};
 use reshost_guest::types::{Error, ErrorCode};
-use reshost_guest::watch::{self, Change, Status};
+use reshost_guest::snapshots;
+use reshost_guest::watch::{self, Change, Original, Status};
 use reshost_guest::{error, invalid_input, not_found};
 use serde_json::{Value, json};
 use std::io::Read;
@@ -28,7 +29,26 @@ fn status(status: Status) -> &'static str {
 
 /// `GET …/changes`: every changed file, sorted by path.
 pub fn list() -> Result<String, Error> {
-    let changes = watch::changes().map_err(tracking_failed)?;
+    render_list(&watch::changes().map_err(tracking_failed)?)
+}
+
+/// The snapshot a query's `to` names; `None` for the workspace now (`current`,
+/// the default).
+pub fn to(query: &[(String, String)]) -> Option<&str> {
+    query
+        .iter()
+        .find(|(k, _)| k == "to")
+        .map(|(_, v)| v.as_str())
+        .filter(|v| *v != "current")
+}
+
+/// `GET …/snapshots/{id}/changes`: what differs from the snapshot in `to`.
+pub fn snapshot_list(snapshot: &str, query: &[(String, String)]) -> Result<String, Error> {
+    let changes = snapshots::changes(snapshot, to(query), None).map_err(tracking_failed)?;
+    render_list(&changes)
+}
+
+fn render_list(changes: &[Change]) -> Result<String, Error> {
     // Written out as it goes: a JSON value per change would not let a change set of
     // 100,000 files fit in the instance's memory.
     let number = |n: Option<u64>| n.map_or_else(|| "null".to_owned(), |n| n.to_string());
@@ -105,8 +125,37 @@ fn current(real: &str, shown: &str, cap: u64) -> Result<Side, Error> {
     })
 }
 
-/// `GET …/diff/{path}`: the file in the baseline and now.
-pub fn diff(path: &str, query: &[(String, String)], cap: u64) -> Result<String, Error> {
+/// Where a diff's two sides come from.
+#[derive(Clone, Copy)]
+pub enum Sides<'a> {
+    /// The baseline and the workspace now (`GET …/diff/{path}`).
+    Session,
+    /// A snapshot, and another (`Some`) or the workspace now
+    /// (`GET …/snapshots/{id}/diff/{path}`).
+    Snapshot(&'a str, Option<&'a str>),
+}
+
+/// A side held by the host (the baseline, a snapshot): `None` when it has no
+/// file there; a symlink's target leading outside is refused.
+fn held(original: Option<Original>, real: &str, shown: &str) -> Result<Option<Side>, Error> {
+    let Some(o) = original else { return Ok(None) };
+    let side = Side {
+        bytes: o.bytes,
+        size: o.size,
+    };
+    Ok(Some(match o.symlink {
+        true => confined_link(real, shown, side)?,
+        false => side,
+    }))
+}
+
+/// `GET …/diff/{path}` and `GET …/snapshots/{id}/diff/{path}`: the file on both sides.
+pub fn diff(
+    path: &str,
+    query: &[(String, String)],
+    cap: u64,
+    sides: Sides,
+) -> Result<String, Error> {
     let unified = match query
         .iter()
         .find(|(k, _)| k == "format")
@@ -131,34 +180,44 @@ pub fn diff(path: &str, query: &[(String, String)], cap: u64) -> Result<String, 
     resolve(&shown, true)?;
     // Changes are tracked by real paths; links inside the root lead to them.
     let real = resolve(&shown, false)?;
-    let changes = watch::changes().map_err(tracking_failed)?;
-    let Some(change) = changes.iter().find(|c| c.path == real) else {
-        return Err(not_found(format!(
-            "{shown} has not changed in this session"
-        )));
+    let (change, unchanged) = match sides {
+        Sides::Session => (
+            watch::changes()
+                .map_err(tracking_failed)?
+                .into_iter()
+                .find(|c| c.path == real),
+            "in this session",
+        ),
+        Sides::Snapshot(base, other) => (
+            snapshots::changes(base, other, Some(&real))
+                .map_err(tracking_failed)?
+                .into_iter()
+                .next(),
+            "since the snapshot",
+        ),
     };
-    let before = match change.status {
-        Status::Created => None,
-        _ => match watch::baseline(&real, cap).map_err(tracking_failed)? {
-            None => None,
-            Some(o) => {
-                let side = Side {
-                    bytes: o.bytes,
-                    size: o.size,
-                };
-                Some(if o.symlink {
-                    confined_link(&real, &shown, side)?
-                } else {
-                    side
-                })
-            }
-        },
+    let Some(change) = change else {
+        return Err(not_found(format!("{shown} has not changed {unchanged}")));
     };
-    let after = match change.status {
-        Status::Deleted => None,
+    let before = match (change.status, sides) {
+        (Status::Created, _) => None,
+        (_, Sides::Session) => held(watch::baseline(&real, cap).map_err(tracking_failed)?, &real, &shown)?,
+        (_, Sides::Snapshot(base, _)) => held(
+            snapshots::file(base, &real, cap).map_err(tracking_failed)?,
+            &real,
+            &shown,
+        )?,
+    };
+    let after = match (change.status, sides) {
+        (Status::Deleted, _) => None,
+        (_, Sides::Snapshot(_, Some(other))) => held(
+            snapshots::file(other, &real, cap).map_err(tracking_failed)?,
+            &real,
+            &shown,
+        )?,
         _ => Some(current(&real, &shown, cap)?),
     };
-    Ok(render(&shown, change, before, after, unified).to_string())
+    Ok(render(&shown, &change, before, after, unified).to_string())
 }
 
 fn render(

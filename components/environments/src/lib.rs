@@ -10,6 +10,7 @@ wit_bindgen::generate!({
         "reshost:api/exec@0.1.0": reshost_guest::exec,
         "reshost:api/tree@0.1.0": reshost_guest::tree,
         "reshost:api/watch@0.1.0": reshost_guest::watch,
+        "reshost:api/snapshots@0.1.0": reshost_guest::snapshots,
     },
 });
 
@@ -177,7 +178,31 @@ impl Guest for Environments {
         read_cap: u64,
     ) -> Result<String, Error> {
         environment(&env_id)?;
-        changes::diff(&path, &query, read_cap)
+        changes::diff(&path, &query, read_cap, changes::Sides::Session)
+    }
+
+    fn snapshot_changes(
+        _: Caller,
+        env_id: String,
+        snapshot_id: String,
+        query: Vec<(String, String)>,
+    ) -> Result<String, Error> {
+        environment(&env_id)?;
+        changes::snapshot_list(&snapshot_id, &query)
+    }
+
+    fn snapshot_diff(
+        _: Caller,
+        env_id: String,
+        snapshot_id: String,
+        path: String,
+        query: Vec<(String, String)>,
+        read_cap: u64,
+    ) -> Result<String, Error> {
+        environment(&env_id)?;
+        let to = changes::to(&query);
+        let sides = changes::Sides::Snapshot(&snapshot_id, to);
+        changes::diff(&path, &query, read_cap, sides)
     }
 }
 

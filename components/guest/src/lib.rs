@@ -7,7 +7,7 @@ wit_bindgen::generate!({
     world: "capabilities",
 });
 
-pub use reshost::api::{blobs, exec, pty, records, tree, types, watch};
+pub use reshost::api::{blobs, exec, pty, records, snapshots, tree, types, watch};
 use reshost_paging::{Limits, PageError, PageRequest, Source};
 use types::{Error, ErrorCode};
 

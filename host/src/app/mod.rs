@@ -6,6 +6,7 @@
 mod error;
 mod policy;
 mod quotas;
+mod trees;
 mod turns;
 mod workspace_quota;
 
@@ -50,6 +51,8 @@ pub struct App {
     pub terminals: Arc<Terminals>,
     /// Every background process started since the server started.
     pub processes: Arc<Processes>,
+    /// Which requests use a workspace's tree at once.
+    pub trees: trees::Trees,
     /// Confinement of shell commands and terminals.
     pub sandbox: Arc<Sandbox>,
     /// What each tenant may use, and uses.
@@ -92,6 +95,7 @@ impl App {
             tracker,
             terminals: Arc::default(),
             processes: Arc::default(),
+            trees: trees::Trees::default(),
             sandbox,
         })
     }

@@ -8,6 +8,7 @@ pub mod exec;
 pub mod grep;
 pub mod pty;
 pub mod records;
+pub mod snapshots;
 pub mod tree;
 pub mod watch;
 

@@ -13,7 +13,7 @@ use crate::app::Ask;
 use crate::bindings::environments_handler::{ReadAnswer, ShellStep};
 use crate::bindings::exec::Outcome;
 use crate::bindings::types::Caller;
-use crate::runtime::EnvironmentsWorld;
+use crate::runtime::{EnvironmentsWorld, ResourceWorld};
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -244,6 +244,33 @@ pub(super) async fn shell_answer(
         })
         .await?;
     Ok(json)
+}
+
+/// Checks that the session is the tenant's, the policy allows `operation` and
+/// the environment exists.
+pub(super) async fn allowed(
+    app: &App,
+    tenant: &str,
+    (session, env): (&str, &str),
+    operation: &'static str,
+) -> ApiResult<()> {
+    app.authorize(
+        tenant,
+        session,
+        Ask::new(operation, Some(session), Some(env)),
+    )
+    .await?;
+    environment(app, session, env)
+}
+
+pub(super) fn environment(app: &App, session: &str, env: &str) -> ApiResult<()> {
+    match app
+        .store
+        .record(session, EnvironmentsWorld::COLLECTION, env)?
+    {
+        Some(_) => Ok(()),
+        None => Err(ApiError::not_found(format!("no such environment: {env}"))),
+    }
 }
 
 /// What a search looks at.

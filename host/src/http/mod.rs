@@ -20,6 +20,7 @@ mod resources;
 mod routes;
 mod sessions;
 mod shell_stream;
+mod snapshots;
 mod sse;
 mod terminals;
 
@@ -225,12 +226,20 @@ async fn v1(
     let (session, path) = (found.param("session_id"), found.param("path"));
     let (env, terminal) = (found.param("env_id"), found.param("terminal_id"));
     let (file, process) = (found.param("file_id"), found.param("process_id"));
+    let snapshot = found.param("snapshot_id");
     if found.route == AttachTerminal {
         // The upgrade needs the whole request.
         return attach::attach(app, tenant, (session, terminal), &query, req).await;
     }
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
+    // Requests that read or change the workspace's tree share it; snapshots
+    // and restores wait for them, and they for those.
+    let _tree = match found.route {
+        ReadPath | WritePath | EditPath | DeletePath | ExtractPath | Search | Grep | Changes
+        | Diff => Some(app.trees.share(session).await),
+        _ => None,
+    };
     match found.route {
         ListSessions => sessions::list(app, tenant, &query).await,
         CreateSession => sessions::create(app, tenant, body).await,
@@ -265,6 +274,15 @@ async fn v1(
         ProcessOutput => processes::output(app, tenant, (session, env), process, &query).await,
         ProcessEvents => {
             processes::events(app, tenant, (session, env), process, &query, headers).await
+        }
+        ListSnapshots => snapshots::list(app, tenant, (session, env), &query).await,
+        CreateSnapshot => snapshots::create(app, tenant, (session, env), body).await,
+        GetSnapshot => snapshots::get(app, tenant, (session, env), snapshot).await,
+        DeleteSnapshot => snapshots::delete(app, tenant, (session, env), snapshot).await,
+        RestoreSnapshot => snapshots::restore(app, tenant, (session, env), snapshot).await,
+        SnapshotChanges | SnapshotDiff => {
+            let path = (found.route == SnapshotDiff).then_some(path);
+            snapshots::compare(app, tenant, (session, env), (snapshot, path), &query).await
         }
         ReadPath => environments::read(app, tenant, session, (env, path), &query).await,
         WritePath | EditPath => {

@@ -5,18 +5,18 @@
 //! the output as Server-Sent Events resumable with `Last-Event-ID`.
 
 use super::body::{Body, json_response, ok, read_bytes};
+use super::environments::allowed;
 use super::error::{ApiError, ApiResult};
 use super::output_text::encode;
-use super::paging::{Query, list_page, param};
+use super::paging::{EnvironmentItems, Query, list_page, param};
 use super::shell_stream::name;
 use super::sse::{self, Event};
-use crate::app::{App, Ask, blocking};
+use crate::app::{App, blocking};
 use crate::process::output::{Cursor, Stream, Streams};
 use crate::process::{End, Process};
-use crate::runtime::{EnvironmentsWorld, ResourceWorld};
+use crate::runtime::EnvironmentsWorld;
 use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
-use reshost_paging::Source;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,33 +24,6 @@ use tokio::sync::mpsc;
 
 /// Events queued for one client.
 const QUEUED_EVENTS: usize = 16;
-
-/// Checks that the session is the tenant's, the policy allows `operation` and
-/// the environment exists.
-async fn allowed(
-    app: &App,
-    tenant: &str,
-    (session, env): (&str, &str),
-    operation: &'static str,
-) -> ApiResult<()> {
-    app.authorize(
-        tenant,
-        session,
-        Ask::new(operation, Some(session), Some(env)),
-    )
-    .await?;
-    environment(app, session, env)
-}
-
-fn environment(app: &App, session: &str, env: &str) -> ApiResult<()> {
-    match app
-        .store
-        .record(session, EnvironmentsWorld::COLLECTION, env)?
-    {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found(format!("no such environment: {env}"))),
-    }
-}
 
 /// A process of the environment: live, or only recorded (it ended before the
 /// server restarted).
@@ -103,63 +76,6 @@ pub(super) async fn start(
     ))
 }
 
-/// The environment's processes, by id (the order they started in).
-struct Listed<'a> {
-    app: &'a App,
-    session: &'a str,
-    env: &'a str,
-}
-
-impl Listed<'_> {
-    /// The record shown, if it is one of the environment's processes.
-    fn shown(&self, id: &str, stored: &str) -> Option<String> {
-        let shown = self.app.processes.shown(self.session, id, stored);
-        let record: Value = serde_json::from_str(&shown).ok()?;
-        (record["environment_id"] == self.env).then_some(shown)
-    }
-}
-
-impl Source for Listed<'_> {
-    type Item = String;
-    type Error = crate::store::Error;
-
-    fn contains(&mut self, id: &str) -> Result<bool, Self::Error> {
-        let stored = self.app.store.process(self.session, id)?;
-        Ok(stored.is_some_and(|s| self.shown(id, &s).is_some()))
-    }
-
-    fn scan(
-        &mut self,
-        start: Option<&str>,
-        ascending: bool,
-        limit: usize,
-    ) -> Result<Vec<(String, String)>, Self::Error> {
-        let mut found = Vec::new();
-        let mut from = start.map(str::to_owned);
-        while found.len() < limit {
-            let batch =
-                self.app
-                    .store
-                    .scan_processes(self.session, from.as_deref(), ascending, limit)?;
-            let Some((last, _)) = batch.last() else {
-                break;
-            };
-            from = Some(last.clone());
-            let full = batch.len() == limit;
-            found.extend(
-                batch
-                    .into_iter()
-                    .filter_map(|(id, stored)| Some((id.clone(), self.shown(&id, &stored)?))),
-            );
-            if !full {
-                break;
-            }
-        }
-        found.truncate(limit);
-        Ok(found)
-    }
-}
-
 pub(super) async fn list(
     app: &App,
     tenant: &str,
@@ -167,7 +83,17 @@ pub(super) async fn list(
     query: &Query,
 ) -> ApiResult<Response<Body>> {
     allowed(app, tenant, (session, env), "environments.processes.list").await?;
-    ok(list_page(&mut Listed { app, session, env }, query)?)
+    let shown = |id: &str, stored: &str| {
+        let shown = app.processes.shown(session, id, stored);
+        let record: Value = serde_json::from_str(&shown).ok()?;
+        (record["environment_id"] == env).then_some(shown)
+    };
+    let mut items = EnvironmentItems {
+        scan: &|start, ascending, limit| app.store.scan_processes(session, start, ascending, limit),
+        get: &|id| app.store.process(session, id),
+        shown: &shown,
+    };
+    ok(list_page(&mut items, query)?)
 }
 
 pub(super) async fn get(

@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::paging::{Query, list_page};
 use crate::app::App;
 use crate::app::{Ask, blocking};
+use crate::snapshot;
 use crate::workspace;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -16,7 +17,27 @@ use serde_json::{Value, json};
 struct NewSession {
     agent: Value,
     template: Option<String>,
+    /// The snapshot the workspace starts as: (session, snapshot id).
+    from_snapshot: Option<(String, String)>,
     metadata: Value,
+}
+
+/// `from_snapshot`: `{"session_id", "snapshot_id"}`, both strings.
+fn parse_from_snapshot(value: Value) -> ApiResult<(String, String)> {
+    let Value::Object(mut fields) = value else {
+        return Err(field_error("from_snapshot", "an object"));
+    };
+    let mut take = |name: &str| match fields.remove(name) {
+        Some(Value::String(s)) => Ok(s),
+        _ => Err(field_error(&format!("from_snapshot.{name}"), "a string")),
+    };
+    let pair = (take("session_id")?, take("snapshot_id")?);
+    if let Some(unknown) = fields.keys().next() {
+        return Err(ApiError::invalid(format!(
+            "unknown field from_snapshot.{unknown}"
+        )));
+    }
+    Ok(pair)
 }
 
 fn field_error(field: &str, what: &str) -> ApiError {
@@ -30,6 +51,7 @@ fn parse_new_session(body: Value, app: &App) -> ApiResult<NewSession> {
     let mut take = |name: &str| body.remove(name).filter(|v| !v.is_null());
     let agent = take("agent").unwrap_or_else(|| json!({}));
     let environment = take("environment");
+    let from_snapshot = take("from_snapshot");
     let metadata = take("metadata").unwrap_or_else(|| json!({}));
     if let Some(unknown) = body.keys().next() {
         return Err(ApiError::invalid(format!("unknown field {unknown:?}")));
@@ -63,9 +85,16 @@ fn parse_new_session(body: Value, app: &App) -> ApiResult<NewSession> {
         }
         Some(_) => return Err(field_error("environment", "an object")),
     };
+    let from_snapshot = from_snapshot.map(parse_from_snapshot).transpose()?;
+    if template.is_some() && from_snapshot.is_some() {
+        return Err(ApiError::invalid(
+            "a session starts from a template or from a snapshot, not both",
+        ));
+    }
     Ok(NewSession {
         agent,
         template,
+        from_snapshot,
         metadata,
     })
 }
@@ -139,10 +168,24 @@ pub(super) async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult
 
     let dir = app.workspace(&id);
     let template = new.template.map(|t| app.config.templates[&t].clone());
+    // The snapshot must be the tenant's, and stays while it is copied.
+    let source = match &new.from_snapshot {
+        None => None,
+        Some((from, snapshot)) => {
+            let missing = || ApiError::not_found(format!("no such snapshot: {snapshot}"));
+            app.store.session(tenant, from)?.ok_or_else(missing)?;
+            app.store.snapshot(from, snapshot)?.ok_or_else(missing)?;
+            Some((app.trees.share(from).await, from.clone(), snapshot.clone()))
+        }
+    };
     let (made, tracker, sid) = (dir.clone(), app.tracker.clone(), id.clone());
+    let (store, staging) = (app.store.clone(), app.staging.clone());
     blocking("creating the workspace", move || -> anyhow::Result<()> {
         let t = std::time::Instant::now();
         workspace::create(&made, template.as_deref())?;
+        if let Some((_shared, from, snapshot)) = &source {
+            snapshot::materialize(&store, (from, snapshot), (&sid, &made), &staging)?;
+        }
         let copied = t.elapsed();
         let files = tracker.start(&sid, &made)?;
         tracing::info!(

@@ -3,6 +3,7 @@
 //! stored once per distinct sha256 however many sessions share it (sessions made
 //! from one template share nearly all of it).
 
+use super::content::{claim, put_chunk, release};
 use super::{MAX, Result, Store};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::HashMap;
@@ -12,19 +13,12 @@ type Row = (u8, u64, i64, i64, u64, [u8; 32]);
 
 /// (session, path) → the file as the session began.
 const BASELINE: TableDefinition<(&str, &str), Row> = TableDefinition::new("baseline");
-/// sha256 → (baseline entries referring to it, length).
-const CONTENT: TableDefinition<[u8; 32], (u64, u64)> = TableDefinition::new("baseline_content");
-/// (sha256, chunk index) → bytes, `CHUNK_BYTES` per chunk.
-const CONTENT_CHUNKS: TableDefinition<([u8; 32], u64), &[u8]> =
-    TableDefinition::new("baseline_chunks");
 
 /// Entries written per lazy transaction while a baseline is recorded.
 const BATCH_ENTRIES: usize = 20_000;
 
 pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
     tx.open_table(BASELINE)?;
-    tx.open_table(CONTENT)?;
-    tx.open_table(CONTENT_CHUNKS)?;
     Ok(())
 }
 
@@ -69,24 +63,6 @@ fn from_row((symlink, size, mtime_ns, ctime_ns, ino, sha256): Row) -> BaselineFi
         },
         sha256,
     }
-}
-
-/// Drops one reference to a content; the bytes go with the last one.
-fn release(tx: &WriteTransaction, sha256: [u8; 32]) -> Result<()> {
-    let mut content = tx.open_table(CONTENT)?;
-    let refs = content.get(sha256)?.map(|v| v.value());
-    match refs {
-        Some((refs, len)) if refs > 1 => {
-            content.insert(sha256, (refs - 1, len))?;
-        }
-        Some(_) => {
-            content.remove(sha256)?;
-            tx.open_table(CONTENT_CHUNKS)?
-                .retain_in::<([u8; 32], u64), _>((sha256, 0)..=(sha256, u64::MAX), |_, _| false)?;
-        }
-        None => {}
-    }
-    Ok(())
 }
 
 /// Deletes a session's baseline, and the contents no other baseline shares.
@@ -186,20 +162,14 @@ impl Store {
             .collect()
     }
 
-    /// Up to `max` bytes of a baseline content.
+    /// Up to `max` bytes of a stored content.
     pub fn baseline_content(&self, sha256: [u8; 32], max: u64) -> Result<Vec<u8>> {
-        let tx = self.read()?;
-        let chunks = tx.open_table(CONTENT_CHUNKS)?;
         let mut out = Vec::new();
-        for chunk in chunks.range::<([u8; 32], u64)>((sha256, 0)..=(sha256, u64::MAX))? {
-            let (_, bytes) = chunk?;
+        self.content_chunks(sha256, |bytes| {
             let room = max as usize - out.len();
-            let bytes = bytes.value();
             out.extend_from_slice(&bytes[..bytes.len().min(room)]);
-            if out.len() as u64 >= max {
-                break;
-            }
-        }
+            (out.len() as u64) < max
+        })?;
         Ok(out)
     }
 }
@@ -224,22 +194,12 @@ impl BaselineWriter<'_> {
         let tx = self.tx()?;
         tx.open_table(BASELINE)?
             .insert((session.as_str(), path), to_row(file))?;
-        let mut content = tx.open_table(CONTENT)?;
-        let known = content.get(file.sha256)?.map(|v| v.value());
-        let (refs, fresh) = match known {
-            Some((refs, _)) => (refs + 1, false),
-            None => (1, true),
-        };
-        content.insert(file.sha256, (refs, file.stat.size))?;
-        Ok(fresh)
+        claim(tx, file.sha256, file.stat.size)
     }
 
     /// Stores chunk `index` of the content `sha256`.
     pub fn content(&mut self, sha256: [u8; 32], index: u64, bytes: &[u8]) -> Result<()> {
-        self.tx()?
-            .open_table(CONTENT_CHUNKS)?
-            .insert((sha256, index), bytes)?;
-        Ok(())
+        put_chunk(self.tx()?, sha256, index, bytes)
     }
 
     fn commit(&mut self) -> Result<()> {

@@ -5,14 +5,17 @@
 mod baseline;
 mod bindings;
 mod blobs;
+mod content;
 mod processes;
 mod records;
 mod sessions;
+mod snapshots;
 
 pub use baseline::{BaselineFile, BaselineWriter, FileStat};
 pub use bindings::{Binding, Entry};
 pub use blobs::{BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, StagedBlob};
 pub use records::{Batch, Move, Record};
+pub use snapshots::{EntryKind, SnapshotEntry};
 
 use redb::{Database, Key, ReadTransaction, ReadableDatabase, Value, WriteTransaction};
 use std::ops::Bound;
@@ -108,14 +111,20 @@ impl Store {
         records::create_tables(&tx)?;
         blobs::create_tables(&tx)?;
         baseline::create_tables(&tx)?;
+        content::create_tables(&tx)?;
         bindings::create_tables(&tx)?;
         processes::create_tables(&tx)?;
+        snapshots::create_tables(&tx)?;
         let swept = blobs::discard_all_pending(&tx)?;
         let live = sessions::ids(&tx.open_table(sessions::SESSIONS)?)?;
         let baselines = baseline::sweep(&tx, &|s| live.contains(s))?;
+        let unfinished = snapshots::sweep(&tx)?;
         tx.commit()?;
         if swept > 0 {
             tracing::info!(blobs = swept, "discarded blobs of unfinished uploads");
+        }
+        if unfinished > 0 {
+            tracing::info!(snapshots = unfinished, "discarded snapshots never finished");
         }
         if baselines > 0 {
             tracing::info!(baselines, "discarded baselines of no session");

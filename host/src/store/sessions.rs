@@ -106,6 +106,7 @@ impl Store {
             records::delete_all(&tx, id)?;
             baseline::delete_all(&tx, id)?;
             super::processes::delete_all(&tx, id)?;
+            super::snapshots::delete_all(&tx, id)?;
         }
         tx.commit()?;
         Ok(existed)

@@ -34,7 +34,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub use events::{FileEvent, Happened, Kind, Reset, Subscription};
+pub use files::{lstat, sha256, stat_of};
 pub use ignore::ignored;
+pub use record::{Keep, keep_content};
 
 use events::Ring;
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};

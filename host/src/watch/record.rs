@@ -56,6 +56,29 @@ fn add(
     path: &str,
     stat: crate::store::FileStat,
 ) -> anyhow::Result<()> {
+    keep_content(dir, name, stat, |step| match step {
+        Keep::Claim(sha256) => writer.add(path, &BaselineFile { stat, sha256 }),
+        Keep::Chunk(sha256, index, bytes) => writer.content(sha256, index, bytes).map(|()| true),
+    })?;
+    Ok(())
+}
+
+/// What [`keep_content`] asks of the store.
+pub enum Keep<'a> {
+    /// Refer to this content: true when the store lacks it.
+    Claim([u8; 32]),
+    /// Store this chunk of it.
+    Chunk([u8; 32], u64, &'a [u8]),
+}
+
+/// Hashes the content of `name` in `dir` (a symlink's: its target), claims it,
+/// and stores it when the store lacked it; its sha256.
+pub fn keep_content(
+    dir: &Dir,
+    name: &str,
+    stat: crate::store::FileStat,
+    mut keep: impl FnMut(Keep) -> crate::store::Result<bool>,
+) -> anyhow::Result<[u8; 32]> {
     let chunks = if stat.size <= READ_ONCE_BYTES {
         let mut chunks = Vec::new();
         read(dir, name, stat.symlink, |bytes| chunks.push(bytes.to_vec()))?;
@@ -72,15 +95,14 @@ fn add(
         }
         None => sha256(dir, name, stat.symlink)?,
     };
-    let file = BaselineFile { stat, sha256 };
-    if !writer.add(path, &file)? {
-        return Ok(());
+    if !keep(Keep::Claim(sha256))? {
+        return Ok(sha256);
     }
     let mut index = 0;
-    let mut stored = Ok(());
+    let mut stored = Ok(true);
     let mut store_chunk = |bytes: &[u8]| {
         if stored.is_ok() {
-            stored = writer.content(sha256, index, bytes);
+            stored = keep(Keep::Chunk(sha256, index, bytes));
         }
         index += 1;
     };
@@ -89,5 +111,5 @@ fn add(
         None => read(dir, name, stat.symlink, store_chunk)?,
     }
     stored?;
-    Ok(())
+    Ok(sha256)
 }

@@ -13,7 +13,7 @@ use exports::reshost::api::environments_handler::{
     ArchiveSpec, Caller, EventFilter, Guest, ProcessPlan, Query, ReadAnswer, ShellPlan, ShellStep,
 };
 use reshost::api::exec::{self, Command, Outcome};
-use reshost::api::tree;
+use reshost::api::{snapshots, tree};
 use reshost::api::types::{Error, ErrorCode};
 
 /// Ten hours.
@@ -174,6 +174,32 @@ impl Guest for Hostile {
     }
 
     fn diff(_: Caller, _: String, _: String, _: Query, _: u64) -> Result<String, Error> {
+        Err(unsupported())
+    }
+
+    /// Asks for what no snapshot of the session holds: a path out of the
+    /// workspace, in the snapshot named and in one it made up; answers what it got.
+    fn snapshot_changes(_: Caller, _: String, id: String, _: Query) -> Result<String, Error> {
+        let probe = |id: &str| snapshots::file(id, "../../../etc/passwd", u64::MAX);
+        let named = probe(&id).map(|f| f.is_some());
+        let made_up = probe("snap_00000000000000000000000000000000").map(|f| f.is_some());
+        let compared = snapshots::changes(&id, Some("snap_elsewhere"), Some("/etc/passwd"));
+        Ok(serde_json::json!({
+            "named": format!("{named:?}"),
+            "made_up": format!("{made_up:?}"),
+            "compared": compared.map(|c| c.len()).map_err(|e| e),
+        })
+        .to_string())
+    }
+
+    fn snapshot_diff(
+        _: Caller,
+        _: String,
+        _: String,
+        _: String,
+        _: Query,
+        _: u64,
+    ) -> Result<String, Error> {
         Err(unsupported())
     }
 

@@ -1,0 +1,237 @@
+//! Restoring a snapshot: the workspace is compared with it (contents hashed only
+//! where the stat says a file changed since the snapshot), and only what
+//! differs is changed. New contents are first written to a staging directory on
+//! the same filesystem and renamed into place; the restore is noted in the
+//! store before the workspace is touched and cleared once the changes are on
+//! disk, so one cut short by a crash is done again, from the start, at the
+//! next start (it is idempotent): the workspace is the old tree until then
+//! and the snapshot after.
+
+use super::take::survey;
+use crate::store::{EntryKind, SnapshotEntry, Store};
+use crate::watch::sha256;
+use cap_std::fs::{Dir, Permissions, PermissionsExt};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+/// What a restore changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Files and symlinks written.
+    pub written: u64,
+    /// Entries removed (a directory with everything in it counts once).
+    pub removed: u64,
+    /// Directories made.
+    pub made: u64,
+    /// Entries whose mode alone was changed.
+    pub modes: u64,
+}
+
+/// The changes that make the workspace the snapshot, in the order they are made.
+#[derive(Default)]
+struct Plan {
+    /// Entries the snapshot does not have, or has as another kind: (path, is a directory).
+    remove: Vec<(String, bool)>,
+    mkdir: Vec<String>,
+    /// Files to write: (path, the snapshot's entry).
+    put: Vec<(String, SnapshotEntry)>,
+    /// Symlinks to make: (path, target).
+    link: Vec<(String, Vec<u8>)>,
+    /// Modes to set, files first, then directories deepest first (a directory
+    /// is made read-only only once its content is in place).
+    chmod: Vec<(String, u32)>,
+}
+
+/// Whether `path` lies in a directory already being removed.
+fn inside(removed: &BTreeSet<String>, path: &str) -> bool {
+    path.match_indices('/')
+        .any(|(end, _)| removed.contains(&path[..end]))
+}
+
+fn plan(
+    dir: &Dir,
+    store: &Store,
+    target: &BTreeMap<String, SnapshotEntry>,
+    current: &BTreeMap<String, SnapshotEntry>,
+) -> anyhow::Result<Plan> {
+    let mut plan = Plan::default();
+    let mut removed = BTreeSet::new();
+    for (path, now) in current {
+        let keep = target.get(path).is_some_and(|want| want.kind == now.kind);
+        if keep || inside(&removed, path) {
+            continue;
+        }
+        let is_dir = now.kind == EntryKind::Dir;
+        if is_dir {
+            removed.insert(path.clone());
+        }
+        plan.remove.push((path.clone(), is_dir));
+    }
+    let mut dir_modes = Vec::new();
+    for (path, want) in target {
+        let now = current.get(path).filter(|now| now.kind == want.kind);
+        let mode_differs = now.is_none_or(|now| now.mode != want.mode);
+        match want.kind {
+            EntryKind::Dir => {
+                if now.is_none() {
+                    plan.mkdir.push(path.clone());
+                }
+                if mode_differs {
+                    dir_modes.push((path.clone(), want.mode));
+                }
+                continue;
+            }
+            EntryKind::File | EntryKind::Symlink => {}
+        }
+        let symlink = want.kind == EntryKind::Symlink;
+        // Untouched since the snapshot, or the same content written again.
+        let same = now.is_some_and(|now| {
+            now.stat == want.stat
+                || (now.stat.size == want.stat.size
+                    && sha256(dir, path, symlink).is_ok_and(|sha| sha == want.sha256))
+        });
+        if !same && symlink {
+            let mut target = Vec::new();
+            store.content_chunks(want.sha256, |bytes| {
+                target.extend_from_slice(bytes);
+                true
+            })?;
+            plan.link.push((path.clone(), target));
+        } else if !same {
+            plan.put.push((path.clone(), *want));
+        } else if mode_differs && !symlink {
+            plan.chmod.push((path.clone(), want.mode));
+        }
+    }
+    dir_modes.reverse();
+    plan.chmod.extend(dir_modes);
+    Ok(plan)
+}
+
+/// Writes the new contents into `staging` (named by their place in
+/// `plan.put`), with their modes.
+fn stage(store: &Store, plan: &Plan, staging: &Dir) -> anyhow::Result<()> {
+    for (n, (path, want)) in plan.put.iter().enumerate() {
+        let mut file = staging.create(n.to_string())?;
+        let mut written = Ok(());
+        store.content_chunks(want.sha256, |bytes| {
+            written = file.write_all(bytes);
+            written.is_ok()
+        })?;
+        written?;
+        file.set_permissions(Permissions::from_mode(want.mode))?;
+        let size = file.metadata()?.len();
+        anyhow::ensure!(
+            size == want.stat.size,
+            "the stored content of {path} has {size} bytes, not {}",
+            want.stat.size
+        );
+    }
+    Ok(())
+}
+
+/// Ignores a "not found": what was to go is gone already.
+fn gone(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn apply(plan: &Plan, dir: &Dir, staging: &Dir) -> io::Result<Restored> {
+    for (path, is_dir) in &plan.remove {
+        gone(match is_dir {
+            true => dir.remove_dir_all(path),
+            false => dir.remove_file(path),
+        })?;
+    }
+    for path in &plan.mkdir {
+        match dir.create_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
+    }
+    for (n, (path, _)) in plan.put.iter().enumerate() {
+        staging.rename(n.to_string(), dir, path)?;
+    }
+    for (path, target) in &plan.link {
+        gone(dir.remove_file(path))?;
+        dir.symlink_contents(OsString::from_vec(target.clone()), path)?;
+    }
+    for (path, mode) in &plan.chmod {
+        dir.set_permissions(path, Permissions::from_mode(*mode))?;
+    }
+    Ok(Restored {
+        written: (plan.put.len() + plan.link.len()) as u64,
+        removed: plan.remove.len() as u64,
+        made: plan.mkdir.len() as u64,
+        modes: plan.chmod.len() as u64,
+    })
+}
+
+/// Makes `session`'s workspace `root` exactly its snapshot `id`: files (bytes
+/// and modes), symlinks and directories; nothing else is left in it. The
+/// restore is noted in the store while the workspace changes (see the module).
+/// `staging` is a directory on the workspace's filesystem.
+pub fn restore(
+    store: &Store,
+    (session, id): (&str, &str),
+    root: &Path,
+    staging: &Path,
+) -> anyhow::Result<Restored> {
+    make(store, (session, id), (session, root), staging, true)
+}
+
+/// Fills the new workspace `root` of session `into` with snapshot `id` of
+/// `session` (no note: a session whose creation fails goes with its workspace).
+pub fn materialize(
+    store: &Store,
+    (session, id): (&str, &str),
+    (into, root): (&str, &Path),
+    staging: &Path,
+) -> anyhow::Result<Restored> {
+    make(store, (session, id), (into, root), staging, false)
+}
+
+fn make(
+    store: &Store,
+    (session, id): (&str, &str),
+    (into, root): (&str, &Path),
+    staging: &Path,
+    noted: bool,
+) -> anyhow::Result<Restored> {
+    let target = store.snapshot_entries(session, id)?;
+    let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
+    let mut current = BTreeMap::new();
+    survey(&dir, |_, _, path, entry| {
+        current.insert(path.to_owned(), entry);
+        Ok(())
+    })?;
+    let plan = plan(&dir, store, &target, &current)?;
+    let scratch = staging.join(format!("restore-{into}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let staged = Dir::open_ambient_dir(&scratch, cap_std::ambient_authority())?;
+    stage(store, &plan, &staged)?;
+    if noted {
+        store.set_restoring(into, Some(id))?;
+    }
+    let restored = apply(&plan, &dir, &staged)?;
+    // What was renamed and written is on disk before the note goes (the
+    // capability's descriptor is a path only: syncfs needs an open one).
+    let opened = std::fs::File::open(root)?;
+    // SAFETY: syncfs takes a descriptor we hold open.
+    if unsafe { libc::syncfs(opened.as_raw_fd()) } != 0 {
+        return Err(io::Error::last_os_error().into());
+    }
+    if noted {
+        store.set_restoring(into, None)?;
+    }
+    drop(staged);
+    let _ = std::fs::remove_dir_all(&scratch);
+    Ok(restored)
+}

@@ -1,0 +1,316 @@
+//! Snapshots of environments: per snapshot, every file, symlink and directory
+//! of the workspace with its mode, its stat when it was taken (so that a file
+//! whose stat did not change since is not hashed again) and, for files and
+//! symlinks, the sha256 of its content, held in the shared content tables.
+//! Also the restore journal: the session whose workspace is being made into a
+//! snapshot, so that a restore a crash cut short is finished at the next start.
+
+use super::content::{claim, put_chunk, release};
+use super::{FileStat, MAX, Result, Store, take, window};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use std::collections::BTreeMap;
+
+/// An entry row: (kind, mode, size, mtime ns, ctime ns, inode, sha256).
+type Row = (u8, u32, u64, i64, i64, u64, [u8; 32]);
+
+/// (session, snapshot id) → the snapshot's JSON.
+const SNAPSHOTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("snapshots");
+/// (session, snapshot id, path) → the entry.
+const ENTRIES: TableDefinition<(&str, &str, &str), Row> = TableDefinition::new("snapshot_entries");
+/// session → the snapshot its workspace is being restored to.
+const RESTORING: TableDefinition<&str, &str> = TableDefinition::new("restoring");
+
+/// Entries written per lazy transaction while a snapshot is taken.
+const BATCH_ENTRIES: usize = 20_000;
+
+pub(super) fn create_tables(tx: &WriteTransaction) -> Result<()> {
+    tx.open_table(SNAPSHOTS)?;
+    tx.open_table(ENTRIES)?;
+    tx.open_table(RESTORING)?;
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Symlink,
+    Dir,
+}
+
+/// One entry of a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotEntry {
+    pub kind: EntryKind,
+    /// Permission bits (`0o7777`).
+    pub mode: u32,
+    /// As `lstat` saw it when the snapshot was taken (a directory's: zeros).
+    pub stat: FileStat,
+    /// Of the content (a symlink's target); zeros for a directory.
+    pub sha256: [u8; 32],
+}
+
+fn to_row(e: &SnapshotEntry) -> Row {
+    let kind = match e.kind {
+        EntryKind::File => 0,
+        EntryKind::Symlink => 1,
+        EntryKind::Dir => 2,
+    };
+    let s = e.stat;
+    (
+        kind, e.mode, s.size, s.mtime_ns, s.ctime_ns, s.ino, e.sha256,
+    )
+}
+
+fn from_row((kind, mode, size, mtime_ns, ctime_ns, ino, sha256): Row) -> SnapshotEntry {
+    let kind = match kind {
+        0 => EntryKind::File,
+        1 => EntryKind::Symlink,
+        _ => EntryKind::Dir,
+    };
+    SnapshotEntry {
+        kind,
+        mode,
+        stat: FileStat {
+            symlink: kind == EntryKind::Symlink,
+            size,
+            mtime_ns,
+            ctime_ns,
+            ino,
+        },
+        sha256,
+    }
+}
+
+/// Deletes the entries of one snapshot, releasing their contents.
+fn delete_entries(tx: &WriteTransaction, session: &str, id: &str) -> Result<()> {
+    let mut hashes = Vec::new();
+    tx.open_table(ENTRIES)?.retain_in::<(&str, &str, &str), _>(
+        (session, id, "")..(session, id, MAX),
+        |_, row| {
+            if row.0 != 2 {
+                hashes.push(row.6);
+            }
+            false
+        },
+    )?;
+    for sha256 in hashes {
+        release(tx, sha256)?;
+    }
+    Ok(())
+}
+
+/// Deletes every snapshot of a session (it is being deleted).
+pub(super) fn delete_all(tx: &WriteTransaction, session: &str) -> Result<()> {
+    let ids: Vec<String> = {
+        let table = tx.open_table(SNAPSHOTS)?;
+        let range = table.range::<(&str, &str)>((session, "")..(session, MAX))?;
+        range
+            .map(|e| Ok(e?.0.value().1.to_owned()))
+            .collect::<Result<_>>()?
+    };
+    tx.open_table(SNAPSHOTS)?
+        .retain_in::<(&str, &str), _>((session, "")..(session, MAX), |_, _| false)?;
+    for id in ids {
+        delete_entries(tx, session, &id)?;
+    }
+    tx.open_table(RESTORING)?.remove(session)?;
+    Ok(())
+}
+
+/// Deletes the entries of snapshots that were never finished (a crash while
+/// one was taken). Returns how many.
+pub(super) fn sweep(tx: &WriteTransaction) -> Result<usize> {
+    let mut orphans = Vec::new();
+    {
+        let entries = tx.open_table(ENTRIES)?;
+        let snapshots = tx.open_table(SNAPSHOTS)?;
+        let (mut session, mut id) = (String::new(), String::new());
+        // One probe per snapshot: jump past each snapshot's keys.
+        while let Some(entry) = entries
+            .range::<(&str, &str, &str)>((session.as_str(), id.as_str(), MAX)..)?
+            .next()
+        {
+            let key = entry?.0;
+            (session, id) = (key.value().0.to_owned(), key.value().1.to_owned());
+            if snapshots.get((session.as_str(), id.as_str()))?.is_none() {
+                orphans.push((session.clone(), id.clone()));
+            }
+        }
+    }
+    for (session, id) in &orphans {
+        delete_entries(tx, session, id)?;
+    }
+    Ok(orphans.len())
+}
+
+/// Records a snapshot's entries. Its transactions are lazy: `finish` makes
+/// them durable with the snapshot itself; the start-up sweep removes the
+/// entries of one never finished.
+pub struct SnapshotWriter<'s> {
+    store: &'s Store,
+    session: String,
+    id: String,
+    tx: Option<WriteTransaction>,
+    entries: usize,
+}
+
+impl SnapshotWriter<'_> {
+    fn tx(&mut self) -> Result<&WriteTransaction> {
+        let tx = match self.tx.take() {
+            Some(tx) => tx,
+            None => self.store.write_lazy()?,
+        };
+        Ok(self.tx.insert(tx))
+    }
+
+    /// Records `path`. True when the store lacks its content: the caller then
+    /// hands it over with `content`.
+    pub fn add(&mut self, path: &str, entry: &SnapshotEntry) -> Result<bool> {
+        if self.entries >= BATCH_ENTRIES {
+            if let Some(tx) = self.tx.take() {
+                tx.commit()?;
+            }
+            self.entries = 0;
+        }
+        self.entries += 1;
+        let (session, id) = (self.session.clone(), self.id.clone());
+        let tx = self.tx()?;
+        tx.open_table(ENTRIES)?
+            .insert((session.as_str(), id.as_str(), path), to_row(entry))?;
+        if entry.kind == EntryKind::Dir {
+            return Ok(false);
+        }
+        claim(tx, entry.sha256, entry.stat.size)
+    }
+
+    /// Stores chunk `index` of the content `sha256`.
+    pub fn content(&mut self, sha256: [u8; 32], index: u64, bytes: &[u8]) -> Result<()> {
+        put_chunk(self.tx()?, sha256, index, bytes)
+    }
+
+    /// Stores the snapshot as `json`, durably, with every entry.
+    pub fn finish(mut self, json: &str) -> Result<()> {
+        let (session, id) = (self.session.clone(), self.id.clone());
+        let tx = match self.tx.take() {
+            Some(mut tx) => {
+                tx.set_durability(redb::Durability::Immediate)?;
+                tx
+            }
+            None => self.store.write()?,
+        };
+        tx.open_table(SNAPSHOTS)?
+            .insert((session.as_str(), id.as_str()), json)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl Store {
+    pub fn snapshot_writer(&self, session: &str, id: &str) -> SnapshotWriter<'_> {
+        SnapshotWriter {
+            store: self,
+            session: session.to_owned(),
+            id: id.to_owned(),
+            tx: None,
+            entries: 0,
+        }
+    }
+
+    /// A snapshot's JSON.
+    pub fn snapshot(&self, session: &str, id: &str) -> Result<Option<String>> {
+        let tx = self.read()?;
+        let table = tx.open_table(SNAPSHOTS)?;
+        Ok(table.get((session, id))?.map(|v| v.value().to_owned()))
+    }
+
+    /// Up to `limit` snapshots of the session with ids strictly past `start`.
+    pub fn scan_snapshots(
+        &self,
+        session: &str,
+        start: Option<&str>,
+        ascending: bool,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>> {
+        let tx = self.read()?;
+        let table = tx.open_table(SNAPSHOTS)?;
+        let range = window(
+            (session, ""),
+            (session, MAX),
+            start.map(|s| (session, s)),
+            ascending,
+        );
+        let range = table.range::<(&str, &str)>(range)?;
+        take(range, ascending, limit, |(_, id), json| {
+            Ok(Some((id.to_owned(), json.to_owned())))
+        })
+    }
+
+    /// Every entry of a snapshot, by path.
+    pub fn snapshot_entries(
+        &self,
+        session: &str,
+        id: &str,
+    ) -> Result<BTreeMap<String, SnapshotEntry>> {
+        let tx = self.read()?;
+        let table = tx.open_table(ENTRIES)?;
+        let range = table.range::<(&str, &str, &str)>((session, id, "")..(session, id, MAX))?;
+        range
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((k.value().2.to_owned(), from_row(v.value())))
+            })
+            .collect()
+    }
+
+    /// One entry of a snapshot.
+    pub fn snapshot_entry(
+        &self,
+        session: &str,
+        id: &str,
+        path: &str,
+    ) -> Result<Option<SnapshotEntry>> {
+        let tx = self.read()?;
+        let table = tx.open_table(ENTRIES)?;
+        Ok(table.get((session, id, path))?.map(|v| from_row(v.value())))
+    }
+
+    /// Deletes a snapshot and the contents nothing else refers to; false when
+    /// there was no such snapshot.
+    pub fn delete_snapshot(&self, session: &str, id: &str) -> Result<bool> {
+        let tx = self.write()?;
+        let existed = tx.open_table(SNAPSHOTS)?.remove((session, id))?.is_some();
+        if existed {
+            delete_entries(&tx, session, id)?;
+        }
+        tx.commit()?;
+        Ok(existed)
+    }
+
+    /// Notes, durably, that the session's workspace is being restored to
+    /// snapshot `id` (`None`: it no longer is).
+    pub fn set_restoring(&self, session: &str, id: Option<&str>) -> Result<()> {
+        let tx = self.write()?;
+        {
+            let mut table = tx.open_table(RESTORING)?;
+            match id {
+                Some(id) => table.insert(session, id)?,
+                None => table.remove(session)?,
+            };
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The restores a crash cut short: (session, snapshot id).
+    pub fn restoring(&self) -> Result<Vec<(String, String)>> {
+        let tx = self.read()?;
+        let table = tx.open_table(RESTORING)?;
+        table
+            .iter()?
+            .map(|e| {
+                let (k, v) = e?;
+                Ok((k.value().to_owned(), v.value().to_owned()))
+            })
+            .collect()
+    }
+}
