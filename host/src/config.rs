@@ -373,6 +373,10 @@ pub struct TenantLimits {
     /// Bytes in its sessions' workspaces, measured (a walk) at each API write,
     /// which is `507 insufficient_storage` over it.
     pub workspace_bytes: u64,
+    /// Bytes of new contents its snapshots stored (each snapshot's `new_bytes`,
+    /// over all its sessions); a snapshot that would go over it is `507
+    /// insufficient_storage` and not kept.
+    pub snapshot_bytes: u64,
 }
 
 impl Default for TenantLimits {
@@ -386,6 +390,7 @@ impl Default for TenantLimits {
             sessions: 10_000,
             upload_bytes: 0,
             workspace_bytes: 0,
+            snapshot_bytes: 0,
         }
     }
 }

@@ -125,3 +125,39 @@ async fn a_grep_asking_for_everything_gets_the_configured_matches_bytes_context_
         })
     );
 }
+
+#[tokio::test]
+async fn a_process_planned_to_run_forever_ends_at_the_configured_maximum() {
+    let server = hostile("max_command_timeout_ms = 1000").await;
+    let sid = server.session(ACME).await;
+    let processes = format!("{}/processes", env_url(&sid));
+    let (status, started) = server
+        .post(&processes, ACME, json!({"command": "sleep 30"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{started}");
+    let id = started["id"].as_str().unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, process) = server.get(&format!("{processes}/{id}"), ACME).await;
+        if process["running"] == false {
+            assert_eq!(process["timed_out"], true, "{process}");
+            break;
+        }
+        assert!(Instant::now() < until, "still running: {process}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_component_reaches_no_snapshot_of_another_session_nor_a_path_outside() {
+    let server = hostile("").await;
+    let sid = server.session(ACME).await;
+    let snapshots = format!("{}/snapshots", env_url(&sid));
+    let (status, taken) = server.post(&snapshots, ACME, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{taken}");
+    let path = format!("{snapshots}/{}/changes", taken["id"].as_str().unwrap());
+    let (status, body) = server.get(&path, ACME).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["named"], "Ok(false)");
+    assert_eq!(body["made_up"], "Ok(false)");
+}

@@ -33,5 +33,6 @@ mod search;
 mod sessions;
 mod shell;
 mod shell_stream;
+mod snapshots;
 mod startup;
 mod terminals;

@@ -339,16 +339,38 @@ impl App {
     }
 
     /// How many more bytes of uploads the tenant may store (`None`: no quota).
-    pub async fn upload_room(&self, tenant: &str) -> Result<Option<UploadRoom>, Error> {
+    pub async fn upload_room(&self, tenant: &str) -> Result<Option<Room>, Error> {
         let limit = self.quotas.tenant(tenant).limits.upload_bytes;
+        self.storage_room("upload_bytes", limit, tenant, Store::stored_bytes)
+            .await
+    }
+
+    /// How many more bytes of new contents the tenant's snapshots may store
+    /// (`None`: no quota).
+    pub async fn snapshot_room(&self, tenant: &str) -> Result<Option<Room>, Error> {
+        let limit = self.quotas.tenant(tenant).limits.snapshot_bytes;
+        self.storage_room("snapshot_bytes", limit, tenant, Store::snapshot_bytes)
+            .await
+    }
+
+    /// What a storage quota of `limit` bytes leaves the tenant, which uses what
+    /// `used` measures.
+    async fn storage_room(
+        &self,
+        quota: &'static str,
+        limit: u64,
+        tenant: &str,
+        used: fn(&Store, &str) -> crate::store::Result<u64>,
+    ) -> Result<Option<Room>, Error> {
         if limit == 0 {
             return Ok(None);
         }
         let (store, owner) = (self.store.clone(), tenant.to_owned());
-        let used = blocking("measuring stored bytes", move || store.stored_bytes(&owner)).await??;
-        Ok(Some(UploadRoom {
+        let used = blocking("measuring stored bytes", move || used(&store, &owner)).await??;
+        Ok(Some(Room {
             left: limit.saturating_sub(used),
             limit,
+            quota,
         }))
     }
 
@@ -372,23 +394,26 @@ impl App {
             "sessions": figure(self.store.count_sessions(tenant)?, limits.sessions),
             "upload_bytes": figure(self.store.stored_bytes(tenant)?, limits.upload_bytes),
             "workspace_bytes": figure(self.workspace_bytes(tenant).await?, limits.workspace_bytes),
+            "snapshot_bytes": figure(self.store.snapshot_bytes(tenant)?, limits.snapshot_bytes),
             "requests_per_second": {"limit": limits.requests_per_second, "burst": limits.request_burst},
         }))
     }
 }
 
-/// What the tenant's `upload_bytes` quota leaves for an upload.
+/// What one of the tenant's storage quotas (`upload_bytes`, `snapshot_bytes`)
+/// leaves.
 #[derive(Clone, Copy)]
-pub struct UploadRoom {
+pub struct Room {
     pub left: u64,
     limit: u64,
+    quota: &'static str,
 }
 
-impl UploadRoom {
-    /// The refusal of an upload that outgrew `left`.
+impl Room {
+    /// The refusal of what outgrew `left`.
     pub fn refusal(self) -> Error {
         Error::NoRoom {
-            quota: "upload_bytes",
+            quota: self.quota,
             limit: self.limit,
         }
     }

@@ -13,7 +13,7 @@ use crate::app::Ask;
 use crate::bindings::environments_handler::{ReadAnswer, ShellStep};
 use crate::bindings::exec::Outcome;
 use crate::bindings::types::Caller;
-use crate::runtime::{EnvironmentsWorld, ResourceWorld};
+use crate::runtime::EnvironmentsWorld;
 use http::{HeaderMap, Response};
 use hyper::body::Incoming;
 use std::sync::Arc;
@@ -247,30 +247,22 @@ pub(super) async fn shell_answer(
 }
 
 /// Checks that the session is the tenant's, the policy allows `operation` and
-/// the environment exists.
+/// the environment exists (the component says which do).
 pub(super) async fn allowed(
     app: &App,
     tenant: &str,
     (session, env): (&str, &str),
     operation: &'static str,
 ) -> ApiResult<()> {
-    app.authorize(
-        tenant,
-        session,
-        Ask::new(operation, Some(session), Some(env)),
-    )
+    let ask = Ask::new(operation, Some(session), Some(env));
+    let caller = app.authorize(tenant, session, ask).await?;
+    app.call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
+        envs.reshost_api_environments_handler()
+            .call_get(store, &caller, env)
+            .await
+    })
     .await?;
-    environment(app, session, env)
-}
-
-pub(super) fn environment(app: &App, session: &str, env: &str) -> ApiResult<()> {
-    match app
-        .store
-        .record(session, EnvironmentsWorld::COLLECTION, env)?
-    {
-        Some(_) => Ok(()),
-        None => Err(ApiError::not_found(format!("no such environment: {env}"))),
-    }
+    Ok(())
 }
 
 /// What a search looks at.

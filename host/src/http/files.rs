@@ -8,7 +8,7 @@ use super::download;
 use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
 use crate::app::App;
-use crate::app::{Ask, UploadRoom};
+use crate::app::{Ask, Room};
 use crate::bindings::files_handler::Upload;
 use crate::runtime::FilesWorld;
 use crate::store::{BlobWriter, StagedBlob};
@@ -168,7 +168,7 @@ async fn stage(
     field: &mut multer::Field<'_>,
     multipart: &mut multer::Multipart<'_>,
     limit: u64,
-    room: Option<UploadRoom>,
+    room: Option<Room>,
 ) -> ApiResult<StagedBlob> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE);
     let store = app.store.clone();

@@ -61,6 +61,10 @@ pub(super) async fn create(
 ) -> ApiResult<Response<Body>> {
     allowed(app, tenant, (session, env), "environments.snapshots.create").await?;
     let name = name_of(&read_text(body, app.config.limits.max_json_bytes).await?)?;
+    let room = app.snapshot_room(tenant).await?;
+    if let Some(room) = room.filter(|r| r.left == 0) {
+        return Err(room.refusal().into());
+    }
     let _alone = app.trees.alone(session).await;
     let id = format!("snap_{}", uuid::Uuid::now_v7().simple());
     let json = json!({
@@ -85,6 +89,16 @@ pub(super) async fn create(
     })
     .await?
     .map_err(|e| ApiError::internal("taking a snapshot", e))?;
+    // What it stored could be known only once it was taken: over the quota, it
+    // is not kept.
+    if let Some(room) = room.filter(|r| snapshot["new_bytes"].as_u64() > Some(r.left)) {
+        let (store, s) = (app.store.clone(), session.to_owned());
+        blocking("dropping a snapshot over quota", move || {
+            store.delete_snapshot(&s, &id)
+        })
+        .await??;
+        return Err(room.refusal().into());
+    }
     Ok(json_response(StatusCode::CREATED, snapshot.to_string()))
 }
 

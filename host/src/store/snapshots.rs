@@ -301,6 +301,26 @@ impl Store {
         Ok(())
     }
 
+    /// The bytes of new contents the tenant's snapshots stored: the sum of
+    /// their `new_bytes`.
+    pub fn snapshot_bytes(&self, tenant: &str) -> Result<u64> {
+        let sessions = self.sessions_of(tenant)?;
+        let tx = self.read()?;
+        let table = tx.open_table(SNAPSHOTS)?;
+        let mut bytes = 0u64;
+        for session in &sessions {
+            let range =
+                table.range::<(&str, &str)>((session.as_str(), "")..(session.as_str(), MAX))?;
+            for entry in range {
+                let json = entry?.1;
+                let snapshot: serde_json::Value =
+                    serde_json::from_str(json.value()).unwrap_or_default();
+                bytes = bytes.saturating_add(snapshot["new_bytes"].as_u64().unwrap_or(0));
+            }
+        }
+        Ok(bytes)
+    }
+
     /// The restores a crash cut short: (session, snapshot id).
     pub fn restoring(&self) -> Result<Vec<(String, String)>> {
         let tx = self.read()?;

@@ -73,7 +73,9 @@ pub fn is_dir(root: &Dir, path: &str) -> io::Result<bool> {
 /// of a file, the target of a symlink.
 pub fn read(dir: &Dir, path: &str, symlink: bool, mut each: impl FnMut(&[u8])) -> io::Result<()> {
     if symlink {
-        each(dir.read_link(path)?.as_os_str().as_bytes());
+        // The target as written: one leading outside (absolute, or up past the
+        // root) is content like any other, never followed.
+        each(dir.read_link_contents(path)?.as_os_str().as_bytes());
         return Ok(());
     }
     let mut file = crate::workspace::open_file(dir, path)?;
