@@ -93,6 +93,10 @@ async fn assemble(
     workspace::remove(&app::App::staging(&config))?;
     // A restore a crash cut short is done again, before anyone sees the workspace.
     for (session, id) in store.restoring()? {
+        if !sessions.contains(&session) {
+            store.set_restoring(&session, None)?;
+            continue;
+        }
         let root = workspaces.join(&session);
         let restored =
             snapshot::restore(&store, (&session, &id), &root, &app::App::staging(&config))?;

@@ -264,6 +264,8 @@ pub(super) async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response
 pub(super) async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
     app.authorize(tenant, id, Ask::new("sessions.delete", Some(id), None))
         .await?;
+    // Not while a snapshot of it is taken or restored.
+    let _alone = app.trees.alone(id).await;
     // Its processes end first, so that none records itself again afterwards.
     app.processes.close_session(id);
     let store = app.store.clone();
