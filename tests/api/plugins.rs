@@ -219,6 +219,10 @@ async fn read_only_policy_set_at_runtime_allows_reads_and_denies_every_change_fo
         .await;
     assert_eq!(status, StatusCode::CREATED, "{terminal}");
     let tid = terminal["id"].as_str().unwrap().to_owned();
+    let snapshots = env_path(&sid, "snapshots");
+    let (status, snapshot) = server.post(&snapshots, ACME, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{snapshot}");
+    let snap = format!("{snapshots}/{}", snapshot["id"].as_str().unwrap());
 
     let view = policy_set(&server, "acme", Some(POLICY_READ_ONLY), None).await;
     assert_eq!(view["component"]["source"], "admin", "{view}");
@@ -241,6 +245,9 @@ async fn read_only_policy_set_at_runtime_allows_reads_and_denies_every_change_fo
         env_path(&sid, "diff/src/main.py"),
         format!("/v1/sessions/{sid}/resources/terminals"),
         terminal_path(&sid, &tid),
+        snapshots.clone(),
+        snap.clone(),
+        format!("{snap}/changes"),
     ] {
         let (status, body) = server.get(&path, ACME).await;
         assert_eq!(status, StatusCode::OK, "GET {path}: {body}");
@@ -301,6 +308,20 @@ async fn read_only_policy_set_at_runtime_allows_reads_and_denies_every_change_fo
         (
             "environments.shell",
             shell(&server, ACME, &sid, "echo hi > shell.txt").await,
+        ),
+        (
+            "environments.snapshots.create",
+            server.post(&snapshots, ACME, json!({})).await,
+        ),
+        (
+            "environments.snapshots.restore",
+            server
+                .post(&format!("{snap}/restore"), ACME, json!({}))
+                .await,
+        ),
+        (
+            "environments.snapshots.delete",
+            server.delete(&snap, ACME).await,
         ),
         (
             "terminals.launch",
@@ -492,6 +513,11 @@ async fn policy_rules_run_only_allowed_programs_and_refuse_substitutions() {
 #[tokio::test]
 async fn policy_rules_deny_protected_paths_however_they_are_spelled() {
     let (server, sid) = rules_server().await;
+    let (status, snapshot) = server
+        .post(&env_path(&sid, "snapshots"), ACME, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{snapshot}");
+    let snapshot = snapshot["id"].as_str().unwrap().to_owned();
     for path in [
         ".env",
         "sub/.env",
@@ -518,6 +544,8 @@ async fn policy_rules_deny_protected_paths_however_they_are_spelled() {
             .get(&env_path(&sid, &format!("diff/{path}")), ACME)
             .await;
         assert_denied(&diff, &["is a protected path"]);
+        let since = env_path(&sid, &format!("snapshots/{snapshot}/diff/{path}"));
+        assert_denied(&server.get(&since, ACME).await, &["is a protected path"]);
     }
     let got = server.get(&fs_path(&sid, "src%2F..%2F.env"), ACME).await;
     assert_denied(&got, &[".env is a protected path"]);

@@ -1,9 +1,10 @@
 //! A tenant policy that makes the tenant read-only: it may list, read, search,
 //! download archives, review changes, look at background processes and their
-//! output, and watch terminals, and nothing else. Every write, edit, delete,
-//! upload, archive extraction, shell command, process start, stdin, signal or
-//! deletion, terminal launch or transfer, and interactive terminal attach is
-//! denied with a reason the client sees.
+//! output, list and compare snapshots, and watch terminals, and nothing else.
+//! Every write, edit, delete, upload, archive extraction, shell command, process
+//! start, stdin, signal or deletion, snapshot taken, restored or deleted,
+//! terminal launch or transfer, and interactive terminal attach is denied with a
+//! reason the client sees.
 //!
 //! Deploy it for a tenant with the admin API:
 //!
@@ -40,6 +41,10 @@ const READS: &[&str] = &[
     "environments.processes.list",
     "environments.processes.get",
     "environments.processes.output",
+    "environments.snapshots.list",
+    "environments.snapshots.get",
+    "environments.snapshots.changes",
+    "environments.snapshots.diff",
     "terminals.list",
     "terminals.get",
     "terminals.watch",

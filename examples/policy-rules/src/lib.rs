@@ -50,6 +50,7 @@ const PATH_OPERATIONS: &[&str] = &[
     "environments.edit",
     "environments.delete",
     "environments.diff",
+    "environments.snapshots.diff",
     "environments.search",
     "environments.grep",
 ];

@@ -246,15 +246,19 @@ pub(super) async fn shell_answer(
     Ok(json)
 }
 
-/// Checks that the session is the tenant's, the policy allows `operation` and
-/// the environment exists (the component says which do).
+/// Checks that the session is the tenant's, the policy allows `operation` (on
+/// `path`, when it names one) and the environment exists (the component says
+/// which do).
 pub(super) async fn allowed(
     app: &App,
     tenant: &str,
     (session, env): (&str, &str),
-    operation: &'static str,
+    (operation, path): (&'static str, Option<&str>),
 ) -> ApiResult<()> {
-    let ask = Ask::new(operation, Some(session), Some(env));
+    let ask = Ask {
+        path,
+        ..Ask::new(operation, Some(session), Some(env))
+    };
     let caller = app.authorize(tenant, session, ask).await?;
     app.call_slot::<EnvironmentsWorld, _>(&caller, async |envs, store| {
         envs.reshost_api_environments_handler()

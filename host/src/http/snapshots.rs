@@ -59,7 +59,13 @@ pub(super) async fn create(
     (session, env): (&str, &str),
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
-    allowed(app, tenant, (session, env), "environments.snapshots.create").await?;
+    allowed(
+        app,
+        tenant,
+        (session, env),
+        ("environments.snapshots.create", None),
+    )
+    .await?;
     let name = name_of(&read_text(body, app.config.limits.max_json_bytes).await?)?;
     let room = app.snapshot_room(tenant).await?;
     if let Some(room) = room.filter(|r| r.left == 0) {
@@ -114,7 +120,13 @@ pub(super) async fn list(
     (session, env): (&str, &str),
     query: &Query,
 ) -> ApiResult<Response<Body>> {
-    allowed(app, tenant, (session, env), "environments.snapshots.list").await?;
+    allowed(
+        app,
+        tenant,
+        (session, env),
+        ("environments.snapshots.list", None),
+    )
+    .await?;
     let mut items = EnvironmentItems {
         scan: &|start, ascending, limit| app.store.scan_snapshots(session, start, ascending, limit),
         get: &|id| app.store.snapshot(session, id),
@@ -129,7 +141,13 @@ pub(super) async fn get(
     (session, env): (&str, &str),
     id: &str,
 ) -> ApiResult<Response<Body>> {
-    allowed(app, tenant, (session, env), "environments.snapshots.get").await?;
+    allowed(
+        app,
+        tenant,
+        (session, env),
+        ("environments.snapshots.get", None),
+    )
+    .await?;
     ok(find(app, (session, env), id)?.to_string())
 }
 
@@ -141,7 +159,13 @@ pub(super) async fn delete(
     (session, env): (&str, &str),
     id: &str,
 ) -> ApiResult<Response<Body>> {
-    allowed(app, tenant, (session, env), "environments.snapshots.delete").await?;
+    allowed(
+        app,
+        tenant,
+        (session, env),
+        ("environments.snapshots.delete", None),
+    )
+    .await?;
     // Not while a snapshot taken now leans on it, nor while it is restored.
     let _alone = app.trees.alone(session).await;
     find(app, (session, env), id)?;
@@ -161,7 +185,7 @@ pub(super) async fn restore(
         app,
         tenant,
         (session, env),
-        "environments.snapshots.restore",
+        ("environments.snapshots.restore", None),
     )
     .await?;
     let _alone = app.trees.alone(session).await;
@@ -210,7 +234,7 @@ pub(super) async fn compare(
         None => "environments.snapshots.changes",
         Some(_) => "environments.snapshots.diff",
     };
-    allowed(app, tenant, (session, env), operation).await?;
+    allowed(app, tenant, (session, env), (operation, path)).await?;
     compared(app, (session, env), id, query)?;
     let _shared = app.trees.share(session).await;
     let caller = app.caller(tenant, session)?;
