@@ -377,6 +377,10 @@ pub struct TenantLimits {
     /// over all its sessions); a snapshot that would go over it is `507
     /// insufficient_storage` and not kept.
     pub snapshot_bytes: u64,
+    /// Snapshots kept over all its sessions; over it a snapshot is `429
+    /// quota_exceeded` (each one holds a row per workspace entry, whatever new
+    /// contents it stored).
+    pub snapshots: u64,
 }
 
 impl Default for TenantLimits {
@@ -391,6 +395,7 @@ impl Default for TenantLimits {
             upload_bytes: 0,
             workspace_bytes: 0,
             snapshot_bytes: 0,
+            snapshots: 1000,
         }
     }
 }

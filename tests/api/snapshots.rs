@@ -407,6 +407,30 @@ async fn deleting_snapshots_and_sessions_frees_what_only_they_held() {
 }
 
 #[tokio::test]
+async fn the_snapshots_quota_counts_snapshots_kept_over_all_sessions() {
+    let server = Server::with_config("[tenant_limits]\nsnapshots = 2\n").await;
+    let (one, two) = (server.session(ACME).await, server.session(ACME).await);
+    let first = take(&server, &one, None).await;
+    take(&server, &two, None).await;
+    let refused = server.post(&snapshots(&one), ACME, json!({})).await;
+    assert_error(&refused, 429, "quota_exceeded");
+    assert!(
+        refused.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("snapshots")
+    );
+    // Another tenant is not held to acme's count.
+    let theirs = server.session(GLOBEX).await;
+    let (status, _) = server.post(&snapshots(&theirs), GLOBEX, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    server
+        .delete(&snapshot(&one, first["id"].as_str().unwrap()), ACME)
+        .await;
+    take(&server, &one, None).await;
+}
+
+#[tokio::test]
 async fn the_snapshot_bytes_quota_refuses_a_snapshot_and_keeps_nothing() {
     let server = Server::with_config("[tenant_limits]\nsnapshot_bytes = 1000\n").await;
     let sid = server.session(ACME).await;

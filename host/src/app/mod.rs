@@ -332,6 +332,15 @@ impl App {
         Ok(room("sessions", limit, self.store.count_sessions(tenant)?)?)
     }
 
+    /// Refuses a snapshot when the tenant keeps its `snapshots` quota.
+    pub async fn room_for_snapshot(&self, tenant: &str) -> Result<(), Error> {
+        let limit = self.quotas.tenant(tenant).limits.snapshots;
+        let (store, owner) = (self.store.clone(), tenant.to_owned());
+        let (kept, _) =
+            blocking("counting snapshots", move || store.snapshot_usage(&owner)).await??;
+        Ok(room("snapshots", limit, kept)?)
+    }
+
     /// Refuses a terminal launch when the tenant has its `terminals` quota running.
     pub fn room_for_terminal(&self, tenant: &str) -> Result<(), Error> {
         let limit = self.quotas.tenant(tenant).limits.terminals;
@@ -385,6 +394,7 @@ impl App {
         let quotas = self.quotas.tenant(tenant);
         let limits = quotas.limits;
         let figure = |used: u64, limit: u64| serde_json::json!({"used": used, "limit": limit});
+        let (snapshots, snapshot_bytes) = self.store.snapshot_usage(tenant)?;
         Ok(serde_json::json!({
             "object": "tenant.usage",
             "tenant": tenant,
@@ -394,7 +404,8 @@ impl App {
             "sessions": figure(self.store.count_sessions(tenant)?, limits.sessions),
             "upload_bytes": figure(self.store.stored_bytes(tenant)?, limits.upload_bytes),
             "workspace_bytes": figure(self.workspace_bytes(tenant).await?, limits.workspace_bytes),
-            "snapshot_bytes": figure(self.store.snapshot_bytes(tenant)?, limits.snapshot_bytes),
+            "snapshot_bytes": figure(snapshot_bytes, limits.snapshot_bytes),
+            "snapshots": figure(snapshots, limits.snapshots),
             "requests_per_second": {"limit": limits.requests_per_second, "burst": limits.request_burst},
         }))
     }

@@ -67,6 +67,7 @@ pub(super) async fn create(
     )
     .await?;
     let name = name_of(&read_text(body, app.config.limits.max_json_bytes).await?)?;
+    app.room_for_snapshot(tenant).await?;
     let room = app.snapshot_room(tenant).await?;
     if let Some(room) = room.filter(|r| r.left == 0) {
         return Err(room.refusal().into());

@@ -301,13 +301,13 @@ impl Store {
         Ok(())
     }
 
-    /// The bytes of new contents the tenant's snapshots stored: the sum of
-    /// their `new_bytes`.
-    pub fn snapshot_bytes(&self, tenant: &str) -> Result<u64> {
+    /// How many snapshots the tenant keeps, and the bytes of new contents they
+    /// stored (the sum of their `new_bytes`).
+    pub fn snapshot_usage(&self, tenant: &str) -> Result<(u64, u64)> {
         let sessions = self.sessions_of(tenant)?;
         let tx = self.read()?;
         let table = tx.open_table(SNAPSHOTS)?;
-        let mut bytes = 0u64;
+        let (mut count, mut bytes) = (0u64, 0u64);
         for session in &sessions {
             let range =
                 table.range::<(&str, &str)>((session.as_str(), "")..(session.as_str(), MAX))?;
@@ -315,10 +315,16 @@ impl Store {
                 let json = entry?.1;
                 let snapshot: serde_json::Value =
                     serde_json::from_str(json.value()).unwrap_or_default();
+                count += 1;
                 bytes = bytes.saturating_add(snapshot["new_bytes"].as_u64().unwrap_or(0));
             }
         }
-        Ok(bytes)
+        Ok((count, bytes))
+    }
+
+    /// The bytes of new contents the tenant's snapshots stored.
+    pub fn snapshot_bytes(&self, tenant: &str) -> Result<u64> {
+        Ok(self.snapshot_usage(tenant)?.1)
     }
 
     /// The restores a crash cut short: (session, snapshot id).
