@@ -98,14 +98,25 @@ async fn assemble(
             continue;
         }
         let root = workspaces.join(&session);
-        let restored =
-            snapshot::restore(&store, (&session, &id), &root, &app::App::staging(&config))?;
-        tracing::info!(
-            session,
-            snapshot = id,
-            ?restored,
-            "finished a restore a stop cut short"
-        );
+        let staging = app::App::staging(&config);
+        match snapshot::restore(&store, (&session, &id), &root, &staging) {
+            Ok(restored) => tracing::info!(
+                session,
+                snapshot = id,
+                ?restored,
+                "finished a restore a stop cut short"
+            ),
+            // The workspace stays as the crash left it, and is served so.
+            Err(e) => {
+                tracing::error!(
+                    session,
+                    snapshot = id,
+                    error = format!("{e:#}"),
+                    "could not finish a restore a stop cut short"
+                );
+                store.set_restoring(&session, None)?;
+            }
+        }
     }
     let tracker = Arc::new(watch::Tracker::new(
         store.clone(),

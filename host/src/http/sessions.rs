@@ -173,9 +173,10 @@ pub(super) async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult
         None => None,
         Some((from, snapshot)) => {
             let missing = || ApiError::not_found(format!("no such snapshot: {snapshot}"));
+            let shared = app.trees.share(from).await;
             app.store.session(tenant, from)?.ok_or_else(missing)?;
             app.store.snapshot(from, snapshot)?.ok_or_else(missing)?;
-            Some((app.trees.share(from).await, from.clone(), snapshot.clone()))
+            Some((shared, from.clone(), snapshot.clone()))
         }
     };
     let (made, tracker, sid) = (dir.clone(), app.tracker.clone(), id.clone());

@@ -236,8 +236,9 @@ pub(super) async fn compare(
         Some(_) => "environments.snapshots.diff",
     };
     allowed(app, tenant, (session, env), (operation, path)).await?;
-    compared(app, (session, env), id, query)?;
+    // Checked under the lock, so that neither goes before it is compared.
     let _shared = app.trees.share(session).await;
+    compared(app, (session, env), id, query)?;
     let caller = app.caller(tenant, session)?;
     let cap = app.config.limits.read_cap_bytes;
     let json = app

@@ -27,7 +27,8 @@ pub struct Restored {
     pub removed: u64,
     /// Directories made.
     pub made: u64,
-    /// Entries whose mode alone was changed.
+    /// Modes set: of entries whose mode alone differed, and of directories
+    /// made or whose mode differed.
     pub modes: u64,
 }
 
@@ -220,17 +221,22 @@ fn make(
     if noted {
         store.set_restoring(into, Some(id))?;
     }
-    let restored = apply(&plan, &dir, &staged)?;
-    // What was renamed and written is on disk before the note goes (the
-    // capability's descriptor is a path only: syncfs needs an open one).
-    let opened = std::fs::File::open(root)?;
-    // SAFETY: syncfs takes a descriptor we hold open.
-    if unsafe { libc::syncfs(opened.as_raw_fd()) } != 0 {
-        return Err(io::Error::last_os_error().into());
-    }
+    let applied = apply(&plan, &dir, &staged).and_then(|restored| {
+        // What was renamed and written is on disk before the note goes (the
+        // capability's descriptor is a path only: syncfs needs an open one).
+        let opened = std::fs::File::open(root)?;
+        // SAFETY: syncfs takes a descriptor we hold open.
+        match unsafe { libc::syncfs(opened.as_raw_fd()) } {
+            0 => Ok(restored),
+            _ => Err(io::Error::last_os_error()),
+        }
+    });
+    // The note is for a crash only: a restore that failed says so now, and a
+    // later start must not apply it over what was done since.
     if noted {
         store.set_restoring(into, None)?;
     }
+    let restored = applied?;
     drop(staged);
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(restored)
