@@ -246,10 +246,19 @@ pub(super) async fn shell_answer(
     Ok(json)
 }
 
-/// Checks that the session is the tenant's, the policy allows `operation` (on
-/// `path`, when it names one) and the environment exists (the component says
-/// which do).
+/// Checks that the session is the tenant's, the policy allows `operation` and
+/// the environment exists (the component says which do).
 pub(super) async fn allowed(
+    app: &App,
+    tenant: &str,
+    place: (&str, &str),
+    operation: &'static str,
+) -> ApiResult<()> {
+    allowed_on(app, tenant, place, (operation, None)).await
+}
+
+/// [`allowed`] for an operation on `path`, which the policy is told.
+pub(super) async fn allowed_on(
     app: &App,
     tenant: &str,
     (session, env): (&str, &str),

@@ -82,13 +82,7 @@ pub(super) async fn list(
     (session, env): (&str, &str),
     query: &Query,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.list", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.list").await?;
     let shown = |id: &str, stored: &str| {
         let shown = app.processes.shown(session, id, stored);
         let record: Value = serde_json::from_str(&shown).ok()?;
@@ -108,13 +102,7 @@ pub(super) async fn get(
     (session, env): (&str, &str),
     id: &str,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.get", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.get").await?;
     let json = match find(app, (session, env), id)? {
         Found::Live(process) => process.json(),
         Found::Recorded(record) => record,
@@ -129,13 +117,7 @@ pub(super) async fn delete(
     (session, env): (&str, &str),
     id: &str,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.delete", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.delete").await?;
     find(app, (session, env), id)?;
     app.processes.forget(session, id).await;
     let (store, s, i) = (app.store.clone(), session.to_owned(), id.to_owned());
@@ -175,13 +157,7 @@ pub(super) async fn stdin(
     query: &Query,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.stdin", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.stdin").await?;
     let eof = flag(query, "eof", false)?;
     let process = live(find(app, (session, env), id)?, id)?;
     let bytes = read_bytes(body, app.config.limits.max_write_bytes).await?;
@@ -247,13 +223,7 @@ pub(super) async fn signal(
     id: &str,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.signal", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.signal").await?;
     let body = super::body::read_json(body, app.config.limits.max_json_bytes).await?;
     let object = body
         .as_object()
@@ -303,13 +273,7 @@ pub(super) async fn output(
     id: &str,
     query: &Query,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.output", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.output").await?;
     let stream = stream_of(query)?;
     let after = number(query, "after", 0)?;
     let ring_bytes = app.config.limits.process_output_bytes as u64;
@@ -385,13 +349,7 @@ pub(super) async fn events(
     query: &Query,
     headers: &HeaderMap,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.processes.output", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.processes.output").await?;
     let cursor = match sse::last_event_id(headers, query) {
         None => Cursor::default(),
         Some(last) => Cursor::parse(last).ok_or_else(|| {

@@ -4,7 +4,7 @@
 //! restored and deleted. Taking and restoring have the workspace's tree alone.
 
 use super::body::{Body, json_response, ok, read_text};
-use super::environments::allowed;
+use super::environments::{allowed, allowed_on};
 use super::error::{ApiError, ApiResult};
 use super::paging::{EnvironmentItems, Query, list_page, param};
 use crate::app::{App, blocking};
@@ -59,13 +59,7 @@ pub(super) async fn create(
     (session, env): (&str, &str),
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.snapshots.create", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.snapshots.create").await?;
     let name = name_of(&read_text(body, app.config.limits.max_json_bytes).await?)?;
     app.room_for_snapshot(tenant).await?;
     let room = app.snapshot_room(tenant).await?;
@@ -121,13 +115,7 @@ pub(super) async fn list(
     (session, env): (&str, &str),
     query: &Query,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.snapshots.list", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.snapshots.list").await?;
     let mut items = EnvironmentItems {
         scan: &|start, ascending, limit| app.store.scan_snapshots(session, start, ascending, limit),
         get: &|id| app.store.snapshot(session, id),
@@ -142,13 +130,7 @@ pub(super) async fn get(
     (session, env): (&str, &str),
     id: &str,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.snapshots.get", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.snapshots.get").await?;
     ok(find(app, (session, env), id)?.to_string())
 }
 
@@ -160,13 +142,7 @@ pub(super) async fn delete(
     (session, env): (&str, &str),
     id: &str,
 ) -> ApiResult<Response<Body>> {
-    allowed(
-        app,
-        tenant,
-        (session, env),
-        ("environments.snapshots.delete", None),
-    )
-    .await?;
+    allowed(app, tenant, (session, env), "environments.snapshots.delete").await?;
     // Not while a snapshot taken now leans on it, nor while it is restored.
     let _alone = app.trees.alone(session).await;
     find(app, (session, env), id)?;
@@ -186,7 +162,7 @@ pub(super) async fn restore(
         app,
         tenant,
         (session, env),
-        ("environments.snapshots.restore", None),
+        "environments.snapshots.restore",
     )
     .await?;
     let _alone = app.trees.alone(session).await;
@@ -235,7 +211,7 @@ pub(super) async fn compare(
         None => "environments.snapshots.changes",
         Some(_) => "environments.snapshots.diff",
     };
-    allowed(app, tenant, (session, env), (operation, path)).await?;
+    allowed_on(app, tenant, (session, env), (operation, path)).await?;
     // Checked under the lock, so that neither goes before it is compared.
     let _shared = app.trees.share(session).await;
     compared(app, (session, env), id, query)?;

@@ -87,6 +87,28 @@ fn take<K: Key + 'static, V: Value + 'static, T>(
     Ok(out)
 }
 
+/// The JSON texts of a table keyed by (owner, id): up to `limit` of the
+/// owner's with ids strictly past `start`, as (id, JSON).
+fn scan_owned(
+    store: &Store,
+    table: redb::TableDefinition<(&str, &str), &str>,
+    owner: &str,
+    (start, ascending, limit): (Option<&str>, bool, usize),
+) -> Result<Vec<(String, String)>> {
+    let tx = store.read()?;
+    let table = tx.open_table(table)?;
+    let range = window(
+        (owner, ""),
+        (owner, MAX),
+        start.map(|s| (owner, s)),
+        ascending,
+    );
+    let range = table.range::<(&str, &str)>(range)?;
+    take(range, ascending, limit, |(_, id), json| {
+        Ok(Some((id.to_owned(), json.to_owned())))
+    })
+}
+
 pub struct Store {
     db: Database,
 }

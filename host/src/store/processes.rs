@@ -2,7 +2,7 @@
 //! listed (as ended) after the server restarts. What a process wrote is not
 //! kept here: it lives in memory while the server runs.
 
-use super::{MAX, Result, Store, take, window};
+use super::{MAX, Result, Store};
 use redb::{TableDefinition, WriteTransaction};
 
 /// (session, process id) → the process's JSON as last recorded.
@@ -43,18 +43,7 @@ impl Store {
         ascending: bool,
         limit: usize,
     ) -> Result<Vec<(String, String)>> {
-        let tx = self.read()?;
-        let table = tx.open_table(PROCESSES)?;
-        let range = window(
-            (session, ""),
-            (session, MAX),
-            start.map(|s| (session, s)),
-            ascending,
-        );
-        let range = table.range::<(&str, &str)>(range)?;
-        take(range, ascending, limit, |(_, id), json| {
-            Ok(Some((id.to_owned(), json.to_owned())))
-        })
+        super::scan_owned(self, PROCESSES, session, (start, ascending, limit))
     }
 
     /// The session's process ids, oldest first (ids are time-ordered).

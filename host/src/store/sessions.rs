@@ -1,6 +1,6 @@
 //! Sessions, keyed by (tenant, id) so that a tenant can only ever name its own.
 
-use super::{MAX, Result, Store, baseline, records, take, window};
+use super::{MAX, Result, Store, baseline, records};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::HashSet;
 
@@ -55,18 +55,7 @@ impl Store {
         ascending: bool,
         limit: usize,
     ) -> Result<Vec<(String, String)>> {
-        let tx = self.read()?;
-        let table = tx.open_table(SESSIONS)?;
-        let range = window(
-            (tenant, ""),
-            (tenant, MAX),
-            start.map(|s| (tenant, s)),
-            ascending,
-        );
-        let range = table.range::<(&str, &str)>(range)?;
-        take(range, ascending, limit, |(_, id), json| {
-            Ok(Some((id.to_owned(), json.to_owned())))
-        })
+        super::scan_owned(self, SESSIONS, tenant, (start, ascending, limit))
     }
 
     /// How many sessions the tenant has.

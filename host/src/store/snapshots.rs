@@ -6,7 +6,7 @@
 //! snapshot, so that a restore a crash cut short is finished at the next start.
 
 use super::content::{claim, put_chunk, release};
-use super::{FileStat, MAX, Result, Store, take, window};
+use super::{FileStat, MAX, Result, Store};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use std::collections::BTreeMap;
 
@@ -231,18 +231,7 @@ impl Store {
         ascending: bool,
         limit: usize,
     ) -> Result<Vec<(String, String)>> {
-        let tx = self.read()?;
-        let table = tx.open_table(SNAPSHOTS)?;
-        let range = window(
-            (session, ""),
-            (session, MAX),
-            start.map(|s| (session, s)),
-            ascending,
-        );
-        let range = table.range::<(&str, &str)>(range)?;
-        take(range, ascending, limit, |(_, id), json| {
-            Ok(Some((id.to_owned(), json.to_owned())))
-        })
+        super::scan_owned(self, SNAPSHOTS, session, (start, ascending, limit))
     }
 
     /// Every entry of a snapshot, by path.
