@@ -129,7 +129,7 @@ pub fn take(
     let mut writer = store.snapshot_writer(session, id);
     survey(root, |dir, name, path, mut entry| {
         if entry.kind == EntryKind::Dir {
-            writer.add(path, &entry)?;
+            writer.add_known(path, &entry)?;
             return Ok(());
         }
         taken.files += 1;
@@ -137,10 +137,7 @@ pub fn take(
         if let Some(sha256) = vouched(known, path, &entry) {
             entry.sha256 = sha256;
             // A snapshot still holding it vouched for it: the store has it.
-            anyhow::ensure!(
-                !writer.add(path, &entry)?,
-                "the content of {path} is missing from the store"
-            );
+            writer.add_known(path, &entry)?;
             return Ok(());
         }
         let mut fresh = false;

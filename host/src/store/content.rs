@@ -30,6 +30,24 @@ pub(super) fn claim(tx: &WriteTransaction, sha256: [u8; 32], len: u64) -> Result
     Ok(fresh)
 }
 
+/// Whether the store holds the content `sha256`.
+pub(super) fn held(tx: &WriteTransaction, sha256: [u8; 32]) -> Result<bool> {
+    Ok(tx.open_table(CONTENT)?.get(sha256)?.is_some())
+}
+
+/// Adds references to contents, many at once: per sha256, (how many, its length).
+pub(super) fn add_references(
+    tx: &WriteTransaction,
+    refs: &std::collections::HashMap<[u8; 32], (u64, u64)>,
+) -> Result<()> {
+    let mut content = tx.open_table(CONTENT)?;
+    for (sha256, &(more, len)) in refs {
+        let refs = content.get(*sha256)?.map_or(0, |v| v.value().0);
+        content.insert(*sha256, (refs + more, len))?;
+    }
+    Ok(())
+}
+
 /// Stores chunk `index` of the content `sha256`.
 pub(super) fn put_chunk(
     tx: &WriteTransaction,

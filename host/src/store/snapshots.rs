@@ -5,10 +5,10 @@
 //! Also the restore journal: the session whose workspace is being made into a
 //! snapshot, so that a restore a crash cut short is finished at the next start.
 
-use super::content::{claim, put_chunk, release};
+use super::content::{add_references, held, put_chunk, release};
 use super::{FileStat, MAX, Result, Store};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// An entry row: (kind, mode, size, mtime ns, ctime ns, inode, sha256).
 type Row = (u8, u32, u64, i64, i64, u64, [u8; 32]);
@@ -145,13 +145,17 @@ pub(super) fn sweep(tx: &WriteTransaction) -> Result<usize> {
 
 /// Records a snapshot's entries. Its transactions are lazy: `finish` makes
 /// them durable with the snapshot itself; the start-up sweep removes the
-/// entries of one never finished.
+/// entries of one never finished. Rows and reference counts are gathered and
+/// written a batch at a time (each table opened once per batch, each content's
+/// count written once): a snapshot of an unchanged tree is mostly that.
 pub struct SnapshotWriter<'s> {
     store: &'s Store,
     session: String,
     id: String,
     tx: Option<WriteTransaction>,
-    entries: usize,
+    rows: Vec<(String, Row)>,
+    /// References to add per content: (how many, its length).
+    refs: HashMap<[u8; 32], (u64, u64)>,
 }
 
 impl SnapshotWriter<'_> {
@@ -163,24 +167,29 @@ impl SnapshotWriter<'_> {
         Ok(self.tx.insert(tx))
     }
 
+    /// Records `path`, whose content another snapshot holds (so the store has it).
+    pub fn add_known(&mut self, path: &str, entry: &SnapshotEntry) -> Result<()> {
+        if self.rows.len() >= BATCH_ENTRIES {
+            self.flush(true)?;
+        }
+        self.rows.push((path.to_owned(), to_row(entry)));
+        if entry.kind != EntryKind::Dir {
+            self.refs
+                .entry(entry.sha256)
+                .or_insert((0, entry.stat.size))
+                .0 += 1;
+        }
+        Ok(())
+    }
+
     /// Records `path`. True when the store lacks its content: the caller then
     /// hands it over with `content`.
     pub fn add(&mut self, path: &str, entry: &SnapshotEntry) -> Result<bool> {
-        if self.entries >= BATCH_ENTRIES {
-            if let Some(tx) = self.tx.take() {
-                tx.commit()?;
-            }
-            self.entries = 0;
-        }
-        self.entries += 1;
-        let (session, id) = (self.session.clone(), self.id.clone());
-        let tx = self.tx()?;
-        tx.open_table(ENTRIES)?
-            .insert((session.as_str(), id.as_str(), path), to_row(entry))?;
-        if entry.kind == EntryKind::Dir {
-            return Ok(false);
-        }
-        claim(tx, entry.sha256, entry.stat.size)
+        let fresh = entry.kind != EntryKind::Dir
+            && !self.refs.contains_key(&entry.sha256)
+            && !held(self.tx()?, entry.sha256)?;
+        self.add_known(path, entry)?;
+        Ok(fresh)
     }
 
     /// Stores chunk `index` of the content `sha256`.
@@ -188,16 +197,34 @@ impl SnapshotWriter<'_> {
         put_chunk(self.tx()?, sha256, index, bytes)
     }
 
+    /// Writes the gathered rows and references; `commit`: ends the batch's
+    /// transaction too.
+    fn flush(&mut self, commit: bool) -> Result<()> {
+        let (session, id) = (self.session.clone(), self.id.clone());
+        let (rows, refs) = (
+            std::mem::take(&mut self.rows),
+            std::mem::take(&mut self.refs),
+        );
+        let tx = self.tx()?;
+        {
+            let mut entries = tx.open_table(ENTRIES)?;
+            for (path, row) in &rows {
+                entries.insert((session.as_str(), id.as_str(), path.as_str()), row)?;
+            }
+        }
+        add_references(tx, &refs)?;
+        if commit && let Some(tx) = self.tx.take() {
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
     /// Stores the snapshot as `json`, durably, with every entry.
     pub fn finish(mut self, json: &str) -> Result<()> {
+        self.flush(false)?;
         let (session, id) = (self.session.clone(), self.id.clone());
-        let tx = match self.tx.take() {
-            Some(mut tx) => {
-                tx.set_durability(redb::Durability::Immediate)?;
-                tx
-            }
-            None => self.store.write()?,
-        };
+        let mut tx = self.tx.take().map_or_else(|| self.store.write(), Ok)?;
+        tx.set_durability(redb::Durability::Immediate)?;
         tx.open_table(SNAPSHOTS)?
             .insert((session.as_str(), id.as_str()), json)?;
         tx.commit()?;
@@ -212,7 +239,8 @@ impl Store {
             session: session.to_owned(),
             id: id.to_owned(),
             tx: None,
-            entries: 0,
+            rows: Vec::new(),
+            refs: HashMap::new(),
         }
     }
 
