@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "support.rs"]
+#[allow(dead_code)] // shared by the benchmarks; each uses part of it
 mod support;
 
 use reqwest::Method;

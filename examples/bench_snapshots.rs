@@ -220,15 +220,8 @@ async fn main() {
     // natively: this machine's file creation speed varies from minute to minute.
     let mut from_snapshot = Vec::new();
     for round in 0..2 {
-        let t = Instant::now();
-        let copied = std::process::Command::new("cp")
-            .arg("-r")
-            .arg(&template)
-            .arg(dir.path().join(format!("native-copy-{round}")))
-            .status()
-            .unwrap();
-        assert!(copied.success());
-        let native = t.elapsed();
+        let native =
+            support::copy_tree(&template, &dir.path().join(format!("native-copy-{round}")));
         let t = Instant::now();
         let request = client
             .post(format!("{}/v1/sessions", server.base))

@@ -122,3 +122,17 @@ pub async fn timed(
     }
     samples
 }
+
+/// How long a native `cp -r` of `from` to `to` takes: the scale a session
+/// made from the same tree is set beside.
+pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    t.elapsed()
+}

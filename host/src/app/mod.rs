@@ -332,13 +332,24 @@ impl App {
         Ok(room("sessions", limit, self.store.count_sessions(tenant)?)?)
     }
 
-    /// Refuses a snapshot when the tenant keeps its `snapshots` quota.
-    pub async fn room_for_snapshot(&self, tenant: &str) -> Result<(), Error> {
-        let limit = self.quotas.tenant(tenant).limits.snapshots;
+    /// Refuses a snapshot when the tenant keeps its `snapshots` quota or has
+    /// used up its `snapshot_bytes`; what the latter leaves (`None`: no quota).
+    /// One count of the tenant's snapshots serves both.
+    pub async fn room_for_snapshot(&self, tenant: &str) -> Result<Option<Room>, Error> {
+        let limits = self.quotas.tenant(tenant).limits;
         let (store, owner) = (self.store.clone(), tenant.to_owned());
-        let (kept, _) =
+        let (kept, bytes) =
             blocking("counting snapshots", move || store.snapshot_usage(&owner)).await??;
-        Ok(room("snapshots", limit, kept)?)
+        room("snapshots", limits.snapshots, kept)?;
+        let room = (limits.snapshot_bytes > 0).then_some(Room {
+            left: limits.snapshot_bytes.saturating_sub(bytes),
+            limit: limits.snapshot_bytes,
+            quota: "snapshot_bytes",
+        });
+        match room {
+            Some(room) if room.left == 0 => Err(room.refusal()),
+            room => Ok(room),
+        }
     }
 
     /// Refuses a terminal launch when the tenant has its `terminals` quota running.
@@ -350,36 +361,15 @@ impl App {
     /// How many more bytes of uploads the tenant may store (`None`: no quota).
     pub async fn upload_room(&self, tenant: &str) -> Result<Option<Room>, Error> {
         let limit = self.quotas.tenant(tenant).limits.upload_bytes;
-        self.storage_room("upload_bytes", limit, tenant, Store::stored_bytes)
-            .await
-    }
-
-    /// How many more bytes of new contents the tenant's snapshots may store
-    /// (`None`: no quota).
-    pub async fn snapshot_room(&self, tenant: &str) -> Result<Option<Room>, Error> {
-        let limit = self.quotas.tenant(tenant).limits.snapshot_bytes;
-        self.storage_room("snapshot_bytes", limit, tenant, Store::snapshot_bytes)
-            .await
-    }
-
-    /// What a storage quota of `limit` bytes leaves the tenant, which uses what
-    /// `used` measures.
-    async fn storage_room(
-        &self,
-        quota: &'static str,
-        limit: u64,
-        tenant: &str,
-        used: fn(&Store, &str) -> crate::store::Result<u64>,
-    ) -> Result<Option<Room>, Error> {
         if limit == 0 {
             return Ok(None);
         }
         let (store, owner) = (self.store.clone(), tenant.to_owned());
-        let used = blocking("measuring stored bytes", move || used(&store, &owner)).await??;
+        let used = blocking("measuring stored bytes", move || store.stored_bytes(&owner)).await??;
         Ok(Some(Room {
             left: limit.saturating_sub(used),
             limit,
-            quota,
+            quota: "upload_bytes",
         }))
     }
 

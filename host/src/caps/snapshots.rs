@@ -2,26 +2,11 @@
 //! compared with each other and with its workspace now.
 
 use super::CapsView;
+use super::watch::{blocking, seconds};
 use crate::bindings::snapshots::Host;
 use crate::bindings::watch::{Change, Original, Status};
 use crate::snapshot;
 use crate::store::EntryKind;
-
-/// Runs snapshot work on the blocking pool. Failures are logged here and reach
-/// the component as a message that names no host path.
-async fn blocking<T: Send + 'static>(
-    what: &'static str,
-    f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-) -> wasmtime::Result<Result<T, String>> {
-    Ok(tokio::task::spawn_blocking(f).await?.map_err(|e| {
-        tracing::error!(error = format!("{e:#}"), "{what}");
-        format!("{what} failed")
-    }))
-}
-
-fn seconds(ns: i64) -> u64 {
-    u64::try_from(ns / 1_000_000_000).unwrap_or(0)
-}
 
 impl Host for CapsView<'_> {
     async fn changes(

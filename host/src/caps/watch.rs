@@ -5,9 +5,9 @@ use super::CapsView;
 use crate::bindings::watch::{Change, Host, Original, Status};
 use crate::watch;
 
-/// Runs tracker work on the blocking pool. Failures are logged here and reach the
+/// Runs tracker (or snapshot) work on the blocking pool. Failures are logged here and reach the
 /// component as a message that names no host path.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     what: &'static str,
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> wasmtime::Result<Result<T, String>> {
@@ -17,7 +17,7 @@ async fn blocking<T: Send + 'static>(
     }))
 }
 
-fn seconds(ns: i64) -> u64 {
+pub(super) fn seconds(ns: i64) -> u64 {
     u64::try_from(ns / 1_000_000_000).unwrap_or(0)
 }
 

@@ -41,7 +41,7 @@ fn find(app: &App, (session, env): (&str, &str), id: &str) -> ApiResult<Found> {
         };
     }
     let stored = app.store.process(session, id)?.ok_or_else(missing)?;
-    let record: Value = serde_json::from_str(&app.processes.shown(session, id, &stored))
+    let record = (app.processes.shown(session, id, &stored))
         .map_err(|e| ApiError::internal("reading a process record", e))?;
     match record["environment_id"] == env {
         true => Ok(Found::Recorded(record)),
@@ -84,9 +84,8 @@ pub(super) async fn list(
 ) -> ApiResult<Response<Body>> {
     allowed(app, tenant, (session, env), "environments.processes.list").await?;
     let shown = |id: &str, stored: &str| {
-        let shown = app.processes.shown(session, id, stored);
-        let record: Value = serde_json::from_str(&shown).ok()?;
-        (record["environment_id"] == env).then_some(shown)
+        let record = app.processes.shown(session, id, stored).ok()?;
+        (record["environment_id"] == env).then(|| record.to_string())
     };
     let mut items = EnvironmentItems {
         scan: &|start, ascending, limit| app.store.scan_processes(session, start, ascending, limit),

@@ -61,11 +61,7 @@ pub(super) async fn create(
 ) -> ApiResult<Response<Body>> {
     allowed(app, tenant, (session, env), "environments.snapshots.create").await?;
     let name = name_of(&read_text(body, app.config.limits.max_json_bytes).await?)?;
-    app.room_for_snapshot(tenant).await?;
-    let room = app.snapshot_room(tenant).await?;
-    if let Some(room) = room.filter(|r| r.left == 0) {
-        return Err(room.refusal().into());
-    }
+    let room = app.room_for_snapshot(tenant).await?;
     let _alone = app.trees.alone(session).await;
     let id = format!("snap_{}", uuid::Uuid::now_v7().simple());
     let json = json!({

@@ -192,7 +192,7 @@ impl Process {
         match sent {
             Ok(()) => Ok(()),
             // Reaped since: it ended.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => self.running().and(Ok(())),
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Err(Refused::Ended(self.id.clone())),
             Err(e) => Err(Refused::Signal(self.id.clone(), e)),
         }
     }
@@ -265,20 +265,19 @@ impl Process {
         stdout: tokio::process::ChildStdout,
         stderr: tokio::process::ChildStderr,
     ) {
-        let keep = async |from, stream| {
-            let mut pieces = Pieces::new(from);
-            while let Some(read) = pieces.next().await {
-                self.state.locked().streams.push(stream, read);
-                self.changed.send_modify(|n| *n += 1);
-            }
-        };
         tokio::join!(
-            keep(
-                Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
-                Stream::Stdout
-            ),
-            keep(Box::new(stderr), Stream::Stderr)
+            self.keep(stdout, Stream::Stdout),
+            self.keep(stderr, Stream::Stderr)
         );
+    }
+
+    /// Reads one output stream into its ring until it ends.
+    async fn keep(&self, from: impl tokio::io::AsyncRead + Unpin, stream: Stream) {
+        let mut pieces = Pieces::new(from);
+        while let Some(read) = pieces.next().await {
+            self.state.locked().streams.push(stream, read);
+            self.changed.send_modify(|n| *n += 1);
+        }
     }
 }
 
@@ -353,18 +352,16 @@ impl Processes {
             .cloned()
     }
 
-    /// The process as the API shows it, from its record when it is not live
-    /// (it ended before the server restarted).
-    pub fn shown(&self, session: &str, id: &str, stored: &str) -> String {
+    /// The process as the API shows it, from its record `stored` when it is
+    /// not live (it ended before the server restarted).
+    pub fn shown(&self, session: &str, id: &str, stored: &str) -> serde_json::Result<Value> {
         if let Some(live) = self.get(session, id) {
-            return live.json().to_string();
+            return Ok(live.json());
         }
-        let Ok(mut record) = serde_json::from_str::<Value>(stored) else {
-            return stored.to_owned();
-        };
+        let mut record: Value = serde_json::from_str(stored)?;
         record["running"] = false.into();
         record["stdin_open"] = false.into();
-        record.to_string()
+        Ok(record)
     }
 
     /// Kills process `id` if it runs (waiting, a bounded while, for its end)

@@ -133,7 +133,7 @@ pub fn file(
     else {
         return Ok(None);
     };
-    Ok(Some((entry, store.baseline_content(entry.sha256, max)?)))
+    Ok(Some((entry, store.content(entry.sha256, max)?)))
 }
 
 /// Takes snapshot `id` of the session's workspace `root`; the JSON of the

@@ -161,17 +161,6 @@ impl Store {
             })
             .collect()
     }
-
-    /// Up to `max` bytes of a stored content.
-    pub fn baseline_content(&self, sha256: [u8; 32], max: u64) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        self.content_chunks(sha256, |bytes| {
-            let room = max as usize - out.len();
-            out.extend_from_slice(&bytes[..bytes.len().min(room)]);
-            (out.len() as u64) < max
-        })?;
-        Ok(out)
-    }
 }
 
 impl BaselineWriter<'_> {

@@ -79,6 +79,17 @@ pub(super) fn release(tx: &WriteTransaction, sha256: [u8; 32]) -> Result<()> {
 }
 
 impl super::Store {
+    /// Up to `max` bytes of a stored content.
+    pub fn content(&self, sha256: [u8; 32], max: u64) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.content_chunks(sha256, |bytes| {
+            let room = max as usize - out.len();
+            out.extend_from_slice(&bytes[..bytes.len().min(room)]);
+            (out.len() as u64) < max
+        })?;
+        Ok(out)
+    }
+
     /// Hands the chunks of content `sha256` to `each`, in order, until it
     /// returns false.
     pub fn content_chunks(

@@ -87,6 +87,17 @@ fn take<K: Key + 'static, V: Value + 'static, T>(
     Ok(out)
 }
 
+/// The JSON text of `id` in a table keyed by (owner, id).
+fn get_owned(
+    store: &Store,
+    table: redb::TableDefinition<(&str, &str), &str>,
+    (owner, id): (&str, &str),
+) -> Result<Option<String>> {
+    let tx = store.read()?;
+    let table = tx.open_table(table)?;
+    Ok(table.get((owner, id))?.map(|v| v.value().to_owned()))
+}
+
 /// The JSON texts of a table keyed by (owner, id): up to `limit` of the
 /// owner's with ids strictly past `start`, as (id, JSON).
 fn scan_owned(

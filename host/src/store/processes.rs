@@ -30,9 +30,7 @@ impl Store {
     }
 
     pub fn process(&self, session: &str, id: &str) -> Result<Option<String>> {
-        let tx = self.read()?;
-        let table = tx.open_table(PROCESSES)?;
-        Ok(table.get((session, id))?.map(|v| v.value().to_owned()))
+        super::get_owned(self, PROCESSES, (session, id))
     }
 
     /// Up to `limit` process records of the session with ids strictly past `start`.

@@ -42,9 +42,7 @@ impl Store {
 
     /// The session's JSON, if `tenant` has a session `id`.
     pub fn session(&self, tenant: &str, id: &str) -> Result<Option<String>> {
-        let tx = self.read()?;
-        let table = tx.open_table(SESSIONS)?;
-        Ok(table.get((tenant, id))?.map(|v| v.value().to_owned()))
+        super::get_owned(self, SESSIONS, (tenant, id))
     }
 
     /// Up to `limit` of the tenant's sessions with ids strictly past `start`.

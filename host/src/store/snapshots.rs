@@ -246,9 +246,7 @@ impl Store {
 
     /// A snapshot's JSON.
     pub fn snapshot(&self, session: &str, id: &str) -> Result<Option<String>> {
-        let tx = self.read()?;
-        let table = tx.open_table(SNAPSHOTS)?;
-        Ok(table.get((session, id))?.map(|v| v.value().to_owned()))
+        super::get_owned(self, SNAPSHOTS, (session, id))
     }
 
     /// Up to `limit` snapshots of the session with ids strictly past `start`.
@@ -337,11 +335,6 @@ impl Store {
             }
         }
         Ok((count, bytes))
-    }
-
-    /// The bytes of new contents the tenant's snapshots stored.
-    pub fn snapshot_bytes(&self, tenant: &str) -> Result<u64> {
-        Ok(self.snapshot_usage(tenant)?.1)
     }
 
     /// The restores a crash cut short: (session, snapshot id).

@@ -243,7 +243,7 @@ impl Tracker {
         let Some(file) = self.store.baseline_file(session, path)? else {
             return Ok(None);
         };
-        let content = self.store.baseline_content(file.sha256, max)?;
+        let content = self.store.content(file.sha256, max)?;
         Ok(Some((file, content)))
     }
 
