@@ -626,3 +626,54 @@ async fn unknown_and_other_tenants_processes_are_not_found() {
     let (_, shown) = server.get(&process(&sid, &id), ACME).await;
     assert_eq!(shown["running"], true);
 }
+
+#[tokio::test]
+async fn past_the_history_the_oldest_ended_processes_are_forgotten() {
+    let server = Server::with_config("[limits]\nprocess_history = 2\n").await;
+    let sid = server.session(ACME).await;
+    let running = start(&server, &sid, json!({"command": "cat"})).await;
+    let mut ended_ids = Vec::new();
+    for n in 0..3 {
+        let id = start(&server, &sid, json!({"command": format!("exit {n}")})).await;
+        ended(&server, &sid, &id).await;
+        ended_ids.push(id);
+    }
+    // The newest start keeps 2: the running one and the newest ended one stay.
+    let last = start(&server, &sid, json!({"command": "true"})).await;
+    let (_, list) = server
+        .get(&format!("{}?order=asc", processes(&sid)), ACME)
+        .await;
+    let kept = assert_list(&list);
+    assert!(kept.contains(&running), "{kept:?}");
+    assert!(kept.contains(&last), "{kept:?}");
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_error(
+        &server.get(&process(&sid, &ended_ids[0]), ACME).await,
+        404,
+        "not_found",
+    );
+}
+
+#[tokio::test]
+async fn a_kept_event_id_resumes_as_a_query_parameter_too() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let id = start(&server, &sid, json!({"command": "echo one; echo two >&2"})).await;
+    ended(&server, &sid, &id).await;
+    let all = events(&server, &sid, &id, None).await.all(WITHIN).await;
+    let first = all[0].id.clone().unwrap();
+    let path = format!("{}/events?last_event_id={first}", process(&sid, &id));
+    let response = server
+        .request(Method::GET, &path, Some(ACME))
+        .send()
+        .await
+        .unwrap();
+    let rest = Events::of(response).all(WITHIN).await;
+    assert_eq!(rest.len(), all.len() - 1, "{rest:?}");
+    for (got, want) in rest.iter().zip(&all[1..]) {
+        assert_eq!(
+            (&got.id, &got.name, &got.data),
+            (&want.id, &want.name, &want.data)
+        );
+    }
+}
