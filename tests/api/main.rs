@@ -11,6 +11,7 @@ mod archives;
 mod caps;
 mod changes;
 mod common;
+mod console;
 mod contract;
 mod durability;
 mod embedding;

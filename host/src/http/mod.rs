@@ -5,6 +5,7 @@ mod answer;
 mod archive;
 mod attach;
 mod body;
+mod console;
 mod download;
 mod environments;
 mod error;
@@ -196,12 +197,17 @@ async fn route(
             v1(app, &tenant, &found?, req).await
         }
         Some("admin") => admin::route(app, found, req).await,
-        _ => match found?.route {
-            Route::Healthz => ok(r#"{"status":"ok"}"#.to_owned()),
-            Route::OpenApi => ok(OPENAPI.to_owned()),
-            Route::Metrics => metrics::scrape(app, req.headers()).await,
-            _ => Err(no_route()),
-        },
+        _ => {
+            let found = found?;
+            match found.route {
+                Route::Healthz => ok(r#"{"status":"ok"}"#.to_owned()),
+                Route::OpenApi => ok(OPENAPI.to_owned()),
+                Route::Metrics => metrics::scrape(app, req.headers()).await,
+                Route::Console => console::index(req.headers()),
+                Route::ConsoleAsset => console::asset(found.param("path"), req.headers()),
+                _ => Err(no_route()),
+            }
+        }
     }
 }
 
