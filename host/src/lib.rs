@@ -99,8 +99,8 @@ async fn assemble(
         }
         let root = workspaces.join(&session);
         let staging = app::App::staging(&config);
-        match snapshot::restore(&store, (&session, &id), &root, &staging) {
-            Ok(restored) => tracing::info!(
+        match snapshot::restore(&store, (&session, &id), &root, &staging, None) {
+            Ok((restored, _)) => tracing::info!(
                 session,
                 snapshot = id,
                 ?restored,

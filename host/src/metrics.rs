@@ -28,6 +28,13 @@ pub struct CallLabels {
     pub outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RestoreLabels {
+    /// `touched` (only what changed since the workspace last equalled the
+    /// snapshot) or `everything`.
+    pub compared: &'static str,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// 100 µs to ~100 s.
@@ -43,6 +50,7 @@ pub struct Metrics {
     pub uploaded_bytes: Counter,
     pub downloaded_bytes: Counter,
     pub watch_overflows: Counter,
+    pub restores: Family<RestoreLabels, Counter>,
     pub attached_clients: Gauge,
     // Read at each scrape.
     pub instances_in_use: Gauge,
@@ -62,6 +70,7 @@ impl Metrics {
             uploaded_bytes: Counter::default(),
             downloaded_bytes: Counter::default(),
             watch_overflows: Counter::default(),
+            restores: Family::default(),
             attached_clients: Gauge::default(),
             instances_in_use: Gauge::default(),
             instances_capacity: Gauge::default(),
@@ -99,6 +108,11 @@ impl Metrics {
             "watch_overflows",
             "Times the file watcher's event queue overflowed (workspaces were rescanned)",
             metrics.watch_overflows.clone(),
+        );
+        r.register(
+            "snapshot_restores",
+            "Snapshot restores, by what they compared: what was touched since the workspace last equalled the snapshot, or everything",
+            metrics.restores.clone(),
         );
         r.register(
             "terminal_clients_attached",

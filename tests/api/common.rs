@@ -570,3 +570,32 @@ impl Events {
         events
     }
 }
+
+/// The token `[metrics]` takes in tests that scrape.
+pub const METRICS_TOKEN: &str = "metrics-token";
+
+/// The value of the series `series` (name and labels, as exposed) in a scrape.
+pub fn metric_value(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+pub async fn scrape_metrics(server: &Server) -> String {
+    let response = server
+        .request(Method::GET, "/metrics", Some(METRICS_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    response.text().await.unwrap()
+}

@@ -109,40 +109,12 @@ fn every_documented_answer_with_a_body_has_a_schema() {
     assert!(missing.is_empty(), "answers without a schema: {missing:?}");
 }
 
-const METRICS: &str = "metrics-token";
-
-/// The value of the series `series` (name and labels, as exposed) in a scrape.
-fn value(scrape: &str, series: &str) -> f64 {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0.0, |v| v.trim().parse().unwrap())
-}
-
-async fn scrape(server: &Server) -> String {
-    let response = server
-        .request(Method::GET, "/metrics", Some(METRICS))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(
-        content_type.starts_with("application/openmetrics-text"),
-        "{content_type}"
-    );
-    response.text().await.unwrap()
-}
-
 #[tokio::test]
 async fn a_scrape_after_some_requests_shows_the_series_that_moved() {
-    let config = format!("[metrics]\ntokens = [{METRICS:?}]\n");
+    let config = format!("[metrics]\ntokens = [{METRICS_TOKEN:?}]\n");
     let server = Server::with_config(&config).await;
     let sid = server.session(ACME).await;
-    let before = scrape(&server).await;
+    let before = scrape_metrics(&server).await;
     for _ in 0..3 {
         assert_eq!(server.get("/v1/sessions", ACME).await.0, StatusCode::OK);
     }
@@ -165,9 +137,9 @@ async fn a_scrape_after_some_requests_shows_the_series_that_moved() {
         .get(&format!("/v1/sessions/{UNKNOWN_SESSION}"), ACME)
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let after = scrape(&server).await;
+    let after = scrape_metrics(&server).await;
 
-    let moved = |series: &str| value(&after, series) - value(&before, series);
+    let moved = |series: &str| metric_value(&after, series) - metric_value(&before, series);
     let requests = |route: &str, method: &str, status: u16| {
         format!(
             "reshost_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}}"
@@ -189,13 +161,16 @@ async fn a_scrape_after_some_requests_shows_the_series_that_moved() {
     assert!(moved(policy_ok) >= 3.0, "{after}");
     assert_eq!(moved("reshost_uploaded_bytes_total"), 3000.0, "{after}");
     assert_eq!(moved("reshost_downloaded_bytes_total"), 3000.0, "{after}");
-    assert_eq!(value(&after, "reshost_sessions"), 1.0, "{after}");
+    assert_eq!(metric_value(&after, "reshost_sessions"), 1.0, "{after}");
     assert_eq!(
-        value(&after, "reshost_instances_capacity"),
+        metric_value(&after, "reshost_instances_capacity"),
         1000.0,
         "{after}"
     );
-    assert!(value(&after, "reshost_database_bytes") > 0.0, "{after}");
+    assert!(
+        metric_value(&after, "reshost_database_bytes") > 0.0,
+        "{after}"
+    );
     for gauge in [
         "reshost_instances_in_use",
         "reshost_terminals_running",
@@ -212,7 +187,7 @@ async fn a_scrape_after_some_requests_shows_the_series_that_moved() {
 #[tokio::test]
 async fn a_component_that_traps_or_runs_too_long_is_counted_by_outcome() {
     let config = format!(
-        "[metrics]\ntokens = [{METRICS:?}]\n[slots.files]\ntimeout_ms = 300\n[components]\nfiles = {:?}\n",
+        "[metrics]\ntokens = [{METRICS_TOKEN:?}]\n[slots.files]\ntimeout_ms = 300\n[components]\nfiles = {:?}\n",
         reshost_test_artifacts::FAULTY.path
     );
     let server = Server::with_config(&config).await;
@@ -231,12 +206,12 @@ async fn a_component_that_traps_or_runs_too_long_is_counted_by_outcome() {
             .0,
         503
     );
-    let after = scrape(&server).await;
+    let after = scrape_metrics(&server).await;
     for outcome in ["trap", "timeout"] {
         let series = format!(
             "reshost_component_call_duration_seconds_count{{slot=\"files\",outcome=\"{outcome}\"}}"
         );
-        assert_eq!(value(&after, &series), 1.0, "{outcome}: {after}");
+        assert_eq!(metric_value(&after, &series), 1.0, "{outcome}: {after}");
     }
 }
 
@@ -247,7 +222,7 @@ async fn metrics_need_a_metrics_token_and_are_off_without_any() {
     assert_error(&(status, body), 404, "not_found");
 
     let config =
-        format!("[metrics]\ntokens = [{METRICS:?}]\n[admin]\ntokens = [\"admin-token\"]\n");
+        format!("[metrics]\ntokens = [{METRICS_TOKEN:?}]\n[admin]\ntokens = [\"admin-token\"]\n");
     let on = Server::with_config(&config).await;
     for token in [None, Some(ACME), Some("admin-token"), Some("wrong")] {
         let response = on
@@ -271,7 +246,7 @@ async fn metrics_need_a_metrics_token_and_are_off_without_any() {
 async fn until(server: &Server, series: &str, expected: f64) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let got = value(&scrape(server).await, series);
+        let got = metric_value(&scrape_metrics(server).await, series);
         if got == expected {
             return;
         }
@@ -286,15 +261,15 @@ async fn until(server: &Server, series: &str, expected: f64) {
 #[tokio::test]
 async fn the_attached_clients_gauge_follows_terminal_clients() {
     use crate::terminals::{attach, launch_shell, session};
-    let server = Server::with_config(&format!("[metrics]\ntokens = [{METRICS:?}]\n")).await;
+    let server = Server::with_config(&format!("[metrics]\ntokens = [{METRICS_TOKEN:?}]\n")).await;
     let sid = session(&server, ACME).await;
     let (tid, _) = launch_shell(&server, &sid, "main").await;
     let gauge = "reshost_terminal_clients_attached";
-    let attached = value(&scrape(&server).await, gauge);
+    let attached = metric_value(&scrape_metrics(&server).await, gauge);
     let client = attach(&server, &sid, &tid, "").await;
     until(&server, gauge, attached + 1.0).await;
     assert_eq!(
-        value(&scrape(&server).await, "reshost_terminals_running"),
+        metric_value(&scrape_metrics(&server).await, "reshost_terminals_running"),
         1.0
     );
     drop(client);

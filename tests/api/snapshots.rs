@@ -156,6 +156,91 @@ async fn a_restore_after_every_kind_of_change_gives_back_exactly_the_snapshot() 
     );
 }
 
+/// Changes a restore that looks only at touched paths must still find: in
+/// tool directories (not watched), in a directory renamed and then written in,
+/// a swap file, a directory's mode.
+fn stir(root: &Path, round: usize) {
+    plant(root, "src/main.rs", format!("round {round}\n"));
+    plant(root, "node_modules/pkg/index.js", format!("round {round}"));
+    plant(root, "web/node_modules/x/y.js", "y");
+    plant(root, ".git/objects/ab", "object");
+    std::fs::rename(root.join("src/deep"), root.join("src/moved")).unwrap();
+    plant(root, "src/moved/er/leaf.txt", "written after the move");
+    plant(root, "README.md~", "swap");
+    chmod(&root.join("src"), 0o700);
+}
+
+/// Appends to the file at `path`: through a hard link, to the file it shares.
+fn append(path: &Path, bytes: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(bytes.as_bytes()).unwrap();
+}
+
+#[tokio::test]
+async fn restores_after_a_snapshot_compare_only_what_was_touched_and_give_back_exactly_the_snapshot()
+ {
+    let metrics = format!("[metrics]\ntokens = [{METRICS_TOKEN:?}]\n");
+    let server = Server::with_config(&metrics).await;
+    let sid = server.session(ACME).await;
+    let root = workspace(&server, &sid);
+    furnish(&root);
+    plant(&root, "node_modules/pkg/index.js", "original");
+    let before = tree(&root);
+    let id = take(&server, &sid, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for round in 0..4 {
+        match round % 2 {
+            0 => upset(&root),
+            _ => stir(&root, round),
+        }
+        restore(&server, &sid, &id).await;
+        assert_eq!(tree(&root), before, "round {round}");
+    }
+    let scrape = scrape_metrics(&server).await;
+    let restores = |compared: &str| {
+        let series = format!("reshost_snapshot_restores_total{{compared=\"{compared}\"}}");
+        metric_value(&scrape, &series)
+    };
+    assert_eq!(
+        (restores("touched"), restores("everything")),
+        (4.0, 0.0),
+        "{scrape}"
+    );
+}
+
+#[tokio::test]
+async fn a_file_changed_through_a_hard_link_is_restored_wherever_the_link_was() {
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let root = workspace(&server, &sid);
+    furnish(&root);
+    let before = tree(&root);
+    let id = take(&server, &sid, None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A link in a watched directory, written through and removed.
+    std::fs::hard_link(root.join("src/main.rs"), root.join("src/alias")).unwrap();
+    append(&root.join("src/alias"), "through a link, gone");
+    std::fs::remove_file(root.join("src/alias")).unwrap();
+    restore(&server, &sid, &id).await;
+    assert_eq!(tree(&root), before, "a link removed");
+    // A link kept beside the file.
+    std::fs::hard_link(root.join("src/main.rs"), root.join("alias.rs")).unwrap();
+    append(&root.join("alias.rs"), "through a link, kept");
+    restore(&server, &sid, &id).await;
+    assert_eq!(tree(&root), before, "a link kept");
+    // A link in a tool directory, where nothing is watched.
+    plant(&root, ".git/refs/keep", "");
+    std::fs::hard_link(root.join("README.md"), root.join(".git/refs/alias")).unwrap();
+    append(&root.join(".git/refs/alias"), "through a link in .git");
+    restore(&server, &sid, &id).await;
+    assert_eq!(tree(&root), before, "a link in a tool directory");
+}
+
 #[tokio::test]
 async fn each_content_is_stored_once_and_an_unchanged_workspace_adds_nothing() {
     let server = Server::start().await;

@@ -53,6 +53,8 @@ pub struct App {
     pub processes: Arc<Processes>,
     /// Which requests use a workspace's tree at once.
     pub trees: trees::Trees,
+    /// When workspaces last equalled their snapshots.
+    pub moments: Arc<crate::snapshot::Moments>,
     /// Confinement of shell commands and terminals.
     pub sandbox: Arc<Sandbox>,
     /// What each tenant may use, and uses.
@@ -96,6 +98,7 @@ impl App {
             terminals: Arc::default(),
             processes: Arc::default(),
             trees: trees::Trees::default(),
+            moments: Arc::default(),
             sandbox,
         })
     }

@@ -276,6 +276,7 @@ pub(super) async fn delete(app: &App, tenant: &str, id: &str) -> ApiResult<Respo
         return Err(ApiError::not_found(format!("no such session: {id}")));
     }
     app.tracker.stop(id);
+    app.moments.forget(id, None);
     app.terminals.close_session(id);
     app.sandbox.end_session(id);
     let dir = app.workspace(id);

@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::paging::{EnvironmentItems, Query, list_page, param};
 use crate::app::{App, blocking};
 use crate::runtime::EnvironmentsWorld;
-use crate::snapshot::{self, Taken};
+use crate::snapshot::{self, Equal, Since, Taken};
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -72,17 +72,22 @@ pub(super) async fn create(
         "name": name,
         "created_at": crate::unix_now(),
     });
-    let (store, root) = (app.store.clone(), app.workspace(session));
+    let (store, tracker, root) = (
+        app.store.clone(),
+        app.tracker.clone(),
+        app.workspace(session),
+    );
     let (s, i) = (session.to_owned(), id.clone());
-    let snapshot = blocking("taking a snapshot", move || {
+    let (snapshot, equal) = blocking("taking a snapshot", move || {
         let mut json = json;
+        let at = tracker.moment(&s, &root);
         snapshot::snapshot(&store, (&s, &i), &root, |taken: &Taken| {
             json["files"] = taken.files.into();
             json["bytes"] = taken.bytes.into();
             json["new_bytes"] = taken.new_bytes.into();
             json.to_string()
         })
-        .map(|_| json)
+        .map(|(_, unwatched)| (json, Equal { at, unwatched }))
     })
     .await?
     .map_err(|e| ApiError::internal("taking a snapshot", e))?;
@@ -96,6 +101,7 @@ pub(super) async fn create(
         .await??;
         return Err(room.refusal().into());
     }
+    app.moments.set(session, &id, equal);
     Ok(json_response(StatusCode::CREATED, snapshot.to_string()))
 }
 
@@ -144,6 +150,7 @@ pub(super) async fn delete(
     find(app, (session, env), id)?;
     let (store, s, i) = (app.store.clone(), session.to_owned(), id.to_owned());
     blocking("deleting a snapshot", move || store.delete_snapshot(&s, &i)).await??;
+    app.moments.forget(session, Some(id));
     ok(json!({"id": id, "object": "snapshot.deleted", "deleted": true}).to_string())
 }
 
@@ -163,14 +170,23 @@ pub(super) async fn restore(
     .await?;
     let _alone = app.trees.alone(session).await;
     find(app, (session, env), id)?;
-    let (store, root, staging) = (
-        app.store.clone(),
-        app.workspace(session),
-        app.staging.clone(),
-    );
+    let (store, tracker, moments) = (app.store.clone(), app.tracker.clone(), app.moments.clone());
+    let (root, staging) = (app.workspace(session), app.staging.clone());
     let (s, i) = (session.to_owned(), id.to_owned());
     let restored = blocking("restoring a snapshot", move || {
-        snapshot::restore(&store, (&s, &i), &root, &staging)
+        let at = tracker.moment(&s, &root);
+        // Only what was touched since the workspace last equalled the snapshot, when known.
+        let since = moments.get(&s, &i).and_then(|equal| {
+            let touched = tracker.touched_since(&s, &root, equal.at)?;
+            Some(Since {
+                touched,
+                unwatched: equal.unwatched,
+            })
+        });
+        let (restored, unwatched) =
+            snapshot::restore(&store, (&s, &i), &root, &staging, since.as_ref())?;
+        moments.set(&s, &i, Equal { at, unwatched });
+        anyhow::Ok(restored)
     })
     .await?
     .map_err(|e| ApiError::internal("restoring a snapshot", e))?;

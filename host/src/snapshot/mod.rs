@@ -4,6 +4,7 @@
 //! They are taken ([`take`]), compared with each other or with the workspace
 //! now ([`compare`]), and restored ([`restore`]).
 
+pub mod moments;
 pub mod restore;
 pub mod take;
 
@@ -13,7 +14,8 @@ use cap_std::fs::Dir;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use restore::{materialize, restore};
+pub use moments::{Equal, Moments, Unwatched};
+pub use restore::{Since, materialize, restore};
 pub use take::Taken;
 
 /// How a file differs between two sides.
@@ -138,13 +140,14 @@ pub fn file(
 
 /// Takes snapshot `id` of the session's workspace `root`; the JSON of the
 /// snapshot comes from `json`. What the session's latest snapshot recorded
-/// vouches for the files that did not change since.
+/// vouches for the files that did not change since. Returns also what the
+/// watcher cannot vouch for in the workspace.
 pub fn snapshot(
     store: &Store,
     (session, id): (&str, &str),
     root: &Path,
     json: impl FnOnce(&Taken) -> String,
-) -> anyhow::Result<Taken> {
+) -> anyhow::Result<(Taken, Unwatched)> {
     let latest = store.scan_snapshots(session, None, false, 1)?;
     let known = match latest.first() {
         Some((latest, _)) => store.snapshot_entries(session, latest)?,

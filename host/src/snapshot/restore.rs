@@ -1,17 +1,21 @@
 //! Restoring a snapshot: the workspace is compared with it (contents hashed only
 //! where the stat says a file changed since the snapshot), and only what
-//! differs is changed. New contents are first written to a staging directory on
+//! differs is changed. When it is known what was touched since the workspace
+//! last equalled the snapshot, only that is compared (with what the watcher
+//! cannot vouch for: tool directories, files with several links); otherwise
+//! everything is. New contents are first written to a staging directory on
 //! the same filesystem and renamed into place; the restore is noted in the
 //! store before the workspace is touched and cleared once the changes are on
 //! disk, so one cut short by a crash is done again, from the start, at the
 //! next start (it is idempotent): the workspace is the old tree until then
 //! and the snapshot after.
 
-use super::take::survey;
+use super::moments::Unwatched;
+use super::take::{entry_of, is_api_temporary, survey};
 use crate::store::{EntryKind, SnapshotEntry, Store};
-use crate::watch::sha256;
-use cap_std::fs::{Dir, Permissions, PermissionsExt};
-use std::collections::{BTreeMap, BTreeSet};
+use crate::watch::{metadata, sha256};
+use cap_std::fs::{Dir, MetadataExt, Permissions, PermissionsExt};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
@@ -45,36 +49,51 @@ struct Plan {
     /// Modes to set, files first, then directories deepest first (a directory
     /// is made read-only only once its content is in place).
     chmod: Vec<(String, u32)>,
+    /// Files kept that have more than one link, with their inode.
+    linked: Vec<(String, u64)>,
 }
 
-/// Whether `path` lies in a directory already being removed.
-fn inside(removed: &BTreeSet<String>, path: &str) -> bool {
+/// An entry of the workspace now, with its link count.
+type Present = (SnapshotEntry, u64);
+
+/// What was touched since the workspace last equalled the snapshot, and what
+/// the watcher could not vouch for then.
+pub struct Since {
+    pub touched: BTreeSet<String>,
+    pub unwatched: Unwatched,
+}
+
+/// Whether `path` lies in one of the directories `dirs`.
+fn inside(dirs: &HashSet<&str>, path: &str) -> bool {
     path.match_indices('/')
-        .any(|(end, _)| removed.contains(&path[..end]))
+        .any(|(end, _)| dirs.contains(&path[..end]))
 }
 
 fn plan(
     dir: &Dir,
     store: &Store,
     target: &BTreeMap<String, SnapshotEntry>,
-    current: &BTreeMap<String, SnapshotEntry>,
+    current: &BTreeMap<String, Present>,
 ) -> anyhow::Result<Plan> {
     let mut plan = Plan::default();
-    let mut removed = BTreeSet::new();
-    for (path, now) in current {
+    let mut removed = HashSet::new();
+    for (path, (now, _)) in current {
         let keep = target.get(path).is_some_and(|want| want.kind == now.kind);
         if keep || inside(&removed, path) {
             continue;
         }
         let is_dir = now.kind == EntryKind::Dir;
         if is_dir {
-            removed.insert(path.clone());
+            removed.insert(path.as_str());
         }
         plan.remove.push((path.clone(), is_dir));
     }
     let mut dir_modes = Vec::new();
     for (path, want) in target {
-        let now = current.get(path).filter(|now| now.kind == want.kind);
+        let (now, links) = match current.get(path) {
+            Some((now, links)) if now.kind == want.kind => (Some(now), *links),
+            _ => (None, 0),
+        };
         let mode_differs = now.is_none_or(|now| now.mode != want.mode);
         match want.kind {
             EntryKind::Dir => {
@@ -104,8 +123,13 @@ fn plan(
             plan.link.push((path.clone(), target));
         } else if !same {
             plan.put.push((path.clone(), *want));
-        } else if mode_differs && !symlink {
-            plan.chmod.push((path.clone(), want.mode));
+        } else if !symlink {
+            if mode_differs {
+                plan.chmod.push((path.clone(), want.mode));
+            }
+            if let Some(now) = now.filter(|_| links > 1) {
+                plan.linked.push((path.clone(), now.stat.ino));
+            }
         }
     }
     dir_modes.reverse();
@@ -174,17 +198,83 @@ fn apply(plan: &Plan, dir: &Dir, staging: &Dir) -> io::Result<Restored> {
     })
 }
 
+/// The snapshot's entries and the workspace's, everywhere.
+type Sides = (BTreeMap<String, SnapshotEntry>, BTreeMap<String, Present>);
+
+fn everything(store: &Store, (session, id): (&str, &str), dir: &Dir) -> anyhow::Result<Sides> {
+    let target = store.snapshot_entries(session, id)?;
+    let mut current = BTreeMap::new();
+    survey(dir, "", |found| {
+        current.insert(found.path.to_owned(), (found.entry, found.links));
+        Ok(())
+    })?;
+    Ok((target, current))
+}
+
+/// The snapshot's entries and the workspace's at the paths `since` names
+/// (and everything under those that are directories on either side); `None`
+/// when the workspace holds a file linked since, through which any file may
+/// have changed unseen.
+fn touched(
+    store: &Store,
+    (session, id): (&str, &str),
+    dir: &Dir,
+    since: &Since,
+) -> anyhow::Result<Option<Sides>> {
+    let mut paths: Vec<&str> = since
+        .touched
+        .iter()
+        .chain(since.unwatched.paths())
+        .map(String::as_str)
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    // What lies in another of them is looked at with it.
+    let mut roots = HashSet::new();
+    for path in paths {
+        if !inside(&roots, path) {
+            roots.insert(path);
+        }
+    }
+    let target = store.snapshot_subtrees(session, id, roots.iter().copied())?;
+    let mut current = BTreeMap::new();
+    for &root in &roots {
+        let name = root.rsplit('/').next().unwrap_or(root);
+        let Some(meta) = metadata(dir, root)?.filter(|_| !is_api_temporary(name)) else {
+            continue;
+        };
+        let Some(entry) = entry_of(&meta) else {
+            continue;
+        };
+        current.insert(root.to_owned(), (entry, meta.nlink()));
+        if entry.kind == EntryKind::Dir {
+            survey(dir, root, |found| {
+                current.insert(found.path.to_owned(), (found.entry, found.links));
+                Ok(())
+            })?;
+        }
+    }
+    let linked: HashSet<u64> = since.unwatched.linked.iter().map(|(_, ino)| *ino).collect();
+    let unseen = current
+        .values()
+        .any(|(e, links)| e.kind == EntryKind::File && *links > 1 && !linked.contains(&e.stat.ino));
+    Ok((!unseen).then_some((target, current)))
+}
+
 /// Makes `session`'s workspace `root` exactly its snapshot `id`: files (bytes
 /// and modes), symlinks and directories; nothing else is left in it. The
 /// restore is noted in the store while the workspace changes (see the module).
-/// `staging` is a directory on the workspace's filesystem.
+/// `staging` is a directory on the workspace's filesystem. Only what `since`
+/// names is compared, when given. What the watcher cannot vouch for in the
+/// workspace once restored is returned.
 pub fn restore(
     store: &Store,
     (session, id): (&str, &str),
     root: &Path,
     staging: &Path,
-) -> anyhow::Result<Restored> {
-    make(store, (session, id), (session, root), staging, true)
+    since: Option<&Since>,
+) -> anyhow::Result<(Restored, Unwatched)> {
+    make(store, (session, id), (session, root), staging, since)
 }
 
 /// Fills the new workspace `root` of session `into` with snapshot `id` of
@@ -195,7 +285,7 @@ pub fn materialize(
     (into, root): (&str, &Path),
     staging: &Path,
 ) -> anyhow::Result<Restored> {
-    make(store, (session, id), (into, root), staging, false)
+    Ok(make(store, (session, id), (into, root), staging, None)?.0)
 }
 
 fn make(
@@ -203,16 +293,43 @@ fn make(
     (session, id): (&str, &str),
     (into, root): (&str, &Path),
     staging: &Path,
-    noted: bool,
-) -> anyhow::Result<Restored> {
-    let target = store.snapshot_entries(session, id)?;
+    since: Option<&Since>,
+) -> anyhow::Result<(Restored, Unwatched)> {
+    // A restore in place is noted; the filling of a new workspace is not.
+    let noted = into == session;
     let dir = Dir::open_ambient_dir(root, cap_std::ambient_authority())?;
-    let mut current = BTreeMap::new();
-    survey(&dir, |_, _, path, entry| {
-        current.insert(path.to_owned(), entry);
-        Ok(())
-    })?;
-    let plan = plan(&dir, store, &target, &current)?;
+    let looked = match since {
+        Some(since) => touched(store, (session, id), &dir, since)?
+            .map(|sides| (sides, since.unwatched.tools.clone())),
+        None => None,
+    };
+    if noted {
+        let compared = if looked.is_some() {
+            "touched"
+        } else {
+            "everything"
+        };
+        crate::metrics::METRICS
+            .restores
+            .get_or_create(&crate::metrics::RestoreLabels { compared })
+            .inc();
+    }
+    let ((target, current), tools) = match looked {
+        Some(looked) => looked,
+        None => {
+            let (target, current) = everything(store, (session, id), &dir)?;
+            let mut tools = Unwatched::default();
+            target
+                .iter()
+                .for_each(|(path, entry)| tools.note(path, entry, 1));
+            ((target, current), tools.tools)
+        }
+    };
+    let mut plan = plan(&dir, store, &target, &current)?;
+    let unwatched = Unwatched {
+        tools,
+        linked: std::mem::take(&mut plan.linked),
+    };
     let scratch = staging.join(format!("restore-{into}"));
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
@@ -239,5 +356,5 @@ fn make(
     let restored = applied?;
     drop(staged);
     let _ = std::fs::remove_dir_all(&scratch);
-    Ok(restored)
+    Ok((restored, unwatched))
 }

@@ -2,6 +2,7 @@
 //! the temporary files of API writes), hashing only the files whose stat
 //! differs from what an earlier snapshot recorded of them.
 
+use super::moments::Unwatched;
 use crate::store::{EntryKind, FileStat, SnapshotEntry, Store};
 use crate::watch::{Keep, keep_content, sha256, stat_of};
 use crate::workspace::walk::{Next, walk};
@@ -66,25 +67,51 @@ pub fn vouched(
 
 /// Whether `name` is the temporary file of an API write (renamed into place
 /// when complete): never part of a snapshot.
-fn is_api_temporary(name: &str) -> bool {
+pub fn is_api_temporary(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp") && name.contains(".reshost-")
 }
 
-/// Walks the workspace `root`, handing `each` every entry a snapshot holds,
-/// with the directory and name to read it by.
+/// An entry met by [`survey`].
+pub struct Found<'a> {
+    /// The directory holding it, and its name there, to read it by.
+    pub dir: &'a Dir,
+    pub name: &'a str,
+    pub path: &'a str,
+    pub entry: SnapshotEntry,
+    /// Its link count.
+    pub links: u64,
+}
+
+/// Walks the workspace `root` below `at` (a real directory; `""`: all of it),
+/// handing `each` every entry a snapshot holds.
 pub fn survey(
     root: &Dir,
-    mut each: impl FnMut(&Dir, &str, &str, SnapshotEntry) -> anyhow::Result<()>,
+    at: &str,
+    mut each: impl FnMut(Found) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
+    let start = match at {
+        "" => root.try_clone()?,
+        at => root.open_dir(at)?,
+    };
     let mut failure = None;
-    walk(root.try_clone()?, "", |item| {
+    walk(start, at, |item| {
         if is_api_temporary(item.name) {
             return Next::Continue;
         }
-        let Some(entry) = item.entry.metadata().ok().as_ref().and_then(entry_of) else {
+        let Ok(meta) = item.entry.metadata() else {
             return Next::Continue;
         };
-        match each(item.parent, item.name, item.path, entry) {
+        let Some(entry) = entry_of(&meta) else {
+            return Next::Continue;
+        };
+        let found = Found {
+            dir: item.parent,
+            name: item.name,
+            path: item.path,
+            entry,
+            links: meta.nlink(),
+        };
+        match each(found) {
             Ok(()) => Next::Continue,
             Err(e) => {
                 failure = Some(e);
@@ -101,18 +128,19 @@ pub fn scan(
     root: &Dir,
     known: &BTreeMap<String, SnapshotEntry>,
 ) -> anyhow::Result<BTreeMap<String, SnapshotEntry>> {
-    let mut found = BTreeMap::new();
-    survey(root, |dir, name, path, mut entry| {
+    let mut scanned = BTreeMap::new();
+    survey(root, "", |found| {
+        let mut entry = found.entry;
         if entry.kind != EntryKind::Dir {
-            entry.sha256 = match vouched(known, path, &entry) {
+            entry.sha256 = match vouched(known, found.path, &entry) {
                 Some(sha) => sha,
-                None => sha256(dir, name, entry.kind == EntryKind::Symlink)?,
+                None => sha256(found.dir, found.name, entry.kind == EntryKind::Symlink)?,
             };
         }
-        found.insert(path.to_owned(), entry);
+        scanned.insert(found.path.to_owned(), entry);
         Ok(())
     })?;
-    Ok(found)
+    Ok(scanned)
 }
 
 /// Records snapshot `id` of `session`'s workspace `root` and stores it as the
@@ -124,10 +152,16 @@ pub fn take(
     root: &Dir,
     known: &BTreeMap<String, SnapshotEntry>,
     json: impl FnOnce(&Taken) -> String,
-) -> anyhow::Result<Taken> {
+) -> anyhow::Result<(Taken, Unwatched)> {
     let mut taken = Taken::default();
+    let mut unwatched = Unwatched::default();
     let mut writer = store.snapshot_writer(session, id);
-    survey(root, |dir, name, path, mut entry| {
+    survey(root, "", |found| {
+        let Found {
+            dir, name, path, ..
+        } = found;
+        let mut entry = found.entry;
+        unwatched.note(path, &entry, found.links);
         if entry.kind == EntryKind::Dir {
             writer.add_known(path, &entry)?;
             return Ok(());
@@ -156,5 +190,5 @@ pub fn take(
         Ok(())
     })?;
     writer.finish(&json(&taken))?;
-    Ok(taken)
+    Ok((taken, unwatched))
 }

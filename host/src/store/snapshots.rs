@@ -277,6 +277,37 @@ impl Store {
             .collect()
     }
 
+    /// The entries of a snapshot at `paths`, and of everything under those
+    /// that are directories.
+    pub fn snapshot_subtrees<'a>(
+        &self,
+        session: &str,
+        id: &str,
+        paths: impl IntoIterator<Item = &'a str>,
+    ) -> Result<BTreeMap<String, SnapshotEntry>> {
+        let tx = self.read()?;
+        let table = tx.open_table(ENTRIES)?;
+        let mut found = BTreeMap::new();
+        for path in paths {
+            let Some(entry) = table.get((session, id, path))?.map(|v| from_row(v.value())) else {
+                continue;
+            };
+            found.insert(path.to_owned(), entry);
+            if entry.kind != EntryKind::Dir {
+                continue;
+            }
+            // Below `path/`: up to `path0` ('0' follows '/').
+            let (first, past) = (format!("{path}/"), format!("{path}0"));
+            for row in table.range::<(&str, &str, &str)>(
+                (session, id, first.as_str())..(session, id, past.as_str()),
+            )? {
+                let (k, v) = row?;
+                found.insert(k.value().2.to_owned(), from_row(v.value()));
+            }
+        }
+        Ok(found)
+    }
+
     /// One entry of a snapshot.
     pub fn snapshot_entry(
         &self,

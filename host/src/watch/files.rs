@@ -48,7 +48,7 @@ fn reachable(root: &Dir, path: &str) -> io::Result<bool> {
 }
 
 /// `lstat` of `path`, if it is reachable and there.
-fn metadata(root: &Dir, path: &str) -> io::Result<Option<Metadata>> {
+pub fn metadata(root: &Dir, path: &str) -> io::Result<Option<Metadata>> {
     if !reachable(root, path)? {
         return Ok(None);
     }

@@ -19,6 +19,7 @@
 
 mod events;
 mod files;
+mod history;
 mod ignore;
 mod record;
 mod resolve;
@@ -28,18 +29,21 @@ use crate::sync::Lock;
 use cap_std::fs::Dir;
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub use events::{FileEvent, Happened, Kind, Reset, Subscription};
-pub use files::{lstat, sha256, stat_of};
-pub use ignore::ignored;
+pub use files::{lstat, metadata, sha256, stat_of};
+pub use history::Moment;
+pub use ignore::{ignored, ignored_dir};
 pub use record::{Keep, keep_content};
 
 use events::Ring;
-use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use history::History;
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
 
 /// How long a request waits for its barrier before answering with what it has.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,6 +97,8 @@ struct Env {
     changed: Mutex<BTreeMap<String, Known>>,
     /// Its recent file events, for those who follow it.
     events: Mutex<Ring>,
+    /// Which paths were touched when.
+    history: Mutex<History>,
 }
 
 /// A visible path: its workspace and its path there.
@@ -101,8 +107,8 @@ type Visible = (Arc<Env>, String);
 /// The first half of a rename, waiting for its second.
 struct Moving {
     cookie: usize,
-    /// Where it came from, when that was a visible path.
-    from: Option<Visible>,
+    /// Where it came from.
+    from: PathBuf,
 }
 
 struct Shared {
@@ -118,6 +124,8 @@ struct Shared {
     moving: Mutex<Option<Moving>>,
     /// Numbers the barriers that settle announcements.
     settles: AtomicU64,
+    /// The number of the last event handled (see `history`).
+    numbered: AtomicU64,
 }
 
 pub struct Tracker {
@@ -153,6 +161,7 @@ impl Tracker {
             ring_capacity,
             moving: Mutex::default(),
             settles: AtomicU64::new(0),
+            numbered: AtomicU64::new(0),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let mut watcher = notify::INotifyWatcher::new(tx, notify::Config::default())?;
@@ -247,6 +256,30 @@ impl Tracker {
         Ok(Some((file, content)))
     }
 
+    /// The moment before a look at the session's workspace (tracking it from
+    /// now on if it was not): what changes after it is touched after it.
+    pub fn moment(&self, session: &str, root: &Path) -> Moment {
+        self.env(session, root);
+        Moment(self.shared.numbered.load(Ordering::SeqCst))
+    }
+
+    /// The paths of the session's workspace touched after `moment`, once every
+    /// change made before now has been handled; `None` when that is not all
+    /// known (see `history`). Tool directories are named when they are made,
+    /// removed or renamed, never what happens inside them (they are not watched).
+    pub fn touched_since(
+        &self,
+        session: &str,
+        root: &Path,
+        moment: Moment,
+    ) -> Option<BTreeSet<String>> {
+        let env = self.env(session, root);
+        if !self.barrier() {
+            return None;
+        }
+        env.history.locked().since(moment)
+    }
+
     /// The tracked workspace of a session, tracking it from now on if it was not.
     fn env(&self, session: &str, root: &Path) -> Arc<Env> {
         if let Some(env) = self.shared.envs.locked().get(session) {
@@ -255,13 +288,14 @@ impl Tracker {
         self.shared.track(session, root, true)
     }
 
-    /// Waits until every event queued before now has been handled.
-    fn barrier(&self) {
+    /// Waits until every event queued before now has been handled; false
+    /// when it could not tell.
+    fn barrier(&self) -> bool {
         let n = self.next_barrier.fetch_add(1, Ordering::SeqCst) + 1;
         let file = self.shared.barriers.join(n.to_string());
         if let Err(e) = std::fs::File::create(&file).and_then(|_| std::fs::remove_file(&file)) {
             tracing::warn!(error = %e, "making a watch barrier");
-            return;
+            return false;
         }
         let deadline = Instant::now() + BARRIER_TIMEOUT;
         let mut passed = self.shared.passed.locked();
@@ -269,7 +303,7 @@ impl Tracker {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 tracing::warn!("a watch barrier timed out; answering with the events seen");
-                return;
+                return false;
             }
             passed = self
                 .shared
@@ -278,6 +312,7 @@ impl Tracker {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .0;
         }
+        true
     }
 }
 
@@ -294,6 +329,7 @@ impl Shared {
             }),
             changed: Mutex::default(),
             events: Mutex::new(Ring::new(self.ring_capacity)),
+            history: Mutex::new(History::new()),
         });
         let env = self
             .envs
@@ -301,8 +337,15 @@ impl Shared {
             .entry(session.to_owned())
             .or_insert(env)
             .clone();
-        if !self.watch_tree(&root, None) {
-            env.dirty.locked().all = true;
+        match self.watch_tree(&root, None) {
+            true => env
+                .history
+                .locked()
+                .reset(self.numbered.load(Ordering::SeqCst)),
+            false => {
+                env.dirty.locked().all = true;
+                env.history.locked().blind();
+            }
         }
         env
     }
@@ -351,8 +394,10 @@ impl Shared {
     /// Events were lost: every workspace is compared whole at its next use, and
     /// its followers are told to re-read.
     fn rescan_all(&self) {
+        let number = self.numbered.load(Ordering::SeqCst);
         for env in self.envs.locked().values() {
             env.dirty.locked().all = true;
+            env.history.locked().reset(number);
             env.events.locked().push(Kind::Reset(Reset::Overflow));
         }
     }
@@ -371,6 +416,7 @@ impl Shared {
         if matches!(event.kind, EventKind::Access(_)) && !closed_written {
             return;
         }
+        self.record(&event);
         self.tell(&event);
         if closed_written {
             return;
@@ -397,17 +443,62 @@ impl Shared {
     }
 
     /// The tracked workspace `path` is in and its path there, unless it is
-    /// the root, ignored, or not UTF-8 (not addressable through the API).
-    fn visible(&self, path: &Path) -> Option<Visible> {
+    /// the root or not UTF-8 (not addressable through the API).
+    fn located(&self, path: &Path) -> Option<Visible> {
         let inside = path.strip_prefix(&self.workspaces).ok()?;
         let mut parts = inside.components();
         let session = parts.next()?.as_os_str().to_str()?;
         let rel = parts.as_path().to_str()?;
-        if rel.is_empty() || ignored(rel) {
+        if rel.is_empty() {
             return None;
         }
         let env = self.envs.locked().get(session).cloned()?;
         Some((env, rel.to_owned()))
+    }
+
+    /// As [`Self::located`], unless ignored.
+    fn visible(&self, path: &Path) -> Option<Visible> {
+        self.located(path).filter(|(_, rel)| !ignored(rel))
+    }
+
+    /// Numbers the event and records what it touched in the history of the
+    /// workspaces it names, with what may have been a hidden hard link.
+    fn record(&self, event: &notify::Event) {
+        let number = self.numbered.fetch_add(1, Ordering::SeqCst) + 1;
+        for (env, rel) in event.paths.iter().filter_map(|p| self.located(p)) {
+            env.history.locked().touch(&rel, number);
+        }
+        let arrived = match event.kind {
+            EventKind::Create(CreateKind::Folder) => None,
+            EventKind::Create(_) | EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+                event.paths.first()
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                self.settle(event.paths.first(), true, number);
+                None
+            }
+            EventKind::Remove(_) => {
+                self.settle(event.paths.first(), false, number);
+                None
+            }
+            _ => None,
+        };
+        let Some((path, (env, rel))) = arrived.and_then(|p| Some((p, self.located(p)?))) else {
+            return;
+        };
+        match std::fs::symlink_metadata(path) {
+            // A hard link: what is written through it changes a file no event names.
+            Ok(meta) if meta.is_file() && meta.nlink() > 1 => env.history.locked().reset(number),
+            Ok(_) => {}
+            Err(_) => env.history.locked().vanished(&rel),
+        }
+    }
+
+    /// A file left `path`: renamed, or deleted (see [`History::settled`]).
+    fn settle(&self, path: Option<&PathBuf>, renamed: bool, number: u64) {
+        if let Some((env, rel)) = path.and_then(|p| self.located(p)) {
+            env.history.locked().settled(&rel, renamed, number);
+        }
     }
 
     /// Tells the event to the followers of the workspace it is in. A rename is
@@ -428,7 +519,7 @@ impl Shared {
                 if let Some(cookie) = event.attrs.tracker() {
                     *self.moving.locked() = Some(Moving {
                         cookie,
-                        from: first(),
+                        from: event.paths.first().cloned().unwrap_or_default(),
                     });
                 }
             }
@@ -447,7 +538,11 @@ impl Shared {
                 }
             }
             EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-                let from = self.moving.locked().take().and_then(|m| m.from);
+                let from = self
+                    .moving
+                    .locked()
+                    .take()
+                    .and_then(|m| self.visible(&m.from));
                 let to = event.paths.get(1).and_then(|p| self.visible(p));
                 match (from, to) {
                     (Some((a, from)), Some((b, to))) if Arc::ptr_eq(&a, &b) => {
@@ -481,8 +576,12 @@ impl Shared {
 
     /// The first half of a rename whose second has not come is a deletion.
     fn settle_move(&self) {
-        let moving = self.moving.locked().take();
-        if let Some((env, path)) = moving.and_then(|m| m.from) {
+        let Some(moving) = self.moving.locked().take() else {
+            return;
+        };
+        let number = self.numbered.load(Ordering::SeqCst);
+        self.settle(Some(&moving.from), false, number);
+        if let Some((env, path)) = self.visible(&moving.from) {
             env.events.locked().push(Kind::Path {
                 path,
                 happened: Happened::Deleted,
@@ -507,6 +606,7 @@ impl Shared {
         let mut found = Vec::new();
         if !self.watch_tree(path, created.then_some(&mut found)) {
             env.dirty.locked().all = true;
+            env.history.locked().blind();
         }
         let found: Vec<_> = found.iter().filter_map(|p| self.visible(p)).collect();
         if found.is_empty() {
