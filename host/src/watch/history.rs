@@ -6,7 +6,9 @@
 //! [`Moment`] is a number read before looking at a workspace: whatever changes
 //! after it is handled after it, so has a greater number. The record of a
 //! workspace is *complete* from some number on; what was touched since a
-//! moment is known only if the moment is within the complete part.
+//! moment is known only if the moment is within the complete part. A workspace
+//! is recorded only from its first moment on (one that never snapshots costs
+//! nothing).
 //!
 //! What inotify does not tell, the record makes up for by giving up (the next
 //! restore then compares everything): a lost event, a directory it could not
@@ -32,6 +34,8 @@ pub(super) struct History {
     /// Events numbered above this are all recorded; `u64::MAX` until the
     /// workspace's directories are watched.
     complete_after: u64,
+    /// Whether anyone asked for a moment (until then nothing is recorded).
+    kept: bool,
     /// A directory could not be watched: the record is never complete.
     blind: bool,
     /// Files made (or moved in) and gone before their event was handled, whose
@@ -45,12 +49,29 @@ impl History {
         History {
             touched: HashMap::new(),
             complete_after: u64::MAX,
+            kept: false,
             blind: false,
             vanished: HashSet::new(),
         }
     }
 
+    /// The workspace's directories are watched: events after `number` are seen.
+    pub(super) fn watched(&mut self, number: u64) {
+        self.complete_after = number;
+    }
+
+    /// Records from now on (event `number`), if it did not yet.
+    pub(super) fn keep(&mut self, number: u64) {
+        if !self.kept {
+            self.kept = true;
+            self.complete_after = self.complete_after.max(number);
+        }
+    }
+
     pub(super) fn touch(&mut self, path: &str, number: u64) {
+        if !self.kept {
+            return;
+        }
         if let Some(last) = self.touched.get_mut(path) {
             *last = number;
             return;
@@ -73,7 +94,9 @@ impl History {
     }
 
     pub(super) fn vanished(&mut self, path: &str) {
-        self.vanished.insert(path.to_owned());
+        if self.kept {
+            self.vanished.insert(path.to_owned());
+        }
     }
 
     /// A vanished file was renamed (true) or deleted (false); its event is `number`.
@@ -85,7 +108,7 @@ impl History {
 
     /// The paths touched after `moment`, if the record is complete since.
     pub(super) fn since(&self, moment: Moment) -> Option<BTreeSet<String>> {
-        if self.blind || moment.0 < self.complete_after {
+        if self.blind || !self.kept || moment.0 < self.complete_after {
             return None;
         }
         Some(
@@ -107,8 +130,9 @@ mod tests {
     #[test]
     fn only_paths_touched_after_the_moment_are_told() {
         let mut history = History::new();
+        history.keep(0);
         assert_eq!(history.since(Moment(0)), None, "not watched yet");
-        history.reset(10);
+        history.watched(10);
         history.touch("a", 11);
         history.touch("b", 12);
         history.touch("a", 14);
@@ -128,7 +152,8 @@ mod tests {
     #[test]
     fn a_vanished_file_that_is_deleted_starts_the_record_afresh() {
         let mut history = History::new();
-        history.reset(0);
+        history.watched(0);
+        history.keep(0);
         history.vanished("renamed");
         history.settled("renamed", true, 1);
         assert!(history.since(Moment(0)).is_some());
@@ -139,9 +164,23 @@ mod tests {
     }
 
     #[test]
+    fn nothing_is_recorded_before_the_first_moment() {
+        let mut history = History::new();
+        history.watched(0);
+        history.touch("before", 1);
+        assert_eq!(history.since(Moment(1)), None, "no moment asked for");
+        history.keep(2);
+        assert_eq!(history.since(Moment(1)), None, "before the record");
+        history.touch("after", 3);
+        let since: Vec<_> = history.since(Moment(2)).unwrap().into_iter().collect();
+        assert_eq!(since, ["after"]);
+    }
+
+    #[test]
     fn a_blind_record_is_never_complete() {
         let mut history = History::new();
-        history.reset(0);
+        history.watched(0);
+        history.keep(0);
         history.blind();
         assert_eq!(history.since(Moment(5)), None);
     }

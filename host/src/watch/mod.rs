@@ -259,8 +259,10 @@ impl Tracker {
     /// The moment before a look at the session's workspace (tracking it from
     /// now on if it was not): what changes after it is touched after it.
     pub fn moment(&self, session: &str, root: &Path) -> Moment {
-        self.env(session, root);
-        Moment(self.shared.numbered.load(Ordering::SeqCst))
+        let env = self.env(session, root);
+        let number = self.shared.numbered.load(Ordering::SeqCst);
+        env.history.locked().keep(number);
+        Moment(number)
     }
 
     /// The paths of the session's workspace touched after `moment`, once every
@@ -341,7 +343,7 @@ impl Shared {
             true => env
                 .history
                 .locked()
-                .reset(self.numbered.load(Ordering::SeqCst)),
+                .watched(self.numbered.load(Ordering::SeqCst)),
             false => {
                 env.dirty.locked().all = true;
                 env.history.locked().blind();
