@@ -100,7 +100,7 @@ async fn assemble(
         let root = workspaces.join(&session);
         let staging = app::App::staging(&config);
         match snapshot::restore(&store, (&session, &id), &root, &staging, None) {
-            Ok((restored, _)) => tracing::info!(
+            Ok(restored) => tracing::info!(
                 session,
                 snapshot = id,
                 ?restored,

@@ -4,7 +4,7 @@
 use super::CapsView;
 use super::watch::{blocking, seconds};
 use crate::bindings::snapshots::Host;
-use crate::bindings::watch::{Change, Original, Status};
+use crate::bindings::watch::{Change, Original};
 use crate::snapshot;
 use crate::store::EntryKind;
 
@@ -30,11 +30,7 @@ impl Host for CapsView<'_> {
                 .into_iter()
                 .map(|d| Change {
                     path: d.path,
-                    status: match d.status {
-                        snapshot::Status::Created => Status::Created,
-                        snapshot::Status::Modified => Status::Modified,
-                        snapshot::Status::Deleted => Status::Deleted,
-                    },
+                    status: d.status.into(),
                     bytes: d.other.map(|e| e.stat.size),
                     modified_at: d.other.map(|e| seconds(e.stat.mtime_ns)),
                 })

@@ -17,6 +17,16 @@ pub(super) async fn blocking<T: Send + 'static>(
     }))
 }
 
+impl From<watch::Status> for Status {
+    fn from(status: watch::Status) -> Status {
+        match status {
+            watch::Status::Created => Status::Created,
+            watch::Status::Modified => Status::Modified,
+            watch::Status::Deleted => Status::Deleted,
+        }
+    }
+}
+
 pub(super) fn seconds(ns: i64) -> u64 {
     u64::try_from(ns / 1_000_000_000).unwrap_or(0)
 }
@@ -32,11 +42,7 @@ impl Host for CapsView<'_> {
                 .into_iter()
                 .map(|c| Change {
                     path: c.path,
-                    status: match c.status {
-                        watch::Status::Created => Status::Created,
-                        watch::Status::Modified => Status::Modified,
-                        watch::Status::Deleted => Status::Deleted,
-                    },
+                    status: c.status.into(),
                     bytes: c.now.map(|s| s.size),
                     modified_at: c.now.map(|s| seconds(s.mtime_ns)),
                 })

@@ -9,7 +9,7 @@ use super::error::{ApiError, ApiResult};
 use super::paging::{EnvironmentItems, Query, list_page, param};
 use crate::app::{App, blocking};
 use crate::runtime::EnvironmentsWorld;
-use crate::snapshot::{self, Equal, Since, Taken};
+use crate::snapshot::{self, Equal, Taken, Tracked};
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
@@ -174,19 +174,11 @@ pub(super) async fn restore(
     let (root, staging) = (app.workspace(session), app.staging.clone());
     let (s, i) = (session.to_owned(), id.to_owned());
     let restored = blocking("restoring a snapshot", move || {
-        let at = tracker.moment(&s, &root);
-        // Only what was touched since the workspace last equalled the snapshot, when known.
-        let since = moments.get(&s, &i).and_then(|equal| {
-            let touched = tracker.touched_since(&s, &root, equal.at)?;
-            Some(Since {
-                touched,
-                unwatched: equal.unwatched,
-            })
-        });
-        let (restored, unwatched) =
-            snapshot::restore(&store, (&s, &i), &root, &staging, since.as_ref())?;
-        moments.set(&s, &i, Equal { at, unwatched });
-        anyhow::Ok(restored)
+        let tracked = Tracked {
+            tracker: &tracker,
+            moments: &moments,
+        };
+        snapshot::restore(&store, (&s, &i), &root, &staging, Some(tracked))
     })
     .await?
     .map_err(|e| ApiError::internal("restoring a snapshot", e))?;

@@ -9,22 +9,15 @@ pub mod restore;
 pub mod take;
 
 use crate::store::{EntryKind, SnapshotEntry, Store};
-use crate::watch::{ignored, lstat, sha256};
+use crate::watch::{Status, ignored, lstat, sha256};
 use cap_std::fs::Dir;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use moments::{Equal, Moments, Unwatched};
-pub use restore::{Since, materialize, restore};
+use moments::Unwatched;
+pub use moments::{Equal, Moments};
+pub use restore::{Tracked, materialize, restore};
 pub use take::Taken;
-
-/// How a file differs between two sides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Status {
-    Created,
-    Modified,
-    Deleted,
-}
 
 /// A file or symlink that differs: how, and the entry on the other side
 /// (`None`: deleted).

@@ -10,10 +10,10 @@
 //! next start (it is idempotent): the workspace is the old tree until then
 //! and the snapshot after.
 
-use super::moments::Unwatched;
+use super::moments::{Equal, Moments, Unwatched};
 use super::take::{entry_of, is_api_temporary, survey};
 use crate::store::{EntryKind, SnapshotEntry, Store};
-use crate::watch::{metadata, sha256};
+use crate::watch::{Tracker, metadata, sha256};
 use cap_std::fs::{Dir, MetadataExt, Permissions, PermissionsExt};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::ffi::OsString;
@@ -58,9 +58,16 @@ type Present = (SnapshotEntry, u64);
 
 /// What was touched since the workspace last equalled the snapshot, and what
 /// the watcher could not vouch for then.
-pub struct Since {
-    pub touched: BTreeSet<String>,
-    pub unwatched: Unwatched,
+struct Since {
+    touched: BTreeSet<String>,
+    unwatched: Unwatched,
+}
+
+/// A running server's record of its workspaces: what was touched when, and
+/// when each last equalled each snapshot.
+pub struct Tracked<'a> {
+    pub tracker: &'a Tracker,
+    pub moments: &'a Moments,
 }
 
 /// Whether `path` lies in one of the directories `dirs`.
@@ -264,17 +271,30 @@ fn touched(
 /// Makes `session`'s workspace `root` exactly its snapshot `id`: files (bytes
 /// and modes), symlinks and directories; nothing else is left in it. The
 /// restore is noted in the store while the workspace changes (see the module).
-/// `staging` is a directory on the workspace's filesystem. Only what `since`
-/// names is compared, when given. What the watcher cannot vouch for in the
-/// workspace once restored is returned.
+/// `staging` is a directory on the workspace's filesystem. With `tracked`,
+/// only what was touched since the workspace last equalled the snapshot is
+/// compared, when that is known, and the moment it equals it again is kept.
 pub fn restore(
     store: &Store,
     (session, id): (&str, &str),
     root: &Path,
     staging: &Path,
-    since: Option<&Since>,
-) -> anyhow::Result<(Restored, Unwatched)> {
-    make(store, (session, id), (session, root), staging, since)
+    tracked: Option<Tracked>,
+) -> anyhow::Result<Restored> {
+    let place = (session, root);
+    let Some(Tracked { tracker, moments }) = tracked else {
+        return Ok(make(store, (session, id), place, staging, None)?.0);
+    };
+    let at = tracker.moment(session, root);
+    let since = moments.get(session, id).and_then(|equal| {
+        Some(Since {
+            touched: tracker.touched_since(session, root, equal.at)?,
+            unwatched: equal.unwatched,
+        })
+    });
+    let (restored, unwatched) = make(store, (session, id), place, staging, since.as_ref())?;
+    moments.set(session, id, Equal { at, unwatched });
+    Ok(restored)
 }
 
 /// Fills the new workspace `root` of session `into` with snapshot `id` of

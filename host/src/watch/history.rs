@@ -93,10 +93,12 @@ impl History {
         self.blind = true;
     }
 
+    pub(super) fn kept(&self) -> bool {
+        self.kept
+    }
+
     pub(super) fn vanished(&mut self, path: &str) {
-        if self.kept {
-            self.vanished.insert(path.to_owned());
-        }
+        self.vanished.insert(path.to_owned());
     }
 
     /// A vanished file was renamed (true) or deleted (false); its event is `number`.
@@ -174,6 +176,22 @@ mod tests {
         history.touch("after", 3);
         let since: Vec<_> = history.since(Moment(2)).unwrap().into_iter().collect();
         assert_eq!(since, ["after"]);
+    }
+
+    #[test]
+    fn past_the_most_paths_the_record_starts_afresh() {
+        let mut history = History::new();
+        history.watched(0);
+        history.keep(0);
+        for n in 0..MAX_PATHS as u64 {
+            history.touch(&n.to_string(), n + 1);
+        }
+        assert_eq!(history.since(Moment(0)).unwrap().len(), MAX_PATHS);
+        let past = MAX_PATHS as u64 + 1;
+        history.touch("one more", past);
+        assert_eq!(history.since(Moment(0)), None, "the record restarted");
+        let since: Vec<_> = history.since(Moment(past)).unwrap().into_iter().collect();
+        assert!(since.is_empty(), "{since:?}");
     }
 
     #[test]

@@ -488,11 +488,16 @@ impl Shared {
         let Some((path, (env, rel))) = arrived.and_then(|p| Some((p, self.located(p)?))) else {
             return;
         };
+        let mut history = env.history.locked();
+        // Looked at only where a record is kept: the event thread serves every workspace.
+        if !history.kept() {
+            return;
+        }
         match std::fs::symlink_metadata(path) {
             // A hard link: what is written through it changes a file no event names.
-            Ok(meta) if meta.is_file() && meta.nlink() > 1 => env.history.locked().reset(number),
+            Ok(meta) if meta.is_file() && meta.nlink() > 1 => history.reset(number),
             Ok(_) => {}
-            Err(_) => env.history.locked().vanished(&rel),
+            Err(_) => history.vanished(&rel),
         }
     }
 
@@ -648,11 +653,14 @@ mod tests {
         std::fs::create_dir_all(&root).unwrap();
         tracker.start("s", &root).unwrap();
         let mut followed = tracker.subscribe("s", &root, None);
+        let before = tracker.moment("s", &root);
+        assert!(tracker.touched_since("s", &root, before).is_some());
         let overflow = notify::Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan);
         tracker.shared.handle(overflow);
         let told = followed.live.try_recv().unwrap();
         assert_eq!(told.kind, Kind::Reset(Reset::Overflow));
-        // And `changes` compares the whole tree again.
+        // And `changes` compares the whole tree again, as does a restore.
         assert!(tracker.shared.envs.locked()["s"].dirty.locked().all);
+        assert_eq!(tracker.touched_since("s", &root, before), None);
     }
 }
