@@ -167,8 +167,21 @@ impl Page {
         if let Some(error) = answer["errorText"].as_str() {
             bail!("navigating to {url}: {error}");
         }
+        self.loaded(mark, url).await
+    }
+
+    /// Loads the page again (a new document, as the reload button does) and
+    /// waits for its load event.
+    pub async fn reload(&self) -> Result<()> {
+        let mark = self.cdp.event_count();
+        self.call("Page.reload", json!({})).await?;
+        self.loaded(mark, "the reloaded page").await
+    }
+
+    /// Waits for a load event after event `mark`.
+    async fn loaded(&self, mark: usize, what: &str) -> Result<()> {
         self.cdp
-            .wait_event(mark, WAIT, &format!("load of {url}"), |e| {
+            .wait_event(mark, WAIT, &format!("load of {what}"), |e| {
                 self.mine(e) && e.method == "Page.loadEventFired"
             })
             .await?;

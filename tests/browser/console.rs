@@ -7,6 +7,7 @@ use crate::common::*;
 use anyhow::{Context, Result, bail, ensure};
 use reqwest::Method;
 use reshost::testing::SlotName;
+use serde_json::json;
 use std::path::Path;
 
 const ADMIN: &str = "admin-token";
@@ -309,6 +310,46 @@ async fn an_upload_shows_progress_reaching_100_and_lists_the_file_with_a_downloa
         .await
     })
     .await;
+    t.step("a file dropped on the zone is uploaded and listed", async {
+        t.page
+            .eval(&format!(
+                "(() => {{ const data = new DataTransfer(); \
+                 data.items.add(new File(['dropped bytes'], 'dropped.txt', {{type: 'text/plain'}})); \
+                 {}.dispatchEvent(new DragEvent('drop', {{dataTransfer: data, bubbles: true, cancelable: true}})); }})()",
+                q("#upload-drop")
+            ))
+            .await?;
+        t.page
+            .wait_for(
+                "dropped.txt listed",
+                "[...document.querySelectorAll('#files-list .file-name')]\
+                 .some(n => n.textContent === 'dropped.txt')",
+            )
+            .await?;
+        Ok(())
+    })
+    .await;
+    let (_, listed) = server.get(&files_path(&sid), ACME).await;
+    let names: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"dropped.txt"), "{listed}");
+    t.step("delete removes the file from the list and the API", async {
+        let row = format!("#files-list {}", attr("data-file-id", &fid));
+        t.page.click(&format!("{row} button.file-delete")).await?;
+        t.page
+            .wait_for("the row gone", &format!("!{}", q(&row)))
+            .await?;
+        Ok(())
+    })
+    .await;
+    let (status, _) = server
+        .get(&format!("{}/{fid}", files_path(&sid)), ACME)
+        .await;
+    assert_eq!(status, 404, "the deleted file is still there");
     t.assert_all_requests_on(&server.base).await;
 }
 
@@ -406,6 +447,99 @@ async fn editing_and_saving_a_file_lists_it_as_modified_with_its_diff() {
 }
 
 #[tokio::test]
+async fn search_finds_by_name_a_binary_file_shows_as_binary_a_refused_save_shows_the_server_s_words_and_a_session_is_deleted()
+ {
+    let template = tempfile::tempdir().unwrap();
+    plant(template.path(), "notes.txt", "notes\n");
+    plant(template.path(), "src/deep/find-me.rs", "fn main() {}\n");
+    plant(template.path(), "logo.bin", [0u8, 159, 146, 150, 255, 0]);
+    let server = server_with(Some(template.path())).await;
+    let t = BrowserTest::start("environment").await;
+    t.open_console(&server).await;
+    t.sign_in(ACME, "tenant").await;
+    let sid = t.create_session(Some("starter"), None).await;
+    t.open_session(&sid, "environment").await;
+    t.step("search by name", async {
+        t.page.fill("#search-input", "find-me").await?;
+        t.page.click("#search-submit").await?;
+        t.page
+            .wait_usable(&format!(
+                "#search-results {}",
+                attr("data-path", "src/deep/find-me.rs")
+            ))
+            .await
+    })
+    .await;
+    t.step("a binary file is shown as binary", async {
+        t.page
+            .click(&format!("#tree {}", attr("data-path", "logo.bin")))
+            .await?;
+        t.page
+            .wait_text(
+                "#viewer",
+                "to say binary",
+                "t.includes('binary file, 6 bytes')",
+            )
+            .await?;
+        Ok(())
+    })
+    .await;
+    t.step("open notes.txt", async {
+        t.page
+            .click(&format!("#tree {}", attr("data-path", "notes.txt")))
+            .await?;
+        t.page
+            .wait_text("#editor-path", "to be notes.txt", "t === 'notes.txt'")
+            .await?;
+        Ok(())
+    })
+    .await;
+    // notes.txt becomes a directory behind the editor's back: a save is refused.
+    let root = workspace(&server, &sid);
+    std::fs::remove_file(root.join("notes.txt")).unwrap();
+    std::fs::create_dir(root.join("notes.txt")).unwrap();
+    let refused = server
+        .request(Method::PUT, &fs_url(&sid, "notes.txt"), Some(ACME))
+        .json(&json!({"content": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(refused).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    let words = body["error"]["message"].as_str().unwrap().to_owned();
+    t.step("the refused save shows the server's words", async {
+        t.page.fill("#editor", "edited\n").await?;
+        t.page.click("#editor-save").await?;
+        t.page
+            .wait_text(
+                "#editor-status",
+                "to hold the server's message",
+                &format!(
+                    "t.includes({}) && t.includes({})",
+                    js(&words),
+                    js(status.as_str())
+                ),
+            )
+            .await?;
+        Ok(())
+    })
+    .await;
+    t.step("delete the session from the list", async {
+        t.page.click("#nav-sessions").await?;
+        let row = format!("#sessions-list {}", attr("data-session-id", &sid));
+        t.page.click(&format!("{row} .session-delete")).await?;
+        t.page
+            .wait_for("the row gone", &format!("!{}", q(&row)))
+            .await?;
+        Ok(())
+    })
+    .await;
+    let (status, _) = server.get(&format!("/v1/sessions/{sid}"), ACME).await;
+    assert_eq!(status, 404, "the deleted session is still there");
+    t.assert_all_requests_on(&server.base).await;
+}
+
+#[tokio::test]
 async fn echo_hi_in_the_shell_runner_shows_hi_and_exit_0() {
     let server = server_with(None).await;
     let t = BrowserTest::start("shell").await;
@@ -434,70 +568,186 @@ async fn echo_hi_in_the_shell_runner_shows_hi_and_exit_0() {
 const SCREEN: &str = "[...document.querySelectorAll('#terminal .xterm-rows > div')]\
                       .map(r => r.textContent.replace(/\\u00a0/g, ' ').trimEnd())";
 
+/// The declared terminal every terminal test launches, and its id.
+const SHELL: &str = r#"{"shell": {"command": "bash"}}"#;
+const SHELL_ID: &str = "terminal_shell_default";
+
+impl BrowserTest {
+    /// Launches the declared terminal `shell` and waits for it to be listed.
+    async fn launch_shell(&self) {
+        self.step("launch the declared terminal", async {
+            self.page
+                .click(&format!(
+                    "#terminals-declared .terminal-launch{}",
+                    attr("data-terminal", "shell")
+                ))
+                .await?;
+            self.page
+                .wait_usable(&format!(
+                    "#terminals-list {}",
+                    attr("data-terminal-id", SHELL_ID)
+                ))
+                .await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Attaches to the shell (or watches it) and waits for its status, and for
+    /// a row of the screen satisfying the JS predicate `row` (on `r`).
+    async fn connect_shell(&self, how: &str, status: &str, row: &str) {
+        self.step(&format!("{how} the terminal"), async {
+            self.page
+                .click(&format!(
+                    "#terminals-list {} .terminal-{how}",
+                    attr("data-terminal-id", SHELL_ID)
+                ))
+                .await?;
+            self.page
+                .wait_text(
+                    "#terminal-status",
+                    &format!("to say {status}"),
+                    &format!("t === {}", js(status)),
+                )
+                .await?;
+            self.page
+                .wait_for(
+                    &format!("a row where {row}"),
+                    &format!("{SCREEN}.some(r => {row})"),
+                )
+                .await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Types `command` into the terminal and presses Enter; with `echoed`,
+    /// waits for the command to show first.
+    async fn type_command(&self, command: &str, echoed: bool) {
+        self.step(&format!("type {command}"), async {
+            self.page.focus("#terminal .xterm-helper-textarea").await?;
+            self.page.insert_text(command).await?;
+            if echoed {
+                self.page
+                    .wait_for(
+                        "the typed command echoed",
+                        &format!("{SCREEN}.some(r => r.endsWith({}))", js(command)),
+                    )
+                    .await?;
+            }
+            self.page.press_enter().await?;
+            Ok(())
+        })
+        .await;
+    }
+
+    /// Waits for a row that is exactly `line` after the row ending in `command`.
+    async fn see_after(&self, command: &str, line: &str) {
+        self.step(&format!("see {line} after {command}"), async {
+            self.page
+                .wait_for(
+                    &format!("a row that is exactly {line}, after {command}"),
+                    &format!(
+                        "(() => {{ const rows = {SCREEN}; \
+                         const at = rows.findIndex(r => r.endsWith({c})); \
+                         return at >= 0 && rows.slice(at + 1).includes({l}); }})()",
+                        c = js(command),
+                        l = js(line)
+                    ),
+                )
+                .await?;
+            Ok(())
+        })
+        .await;
+    }
+}
+
+/// The shell's screen size as the API tells it.
+async fn shell_size(server: &Server, sid: &str) -> (u64, u64) {
+    let path = format!("/v1/sessions/{sid}/resources/terminals/{SHELL_ID}");
+    let (status, terminal) = server.get(&path, ACME).await;
+    assert_eq!(status, 200, "{terminal}");
+    let size = |k: &str| terminal["metadata"][k].as_u64().unwrap();
+    (size("cols"), size("rows"))
+}
+
 #[tokio::test]
 async fn echo_hi_typed_into_the_terminal_renders_hi() {
     let server = server_with(None).await;
     let t = BrowserTest::start("terminal").await;
     t.open_console(&server).await;
     t.sign_in(ACME, "tenant").await;
-    let sid = t
-        .create_session(None, Some(r#"{"shell": {"command": "bash"}}"#))
-        .await;
+    let sid = t.create_session(None, Some(SHELL)).await;
     t.open_session(&sid, "terminals").await;
-    t.step("launch the declared terminal", async {
+    t.launch_shell().await;
+    t.connect_shell("attach", "attached", "/[$#]$/.test(r.trim())")
+        .await;
+    t.type_command("echo hi", true).await;
+    t.see_after("echo hi", "hi").await;
+    t.assert_all_requests_on(&server.base).await;
+}
+
+#[tokio::test]
+async fn a_terminal_follows_the_window_size_replays_its_scrollback_and_a_watcher_cannot_type() {
+    let server = server_with(None).await;
+    let t = BrowserTest::start("terminal_modes").await;
+    t.open_console(&server).await;
+    t.sign_in(ACME, "tenant").await;
+    let sid = t.create_session(None, Some(SHELL)).await;
+    t.open_session(&sid, "terminals").await;
+    t.launch_shell().await;
+    t.connect_shell("attach", "attached", "/[$#]$/.test(r.trim())")
+        .await;
+    t.type_command("echo before", true).await;
+    t.see_after("echo before", "before").await;
+    let wide = shell_size(&server, &sid).await;
+    t.step("narrow the window and see the terminal resized", async {
+        // Tall enough that the terminal stays in view: xterm pauses drawing a
+        // terminal scrolled out of sight.
+        let narrow = json!({"width": 640, "height": 900, "deviceScaleFactor": 1, "mobile": false});
         t.page
-            .click(&format!(
-                "#terminals-declared .terminal-launch{}",
-                attr("data-terminal", "shell")
-            ))
+            .call("Emulation.setDeviceMetricsOverride", narrow)
             .await?;
-        t.page
-            .wait_usable(&format!(
-                "#terminals-list {}",
-                attr("data-terminal-id", "terminal_shell_default")
-            ))
-            .await?;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while shell_size(&server, &sid).await.0 >= wide.0 {
+            ensure!(
+                tokio::time::Instant::now() < deadline,
+                "the terminal stayed {wide:?} after the window narrowed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         Ok(())
     })
     .await;
-    t.step("attach and see the prompt", async {
-        t.page
-            .click(&format!(
-                "#terminals-list {} .terminal-attach",
-                attr("data-terminal-id", "terminal_shell_default")
-            ))
-            .await?;
-        t.page
-            .wait_text("#terminal-status", "to say attached", "t === 'attached'")
-            .await?;
-        t.page
-            .wait_for(
-                "a prompt on the screen",
-                &format!("{SCREEN}.some(r => /[$#]$/.test(r.trim()))"),
-            )
-            .await?;
+    // A fresh page: what was on the screen comes back from the server.
+    t.step("reload the console", async {
+        t.page.reload().await?;
+        t.page.wait_usable("#terminals-list").await?;
         Ok(())
     })
     .await;
-    t.step("type echo hi and see hi", async {
-        t.page.focus("#terminal .xterm-helper-textarea").await?;
-        t.page.insert_text("echo hi").await?;
-        t.page
-            .wait_for("the typed command echoed", &format!("{SCREEN}.some(r => r.endsWith('echo hi'))"))
-            .await?;
-        t.page.press_enter().await?;
-        t.page
-            .wait_for(
-                "a row that is exactly hi, after the command",
-                &format!(
-                    "(() => {{ const rows = {SCREEN}; const at = rows.findIndex(r => r.endsWith('echo hi')); \
-                     return at >= 0 && rows.slice(at + 1).includes('hi'); }})()"
-                ),
-            )
-            .await?;
+    t.connect_shell("watch", "watching (read-only)", "r === 'before'")
+        .await;
+    let watched = shell_size(&server, &sid).await;
+    t.type_command("echo typed-while-watching", false).await;
+    // Attached again, a command typed now runs; the watcher's never reached it.
+    t.connect_shell("attach", "attached", "r === 'before'")
+        .await;
+    t.type_command("echo after", true).await;
+    t.see_after("echo after", "after").await;
+    t.step("what the watcher typed never reached the shell", async {
+        let screen = t.page.eval(SCREEN).await?;
+        ensure!(
+            !screen.to_string().contains("typed-while-watching"),
+            "the watcher's keys reached the shell: {screen}"
+        );
         Ok(())
     })
     .await;
+    assert!(
+        watched.0 < wide.0,
+        "watching kept the size: {watched:?} vs {wide:?}"
+    );
     t.assert_all_requests_on(&server.base).await;
 }
 

@@ -3,10 +3,11 @@
 
 import * as api from "./api.js";
 import { $, attempt, el, showError, size, when } from "./dom.js";
+import { PagedList } from "./paged.js";
 
 let sid = "";
-/** The cursor of the next page of files, or "". */
-let next = "";
+/** The open session's files. */
+let files;
 
 const base = () => `/v1/sessions/${api.seg(sid)}/resources/files`;
 
@@ -31,7 +32,15 @@ export function init() {
   for (const type of ["dragover", "drop"]) {
     window.addEventListener(type, (event) => event.preventDefault());
   }
-  $("files-more").addEventListener("click", () => load(true));
+  files = new PagedList({
+    list: "files-list",
+    more: "files-more",
+    error: "files-error",
+    url: base,
+    row,
+    empty: "No files yet.",
+    limit: 50,
+  });
 }
 
 /** Shows session `id`'s files. */
@@ -39,8 +48,8 @@ export function open(id) {
   sid = id;
   $("upload-progress").value = 0;
   $("upload-status").textContent = "";
-  $("files-list").replaceChildren();
-  load(false);
+  files.clear();
+  files.load();
 }
 
 async function uploadAll(chosen) {
@@ -67,24 +76,7 @@ async function uploadAll(chosen) {
     status.textContent = `${file.name} uploaded`;
   }
   if (chosen.length > 1) status.textContent = `${chosen.length} files uploaded`;
-  await load(false);
-}
-
-async function load(more) {
-  await attempt("files-error", async () => {
-    const query = new URLSearchParams({ limit: "50" });
-    if (more && next) query.set("after", next);
-    const page = await api.get(`${base()}?${query}`);
-    const rows = page.data.map(row);
-    if (more) {
-      $("files-list").append(...rows);
-    } else {
-      $("files-list").replaceChildren(...rows);
-      if (!rows.length) $("files-list").append(el("li", { class: "muted", text: "No files yet." }));
-    }
-    next = page.has_more ? page.last_id : "";
-    $("files-more").hidden = !page.has_more;
-  });
+  await files.load();
 }
 
 function row(file) {
@@ -111,7 +103,7 @@ function row(file) {
         class: "file-delete danger",
         text: "Delete",
         "aria-label": `Delete ${file.name}`,
-        on: { click: () => remove(file.id, item) },
+        on: { click: () => remove(file.id) },
       }),
     ),
   );
@@ -132,9 +124,9 @@ async function download(event, url, name) {
   });
 }
 
-async function remove(id, item) {
+async function remove(id) {
   await attempt("files-error", async () => {
     await api.request("DELETE", `${base()}/${api.seg(id)}`);
-    item.remove();
+    await files.load();
   });
 }

@@ -7,15 +7,24 @@ import { $, attempt, clear, el, optionalJson, when } from "./dom.js";
 import * as files from "./files.js";
 import * as environment from "./environment.js";
 import * as terminals from "./terminals.js";
+import { PagedList } from "./paged.js";
 
 const TABS = ["files", "environment", "terminals"];
-/** The cursor of the next page of sessions (its `after`), or "". */
-let next = "";
+/** The tenant's sessions, newest first. */
+let sessions;
 /** The id of the session the session page shows, or "". */
 let current = "";
 
 export function init() {
-  $("sessions-more").addEventListener("click", () => load(true));
+  sessions = new PagedList({
+    list: "sessions-list",
+    more: "sessions-more",
+    error: "sessions-error",
+    url: () => "/v1/sessions",
+    row,
+    empty: "No sessions yet.",
+    limit: 20,
+  });
   $("session-create").addEventListener("submit", create);
   const tablist = $("tab-files").parentElement;
   for (const tab of TABS) {
@@ -40,24 +49,7 @@ export function init() {
 
 /** Shows the sessions page: its first page of sessions. */
 export function show() {
-  load(false);
-}
-
-async function load(more) {
-  await attempt("sessions-error", async () => {
-    const query = new URLSearchParams({ limit: "20" });
-    if (more && next) query.set("after", next);
-    const page = await api.get(`/v1/sessions?${query}`);
-    const rows = page.data.map(row);
-    if (more) {
-      $("sessions-list").append(...rows);
-    } else {
-      $("sessions-list").replaceChildren(...rows);
-      if (!rows.length) $("sessions-list").append(el("li", { class: "muted", text: "No sessions yet." }));
-    }
-    next = page.has_more ? page.last_id : "";
-    $("sessions-more").hidden = !page.has_more;
-  });
+  sessions.load();
 }
 
 function row(session) {
@@ -85,7 +77,7 @@ function row(session) {
         class: "session-delete danger",
         text: "Delete",
         "aria-label": `Delete session ${session.id}`,
-        on: { click: () => remove(session.id, item) },
+        on: { click: () => remove(session.id) },
       }),
     ),
   );
@@ -106,17 +98,17 @@ async function create(event) {
     if (declared !== undefined) body.agent = { terminals: declared };
     const session = await api.request("POST", "/v1/sessions", body);
     $("session-create").reset();
-    await load(false);
+    await sessions.load();
     $("sessions-status").textContent = `Created ${session.id}`;
   });
   $("session-create-submit").disabled = false;
 }
 
-async function remove(id, item) {
+async function remove(id) {
   clear("sessions-status");
   await attempt("sessions-error", async () => {
     await api.request("DELETE", `/v1/sessions/${api.seg(id)}`);
-    item.remove();
+    await sessions.load();
     $("sessions-status").textContent = `Deleted ${id}`;
   });
 }

@@ -45,6 +45,7 @@ assets! {
     "js/diff.js" => JS,
     "js/terminals.js" => JS,
     "js/operator.js" => JS,
+    "js/paged.js" => JS,
     "vendor/xterm/xterm.mjs" => JS,
     "vendor/xterm/xterm.css" => CSS,
     "vendor/xterm/LICENSE" => TEXT,
