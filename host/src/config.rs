@@ -33,6 +33,37 @@ pub struct Config {
     /// How log lines are written.
     pub log_format: LogFormat,
     pub metrics: Metrics,
+    pub cluster: Cluster,
+}
+
+/// `[cluster]`: this server as one runner of many behind a proxy
+/// (`docs/scale-out.md`). Alone, it is the runner `local` with no peers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// This runner's name, carried (as a tag) by every session id it mints;
+    /// `$RESHOST_RUNNER` or `--runner` overrides it.
+    pub runner: String,
+    /// Every runner's name → its base URL (`http://host:port`), this one's
+    /// included: where the others are asked for their part of a listing.
+    pub runners: BTreeMap<String, String>,
+    /// On SIGTERM, how long the runner drains before it stops accepting
+    /// connections: `/healthz` answers `503` and new sessions are refused (so the
+    /// proxy and Kubernetes send them elsewhere) while its sessions are served.
+    pub drain_ms: u64,
+    /// How long a request to another runner may take.
+    pub peer_timeout_ms: u64,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            runner: "local".into(),
+            runners: BTreeMap::new(),
+            drain_ms: 0,
+            peer_timeout_ms: 5000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -416,6 +447,7 @@ impl Default for Config {
             sandbox: Sandbox::default(),
             log_format: LogFormat::default(),
             metrics: Metrics::default(),
+            cluster: Cluster::default(),
         }
     }
 }
@@ -481,7 +513,50 @@ impl Config {
         self.validate_slots()?;
         self.validate_tenants()?;
         self.validate_sandbox()?;
-        self.validate_templates()
+        self.validate_templates()?;
+        self.validate_cluster()
+    }
+
+    fn validate_cluster(&self) -> anyhow::Result<()> {
+        let c = &self.cluster;
+        if !valid_name(&c.runner) {
+            bail!(
+                "config key cluster.runner: {:?} must be 1-64 characters of [A-Za-z0-9_.-]",
+                c.runner
+            );
+        }
+        if c.peer_timeout_ms == 0 {
+            bail!("config key cluster.peer_timeout_ms must be greater than 0");
+        }
+        if !c.runners.is_empty() && !c.runners.contains_key(&c.runner) {
+            let known: Vec<&String> = c.runners.keys().collect();
+            bail!(
+                "config key cluster.runners: this runner {:?} is not among them {known:?}",
+                c.runner
+            );
+        }
+        self.validate_runners()
+    }
+
+    /// `cluster.runners`: names, base URLs, and tags no two share.
+    pub fn validate_runners(&self) -> anyhow::Result<()> {
+        let c = &self.cluster;
+        let mut tags = BTreeMap::new();
+        for (name, url) in &c.runners {
+            if !valid_name(name) {
+                bail!(
+                    "config key cluster.runners: {name:?} must be 1-64 characters of [A-Za-z0-9_.-]"
+                );
+            }
+            crate::cluster::Peer::parse(name, url)
+                .map_err(|e| anyhow::anyhow!("config key cluster.runners.{name}: {e}"))?;
+            if let Some(other) = tags.insert(crate::cluster::ids::tag(name), name) {
+                bail!(
+                    "config key cluster.runners: {other:?} and {name:?} have the same id tag; rename one"
+                );
+            }
+        }
+        Ok(())
     }
 
     fn validate_limits(&self) -> anyhow::Result<()> {

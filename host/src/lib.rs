@@ -9,6 +9,7 @@ mod archive;
 mod auth;
 mod bindings;
 mod caps;
+pub mod cluster;
 pub mod config;
 mod deadline;
 mod http;
@@ -55,7 +56,15 @@ pub async fn run(
     tokio::spawn(reload_on_sighup(app.clone(), config_path));
     tracing::info!(%addr, ready_ms = started.elapsed().as_millis() as u64, "reshost ready");
     println!("listening on http://{addr}");
-    http::serve(app.clone(), listener, shutdown_signal()?).await;
+    let stop = shutdown_signal()?;
+    let drained = {
+        let app = app.clone();
+        async move {
+            stop.await;
+            drain(&app).await;
+        }
+    };
+    http::serve(app.clone(), listener, drained).await;
     // No terminal or process outlives the server; the processes' records say
     // they ended.
     app.terminals.close_all();
@@ -170,6 +179,19 @@ async fn reload_on_sighup(app: Arc<app::App>, path: Option<std::path::PathBuf>) 
             }
         }
     }
+}
+
+/// A runner asked to stop first drains for `cluster.drain_ms`: it says it is not
+/// ready and takes no new sessions, while its sessions are still served, so that
+/// the proxy and Kubernetes move new work elsewhere before it goes.
+async fn drain(app: &app::App) {
+    let period = std::time::Duration::from_millis(app.config.cluster.drain_ms);
+    if period.is_zero() {
+        return;
+    }
+    app.cluster.drain();
+    tracing::info!(?period, "draining");
+    tokio::time::sleep(period).await;
 }
 
 /// Resolves at SIGTERM or SIGINT (installed before serving, so that neither

@@ -1,4 +1,5 @@
-//! `reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR]`
+//! `reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--runner NAME]`,
+//! `reshost cluster proxy-config [--config FILE] [--listen ADDR]`
 
 use reshost::config::{Config, LogFormat};
 use std::io::IsTerminal;
@@ -12,23 +13,40 @@ use std::process::ExitCode;
 /// (`examples/bench_fairness.rs`, `examples/bench.rs`).
 const IO_POLL_INTERVAL: u32 = 4;
 
-const USAGE: &str =
-    "usage: reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-format text|json]
+const USAGE: &str = "usage: reshost serve [--config FILE] [--listen ADDR] [--data-dir DIR] [--log-format text|json] [--runner NAME]
+       reshost cluster proxy-config [--config FILE] [--listen ADDR]
 
-Serves the session resources API. Without --config every setting has its
+serve: serves the session resources API. Without --config every setting has its
 default (listen 127.0.0.1:6767, data dir ./reshost-data, embedded components).
 Without tenants in the config, the one tenant `default` uses the token in
 $RESHOST_TOKEN, or a random one printed at start. Logs: RESHOST_LOG=debug;
---log-format json (or log_format = \"json\" in the config) writes JSON lines.";
+--log-format json (or log_format = \"json\" in the config) writes JSON lines.
+--runner (or $RESHOST_RUNNER) names this runner, over cluster.runner.
 
-fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
+cluster proxy-config: prints the HAProxy configuration that routes to the
+config's [cluster.runners], listening on ADDR (default 0.0.0.0:8080).";
+
+/// What the command line asks for.
+enum Command {
+    Serve(Config, Option<PathBuf>),
+    ProxyConfig(Config, std::net::SocketAddr),
+}
+
+fn parse(args: &[String]) -> Result<Command, String> {
     let mut args = args.iter();
-    match args.next().map(String::as_str) {
-        Some("serve") => {}
-        Some("-h" | "--help") | None => return Err(USAGE.into()),
-        Some(other) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
-    }
+    let proxy = match (args.next().map(String::as_str), args.clone().next()) {
+        (Some("serve"), _) => false,
+        (Some("cluster"), Some(sub)) if sub == "proxy-config" => {
+            args.next();
+            true
+        }
+        (Some("-h" | "--help") | None, _) => return Err(USAGE.into()),
+        (Some(other), _) => return Err(format!("unknown command {other:?}\n\n{USAGE}")),
+    };
     let (mut config_path, mut listen, mut data_dir, mut log_format) = (None, None, None, None);
+    let mut runner = std::env::var("RESHOST_RUNNER")
+        .ok()
+        .filter(|r| !r.is_empty());
     while let Some(flag) = args.next() {
         let mut value = || {
             args.next()
@@ -38,8 +56,9 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
         match flag.as_str() {
             "--config" => config_path = Some(PathBuf::from(value()?)),
             "--listen" => listen = Some(value()?),
-            "--data-dir" => data_dir = Some(PathBuf::from(value()?)),
-            "--log-format" => log_format = Some(value()?.parse()?),
+            "--data-dir" if !proxy => data_dir = Some(PathBuf::from(value()?)),
+            "--log-format" if !proxy => log_format = Some(value()?.parse()?),
+            "--runner" if !proxy => runner = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown option {other:?}\n\n{USAGE}")),
         }
@@ -48,10 +67,19 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
         Some(path) => Config::load(path).map_err(|e| format!("{e:#}"))?,
         None => Config::default(),
     };
+    let listen = listen
+        .map(|listen| {
+            listen
+                .parse()
+                .map_err(|e| format!("--listen {listen:?}: {e}"))
+        })
+        .transpose()?;
+    if proxy {
+        let listen = listen.unwrap_or_else(|| std::net::SocketAddr::from(([0, 0, 0, 0], 8080)));
+        return Ok(Command::ProxyConfig(config, listen));
+    }
     if let Some(listen) = listen {
-        config.listen = listen
-            .parse()
-            .map_err(|e| format!("--listen {listen:?}: {e}"))?;
+        config.listen = listen;
     }
     if let Some(dir) = data_dir {
         config.data_dir = dir;
@@ -59,7 +87,10 @@ fn parse(args: &[String]) -> Result<(Config, Option<PathBuf>), String> {
     if let Some(format) = log_format {
         config.log_format = format;
     }
-    Ok((config, config_path))
+    if let Some(runner) = runner {
+        config.cluster.runner = runner;
+    }
+    Ok(Command::Serve(config, config_path))
 }
 
 fn main() -> ExitCode {
@@ -70,7 +101,19 @@ fn main() -> ExitCode {
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (config, config_path) = match parse(&args) {
-        Ok(parsed) => parsed,
+        Ok(Command::Serve(config, path)) => (config, path),
+        Ok(Command::ProxyConfig(config, listen)) => {
+            return match reshost::cluster::proxy_config::render(&config, listen) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("reshost: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Err(message) => {
             eprintln!("reshost: {message}");
             return ExitCode::from(2);

@@ -55,6 +55,8 @@ pub struct Server {
     pub base: String,
     pub dir: tempfile::TempDir,
     config: String,
+    /// Flags after `serve --config FILE`.
+    args: Vec<String>,
     http: Client,
 }
 
@@ -105,6 +107,11 @@ impl Server {
 
     /// As `with_config`, with the server's directory (data dir, config) made in `parent`.
     pub async fn with_config_in(parent: &Path, extra: &str) -> Server {
+        Server::with_args(parent, extra, &[])
+    }
+
+    /// As `with_config_in`, started with `args` after `serve --config FILE`.
+    pub fn with_args(parent: &Path, extra: &str, args: &[&str]) -> Server {
         let dir = tempfile::tempdir_in(parent).unwrap();
         let config = format!("{}{extra}\n{TENANTS}", config_preamble(dir.path()));
         let mut server = Server {
@@ -112,6 +119,7 @@ impl Server {
             base: String::new(),
             dir,
             config,
+            args: args.iter().map(|a| a.to_string()).collect(),
             http: Client::builder()
                 .pool_max_idle_per_host(64)
                 .build()
@@ -119,6 +127,22 @@ impl Server {
         };
         server.spawn();
         server
+    }
+
+    /// A handle on a server this test did not start (a proxy in front of
+    /// servers), at `base`: every request helper works on it.
+    pub fn at(base: String) -> Server {
+        Server {
+            child: None,
+            base,
+            dir: tempfile::tempdir().unwrap(),
+            config: String::new(),
+            args: Vec::new(),
+            http: Client::builder()
+                .pool_max_idle_per_host(64)
+                .build()
+                .unwrap(),
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -133,6 +157,7 @@ impl Server {
             .arg("serve")
             .arg("--config")
             .arg(self.config_path())
+            .args(&self.args)
             .env("RESHOST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(stderr)

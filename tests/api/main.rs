@@ -10,6 +10,7 @@ mod admission;
 mod archives;
 mod caps;
 mod changes;
+mod cluster;
 mod common;
 mod console;
 mod contract;

@@ -38,11 +38,11 @@ pub(crate) async fn session(server: &Server, token: &str) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
-fn terminals(sid: &str) -> String {
+pub(crate) fn terminals(sid: &str) -> String {
     format!("/v1/sessions/{sid}/resources/terminals")
 }
 
-fn terminal(sid: &str, tid: &str) -> String {
+pub(crate) fn terminal(sid: &str, tid: &str) -> String {
     format!("{}/{tid}", terminals(sid))
 }
 

@@ -57,6 +57,8 @@ pub struct App {
     pub moments: Arc<crate::snapshot::Moments>,
     /// Confinement of shell commands and terminals.
     pub sandbox: Arc<Sandbox>,
+    /// This runner among the others.
+    pub cluster: crate::cluster::Cluster,
     /// What each tenant may use, and uses.
     pub quotas: Quotas,
     /// Requests doing their work at once, tenants served in turn.
@@ -88,6 +90,7 @@ impl App {
                 },
             ),
             figures: Arc::default(),
+            cluster: crate::cluster::Cluster::new(&config.cluster),
             config,
             store,
             runtime,

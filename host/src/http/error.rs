@@ -32,6 +32,10 @@ pub enum Code {
     ServerBusy,
     QuotaExceeded,
     InsufficientStorage,
+    /// What was asked needs two runners at once (`docs/scale-out.md`).
+    CrossRunner,
+    /// Another runner, whose answer this one needed, did not give it.
+    RunnerUnavailable,
 }
 
 impl Code {
@@ -43,13 +47,13 @@ impl Code {
             Forbidden | PathForbidden => StatusCode::FORBIDDEN,
             NotFound | PathNotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict | DirectoryNotEmpty | AmbiguousMatch => StatusCode::CONFLICT,
+            Conflict | DirectoryNotEmpty | AmbiguousMatch | CrossRunner => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             NoMatch => StatusCode::UNPROCESSABLE_ENTITY,
             InternalError | ComponentError => StatusCode::INTERNAL_SERVER_ERROR,
-            ComponentTimeout | ServerBusy => StatusCode::SERVICE_UNAVAILABLE,
+            ComponentTimeout | ServerBusy | RunnerUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             QuotaExceeded => StatusCode::TOO_MANY_REQUESTS,
             InsufficientStorage => StatusCode::INSUFFICIENT_STORAGE,
         }
@@ -79,6 +83,8 @@ impl Code {
             ServerBusy => "server_busy",
             QuotaExceeded => "quota_exceeded",
             InsufficientStorage => "insufficient_storage",
+            CrossRunner => "cross_runner",
+            RunnerUnavailable => "runner_unavailable",
         }
     }
 }
@@ -210,6 +216,22 @@ impl From<CallError> for ApiError {
 impl From<crate::store::Error> for ApiError {
     fn from(e: crate::store::Error) -> ApiError {
         ApiError::internal("accessing storage", e)
+    }
+}
+
+impl From<crate::cluster::Unavailable> for ApiError {
+    fn from(e: crate::cluster::Unavailable) -> ApiError {
+        ApiError::new(Code::RunnerUnavailable, e.to_string())
+            .with_header(http::header::RETRY_AFTER, "1")
+    }
+}
+
+impl From<crate::cluster::listing::Error> for ApiError {
+    fn from(e: crate::cluster::listing::Error) -> ApiError {
+        match e {
+            crate::cluster::listing::Error::Store(e) => e.into(),
+            crate::cluster::listing::Error::Unavailable(e) => e.into(),
+        }
     }
 }
 

@@ -28,7 +28,7 @@ mod terminals;
 use crate::app::App;
 use body::{Body, ok};
 use error::{ApiError, ApiResult};
-use http::{HeaderValue, Request, Response};
+use http::{HeaderValue, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -200,7 +200,7 @@ async fn route(
         _ => {
             let found = found?;
             match found.route {
-                Route::Healthz => ok(r#"{"status":"ok"}"#.to_owned()),
+                Route::Healthz => Ok(health(app)),
                 Route::OpenApi => ok(OPENAPI.to_owned()),
                 Route::Metrics => metrics::scrape(app, req.headers()).await,
                 Route::Console => console::index(req.headers()),
@@ -208,6 +208,17 @@ async fn route(
                 _ => Err(no_route()),
             }
         }
+    }
+}
+
+/// `/healthz`: ready, or draining (`503`: send new work elsewhere).
+fn health(app: &App) -> Response<Body> {
+    match app.cluster.draining() {
+        false => body::json_response(StatusCode::OK, r#"{"status":"ok"}"#.to_owned()),
+        true => body::json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status":"draining"}"#.to_owned(),
+        ),
     }
 }
 
@@ -247,8 +258,9 @@ async fn v1(
         _ => None,
     };
     match found.route {
-        ListSessions => sessions::list(app, tenant, &query).await,
-        CreateSession => sessions::create(app, tenant, body).await,
+        ListSessions => sessions::list(app, tenant, &query, headers).await,
+        RunnerSessions => sessions::runner_part(app, tenant, &query).await,
+        CreateSession => sessions::create(app, tenant, headers, body).await,
         GetSession => sessions::get(app, tenant, session).await,
         DeleteSession => sessions::delete(app, tenant, session).await,
         ListResources => resources::list(app, tenant, session, &query).await,
@@ -306,7 +318,9 @@ async fn v1(
         LaunchTerminal => terminals::launch(app, tenant, session, body).await,
         GetTerminal => terminals::one(app, tenant, session, terminal, One::Get).await,
         CloseTerminal => terminals::one(app, tenant, session, terminal, One::Close).await,
-        TransferTerminal => terminals::transfer(app, tenant, session, terminal, body).await,
+        TransferTerminal => {
+            terminals::transfer(app, tenant, (session, terminal), headers, body).await
+        }
         _ => Err(no_route()),
     }
 }

@@ -23,7 +23,8 @@ pub fn param<'a>(query: &'a Query, name: &str) -> Option<&'a str> {
 /// The list body of the page of `source` that `query` asks for.
 pub fn list_page<S>(source: &mut S, query: &Query) -> ApiResult<String>
 where
-    S: Source<Item = String, Error = crate::store::Error>,
+    S: Source<Item = String>,
+    S::Error: Into<ApiError>,
 {
     let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let request = PageRequest::from_query(pairs, STANDARD).map_err(ApiError::invalid)?;

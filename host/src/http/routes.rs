@@ -13,6 +13,7 @@ use http::Method;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Route {
     Healthz,
+    RunnerSessions,
     OpenApi,
     Metrics,
     Console,
@@ -94,6 +95,7 @@ table! {
     GET "/console/{path}" => ConsoleAsset,
     HEAD "/console/{path}" => ConsoleAsset,
     GET "/v1/sessions" => ListSessions,
+    GET "/v1/runner/sessions" => RunnerSessions,
     POST "/v1/sessions" => CreateSession,
     GET "/v1/sessions/{session_id}" => GetSession,
     DELETE "/v1/sessions/{session_id}" => DeleteSession,

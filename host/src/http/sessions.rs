@@ -2,12 +2,15 @@
 //! resource hangs off one, so the host keeps them and checks ownership itself.
 
 use super::body::{Body, json_response, ok, read_json};
-use super::error::{ApiError, ApiResult};
-use super::paging::{Query, list_page};
+use super::error::{ApiError, ApiResult, Code};
+use super::paging::{Query, list_page, param};
 use crate::app::App;
 use crate::app::{Ask, blocking};
+use crate::cluster::Owner;
+use crate::cluster::listing::Listing;
 use crate::snapshot;
 use crate::workspace;
+use http::{HeaderMap, HeaderValue};
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use reshost_paging::Source;
@@ -150,13 +153,44 @@ fn check_agent(agent: &Value, max_scrollback: u64) -> ApiResult<()> {
     Ok(())
 }
 
-pub(super) async fn create(app: &App, tenant: &str, body: Incoming) -> ApiResult<Response<Body>> {
+pub(super) async fn create(
+    app: &App,
+    tenant: &str,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> ApiResult<Response<Body>> {
+    if app.cluster.draining() {
+        // The proxy tries another runner.
+        return Err(ApiError::new(
+            Code::ServerBusy,
+            "this runner is draining: it takes no new sessions",
+        )
+        .with_header(http::header::RETRY_AFTER, "1"));
+    }
     let body = read_json(body, app.config.limits.max_json_bytes).await?;
     let new = parse_new_session(body, app)?;
+    if let Some((from, snapshot)) = &new.from_snapshot
+        && let Owner::Peer(peer) = app.cluster.owner(from)
+    {
+        let exists = app
+            .cluster
+            .peer_has_session(peer, from, authorization(headers)?)
+            .await?;
+        return Err(match exists {
+            false => ApiError::not_found(format!("no such snapshot: {snapshot}")),
+            true => ApiError::new(
+                Code::CrossRunner,
+                format!(
+                    "session {from} is on runner {}, this is runner {}: a session starts from a snapshot on the snapshot's runner (the proxy sends it there)",
+                    peer.name, app.cluster.runner
+                ),
+            ),
+        });
+    }
     app.check(tenant, Ask::new("sessions.create", None, None))
         .await?;
     app.room_for_session(tenant)?;
-    let id = format!("conv_{}", uuid::Uuid::now_v7().simple());
+    let id = app.cluster.minter.session_id();
     let session = json!({
         "id": id,
         "object": "session",
@@ -246,11 +280,85 @@ impl Source for TenantSessions<'_> {
     }
 }
 
-pub(super) async fn list(app: &App, tenant: &str, query: &Query) -> ApiResult<Response<Body>> {
+/// The caller's credentials, to ask other runners as the caller.
+pub(super) fn authorization(headers: &HeaderMap) -> ApiResult<&HeaderValue> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::invalid("other runners are asked with the Authorization header"))
+}
+
+/// Runners that did not answer, named on a listing that lacks their sessions.
+const UNREACHABLE_HEADER: &str = "reshost-unreachable-runners";
+
+pub(super) async fn list(
+    app: &App,
+    tenant: &str,
+    query: &Query,
+    headers: &HeaderMap,
+) -> ApiResult<Response<Body>> {
     app.check(tenant, Ask::new("sessions.list", None, None))
         .await?;
-    ok(list_page(&mut TenantSessions { app, tenant }, query)?)
+    let local = TenantSessions { app, tenant };
+    if app.cluster.peers.is_empty() {
+        return ok(list_page(&mut { local }, query)?);
+    }
+    let mut listing = Listing {
+        local,
+        cluster: &app.cluster,
+        authorization: authorization(headers)?,
+        runtime: tokio::runtime::Handle::current(),
+        unreachable: Default::default(),
+    };
+    // The page walks its source synchronously; the source waits on the peers.
+    let page = tokio::task::block_in_place(|| list_page(&mut listing, query))?;
+    let mut response = ok(page)?;
+    if !listing.unreachable.is_empty() {
+        let names: Vec<&str> = listing.unreachable.iter().map(String::as_str).collect();
+        if let Ok(value) = HeaderValue::from_str(&names.join(",")) {
+            response.headers_mut().insert(UNREACHABLE_HEADER, value);
+        }
+    }
+    Ok(response)
 }
+
+/// `GET /v1/runner/sessions?start=&order=&limit=`: up to `limit` of the
+/// caller's sessions on this runner whose ids come strictly after `start` (which
+/// need not exist here): this runner's part of a listing across runners.
+pub(super) async fn runner_part(
+    app: &App,
+    tenant: &str,
+    query: &Query,
+) -> ApiResult<Response<Body>> {
+    app.check(tenant, Ask::new("sessions.list", None, None))
+        .await?;
+    let ascending = match param(query, "order").unwrap_or("desc") {
+        "asc" => true,
+        "desc" => false,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "order must be asc or desc, not {other:?}"
+            )));
+        }
+    };
+    let limit = match param(query, "limit").unwrap_or("20").parse::<usize>() {
+        Ok(n @ 1..=RUNNER_PART_MAX) => n,
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "limit must be an integer from 1 to {RUNNER_PART_MAX}"
+            )));
+        }
+    };
+    let items = TenantSessions { app, tenant }.scan(param(query, "start"), ascending, limit)?;
+    let data: Vec<String> = items.into_iter().map(|(_, item)| item).collect();
+    ok(format!(
+        r#"{{"object":"list","data":[{}]}}"#,
+        data.join(",")
+    ))
+}
+
+/// The most sessions one part holds: a listing page (1,000) and the one more
+/// that tells whether there are more.
+const RUNNER_PART_MAX: usize = 1001;
 
 pub(super) async fn get(app: &App, tenant: &str, id: &str) -> ApiResult<Response<Body>> {
     let session = app

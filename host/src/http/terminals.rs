@@ -2,10 +2,11 @@
 //! host adds each terminal's live state to what the component answers.
 
 use super::body::{Body, json_response, read_text, string_field};
-use super::error::ApiResult;
+use super::error::{ApiError, ApiResult, Code};
 use super::paging::Query;
 use crate::app::App;
 use crate::app::Ask;
+use crate::cluster::{Owner, Peer};
 use crate::runtime::TerminalsWorld;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -117,8 +118,8 @@ pub(super) async fn one(
 pub(super) async fn transfer(
     app: &App,
     tenant: &str,
-    session: &str,
-    id: &str,
+    (session, id): (&str, &str),
+    headers: &http::HeaderMap,
     body: Incoming,
 ) -> ApiResult<Response<Body>> {
     let caller = app
@@ -129,6 +130,14 @@ pub(super) async fn transfer(
         )
         .await?;
     let body = read_text(body, app.config.limits.max_json_bytes).await?;
+    let target = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|b| Some(b.get("target_session_id")?.as_str()?.to_owned()));
+    if let Some(target) = target
+        && let Owner::Peer(peer) = app.cluster.owner(&target)
+    {
+        return Err(across_runners(app, tenant, (session, id), (&target, peer), headers).await);
+    }
     let json = app
         .call_slot::<TerminalsWorld, _>(&caller, async |t, store| {
             t.reshost_api_terminals_handler()
@@ -137,4 +146,35 @@ pub(super) async fn transfer(
         })
         .await?;
     answer(app, StatusCode::OK, json)
+}
+
+/// Why a terminal does not move to a session of another runner: its process
+/// runs on this one. Unknown terminals and targets are `404` as anywhere.
+async fn across_runners(
+    app: &App,
+    tenant: &str,
+    (session, id): (&str, &str),
+    (target, peer): (&str, &Peer),
+    headers: &http::HeaderMap,
+) -> ApiError {
+    let found = async {
+        one(app, tenant, session, id, One::Get).await?;
+        let authorization = super::sessions::authorization(headers)?;
+        Ok::<_, ApiError>(
+            app.cluster
+                .peer_has_session(peer, target, authorization)
+                .await?,
+        )
+    };
+    match found.await {
+        Err(e) => e,
+        Ok(false) => ApiError::not_found(format!("no such session: {target}")),
+        Ok(true) => ApiError::new(
+            Code::CrossRunner,
+            format!(
+                "session {target} is on runner {}, this is runner {}: a terminal's process runs where it started and cannot move between runners",
+                peer.name, app.cluster.runner
+            ),
+        ),
+    }
 }
