@@ -21,7 +21,7 @@ impl Drop for Server {
     }
 }
 
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let path = exe.parent().unwrap().parent().unwrap().join("reshost");
     assert!(
@@ -33,6 +33,11 @@ fn binary() -> PathBuf {
 
 /// Starts a server whose config is the defaults plus `extra` TOML tables.
 pub fn start(dir: &Path, extra: &str) -> (Server, Duration) {
+    start_with(dir, extra, &[])
+}
+
+/// As `start`, with `args` after `serve --config FILE`.
+pub fn start_with(dir: &Path, extra: &str, args: &[&str]) -> (Server, Duration) {
     let config = dir.join("reshost.toml");
     std::fs::write(
         &config,
@@ -46,6 +51,7 @@ pub fn start(dir: &Path, extra: &str) -> (Server, Duration) {
     let mut child = Command::new(binary())
         .args(["serve", "--config"])
         .arg(&config)
+        .args(args)
         .env("RESHOST_LOG", "warn")
         .stdout(Stdio::piped())
         .spawn()

@@ -4,6 +4,7 @@
 //! every endpoint works through the proxy, the listing is one list, and a
 //! runner that dies takes only its own sessions away, until it is back.
 
+use crate::admin::ADMIN;
 use crate::common::*;
 use crate::terminals::{attach_shell, launch_shell, terminal, terminals};
 use futures_util::future::join_all;
@@ -186,7 +187,7 @@ async fn walk(server: &Server, token: &str, order: &str, limit: usize) -> Vec<St
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_runners_behind_haproxy_share_300_sessions_and_list_them_as_one() {
-    let cluster = Cluster::start("").await;
+    let cluster = Cluster::start(&format!("[admin]\ntokens = [{ADMIN:?}]\n")).await;
     let mut ids = cluster.sessions(300).await;
     let mut per_runner = BTreeMap::new();
     for id in &ids {
@@ -208,6 +209,46 @@ async fn three_runners_behind_haproxy_share_300_sessions_and_list_them_as_one() 
             let expected = if i == runner_of(id) { 200 } else { 404 };
             assert_eq!(status.as_u16(), expected, "{id} on {}", RUNNERS[i]);
         }
+    }
+    // The admin API is each runner's own: the proxy sends it to the runner named.
+    for (i, runner) in RUNNERS.iter().enumerate() {
+        let usage = cluster
+            .api
+            .request(Method::GET, "/admin/v1/tenants/acme/usage", Some(ADMIN))
+            .header("reshost-runner", *runner)
+            .send()
+            .await
+            .unwrap();
+        let (status, usage) = json_of(usage).await;
+        assert_eq!(status, StatusCode::OK, "{usage}");
+        assert_eq!(
+            usage["sessions"]["used"], per_runner[&i],
+            "{runner}: {usage}"
+        );
+    }
+    // On `/v1` the header places nothing: a client cannot pile sessions on one runner.
+    let pinned = join_all((0..12).map(async |_| {
+        let made = cluster
+            .api
+            .request(Method::POST, "/v1/sessions", Some(ACME))
+            .header("reshost-runner", "r0")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        json_of(made).await.1["id"].as_str().unwrap().to_owned()
+    }))
+    .await;
+    assert!(pinned.iter().any(|id| runner_of(id) != 0), "{pinned:?}");
+    for id in &pinned {
+        expect(
+            &cluster.api,
+            Method::DELETE,
+            &format!("/v1/sessions/{id}"),
+            None,
+            200,
+        )
+        .await;
     }
     let globex = cluster.api.session(GLOBEX).await;
 

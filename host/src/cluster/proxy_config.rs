@@ -120,12 +120,13 @@ frontend api
     )?;
     writeln!(
         o,
-        "    # An operator may address one runner by name (admin API, metrics)."
+        "    # An operator may address one runner by name (admin API, metrics, health);
+    # on /v1/ placement is the proxy's, not the client's."
     )?;
     for p in &peers {
         writeln!(
             o,
-            "    use_backend runner_{0} if {{ req.hdr(reshost-runner) -m str {0} }}",
+            "    use_backend runner_{0} if {{ req.hdr(reshost-runner) -m str {0} }} !{{ path_beg /v1/ }}",
             p.name
         )?;
     }
