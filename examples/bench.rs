@@ -17,7 +17,7 @@
 use futures_util::StreamExt;
 use reqwest::{Client, multipart};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "support.rs"]
@@ -25,20 +25,9 @@ use std::time::{Duration, Instant};
 mod support;
 
 use reqwest::Method;
-use support::{TOKEN, json, percentile, start, timed};
+use support::{TOKEN, json, percentile, rss_kib, start, throughput, timed};
 
 const GIB: u64 = 1 << 30;
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
 
 /// Samples the server's RSS until stopped; returns the peak in KiB.
 fn watch_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
@@ -50,29 +39,6 @@ fn watch_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
         }
         peak
     })
-}
-
-async fn throughput(url: &str, connections: usize, for_how_long: Duration) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + for_how_long;
-    let tasks: Vec<_> = (0..connections)
-        .map(|_| {
-            let (url, done) = (url.to_owned(), done.clone());
-            tokio::spawn(async move {
-                let client = Client::new();
-                while Instant::now() < deadline {
-                    let r = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
-                    assert!(r.status().is_success());
-                    r.bytes().await.unwrap();
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / for_how_long.as_secs_f64()
 }
 
 #[tokio::main]
@@ -122,7 +88,7 @@ async fn main() {
         percentile(&mut b, 0.99).as_secs_f64() * 1e6,
     );
     for (name, url) in [("component", &through_component), ("native", &native)] {
-        let rps = throughput(url, 32, Duration::from_secs(5)).await;
+        let rps = throughput(&[url.to_owned()], 32, Duration::from_secs(5)).await;
         println!("GET file with 32 connections ({name}): {rps:.0} requests/s");
     }
 

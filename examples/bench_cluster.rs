@@ -26,26 +26,14 @@ mod support;
 
 use reqwest::{Client, Method};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use support::{TOKEN, percentile, start, start_with, timed};
+use support::{TOKEN, percentile, rss_mib, start, start_with, throughput, timed};
 
 const RUNNERS: [&str; 3] = ["r0", "r1", "r2"];
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap();
-    kib / 1024.0
 }
 
 struct Proxy(Child);
@@ -55,29 +43,6 @@ impl Drop for Proxy {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-async fn requests_per_second(client: &Client, urls: &[String], connections: usize) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let tasks: Vec<_> = (0..connections)
-        .map(|i| {
-            let (client, done) = (client.clone(), done.clone());
-            let url = urls[i % urls.len()].clone();
-            tokio::spawn(async move {
-                while Instant::now() < deadline {
-                    let r = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
-                    assert!(r.status().is_success());
-                    r.bytes().await.unwrap();
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    done.load(Ordering::Relaxed) as f64 / 5.0
 }
 
 fn ms(d: Duration) -> f64 {
@@ -188,13 +153,13 @@ async fn main() {
         ms(percentile(&mut p, 0.5)),
         ms(percentile(&mut p, 0.99))
     );
-    let direct_rps = requests_per_second(&client, &[direct], 32).await;
+    let direct_rps = throughput(&[direct], 32, Duration::from_secs(5)).await;
     let spread: Vec<String> = ids
         .iter()
         .take(30)
         .map(|id| format!("{proxy}/v1/sessions/{id}"))
         .collect();
-    let proxy_rps = requests_per_second(&client, &spread, 32).await;
+    let proxy_rps = throughput(&spread, 32, Duration::from_secs(5)).await;
     println!(
         "   32 connections: one runner direct {direct_rps:.0} req/s; through the proxy to all three {proxy_rps:.0} req/s"
     );

@@ -116,17 +116,6 @@ fn native_list(dir: &Path) -> usize {
     entries.len()
 }
 
-/// The server's resident memory, in MiB.
-fn rss_mib(server: &support::Server) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id())).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kib / 1024.0
-}
-
 /// Rewrites 100 files of the tree: half keep their size (so only their content
 /// tells), half grow.
 fn modify_100(root: &Path, round: usize) {
@@ -193,7 +182,7 @@ async fn main() {
         ms(shell)
     );
 
-    let idle = rss_mib(&server);
+    let idle = support::rss_mib(server.child.id());
     // Each session is made right after the same copy done natively, for scale: this
     // machine's file creation speed varies several-fold from minute to minute.
     let mut sid = String::new();
@@ -239,7 +228,7 @@ async fn main() {
     );
     println!(
         "server RSS: {idle:.0} MiB idle, {:.0} MiB with two watched 100,000-file environments",
-        rss_mib(&server)
+        support::rss_mib(server.child.id())
     );
 
     let search = format!("{env}/search?q=file07&include=**/*.rs&limit=500");

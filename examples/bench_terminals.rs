@@ -35,7 +35,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 #[allow(dead_code)] // shared by the benchmarks; each uses part of it
 mod support;
 
-use support::{Server, TOKEN, percentile, start};
+use support::{Server, TOKEN, percentile, rss_mib, start};
 
 const KEYSTROKES: usize = 2000;
 /// Untimed keystrokes first: the first ones pay for lazy set-up on both sides.
@@ -334,10 +334,6 @@ fn status_field(pid: u32, field: &str) -> Option<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))?;
     value.trim().trim_end_matches("kB").trim().parse().ok()
-}
-
-fn rss_mib(pid: u32) -> f64 {
-    status_field(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0
 }
 
 /// Proportional set size (shared pages divided among their sharers), in MiB.

@@ -142,3 +142,47 @@ pub fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> std::time::Dur
     assert!(copied.success());
     t.elapsed()
 }
+
+/// The resident memory of process `pid`, in KiB (0 once it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The same in MiB.
+pub fn rss_mib(pid: u32) -> f64 {
+    rss_kib(pid) as f64 / 1024.0
+}
+
+/// Requests/s of `GET`s with the bench token over `connections` connections
+/// (each its own client), connection `i` asking `urls[i % urls.len()]`.
+pub async fn throughput(urls: &[String], connections: usize, for_how_long: Duration) -> f64 {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let done = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + for_how_long;
+    let tasks: Vec<_> = (0..connections)
+        .map(|i| {
+            let (url, done) = (urls[i % urls.len()].clone(), done.clone());
+            tokio::spawn(async move {
+                let client = Client::new();
+                while Instant::now() < deadline {
+                    let r = client.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+                    assert!(r.status().is_success());
+                    r.bytes().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / for_how_long.as_secs_f64()
+}
