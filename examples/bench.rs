@@ -25,21 +25,9 @@ use std::time::{Duration, Instant};
 mod support;
 
 use reqwest::Method;
-use support::{TOKEN, json, percentile, rss_kib, start, throughput, timed};
+use support::{TOKEN, json, percentile, rss_kib, start, throughput, timed, watch_rss};
 
 const GIB: u64 = 1 << 30;
-
-/// Samples the server's RSS until stopped; returns the peak in KiB.
-fn watch_rss(pid: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
-        let mut peak = 0;
-        while !stop.load(Ordering::Relaxed) {
-            peak = peak.max(rss_kib(pid));
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        peak
-    })
-}
 
 #[tokio::main]
 async fn main() {
@@ -97,26 +85,11 @@ async fn main() {
     let idle = rss_kib(pid);
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch_rss(pid, stop.clone());
-    let block = Arc::new(
-        (0..1 << 20)
-            .map(|i| (i * 7919 % 251) as u8)
-            .collect::<Vec<u8>>(),
-    );
-    let pieces = futures_util::stream::iter(0..1024)
-        .map(move |_| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&block)));
-    let part = multipart::Part::stream_with_length(reqwest::Body::wrap_stream(pieces), GIB)
-        .file_name("big.bin");
     let t = Instant::now();
-    let big = json(
-        client
-            .post(&files)
-            .multipart(multipart::Form::new().part("file", part)),
-    )
-    .await;
+    let big = support::upload_stream(&client, &files, "big.bin", GIB).await;
     let up = t.elapsed();
     stop.store(true, Ordering::Relaxed);
     let up_peak = watcher.join().unwrap();
-    assert_eq!(big["metadata"]["bytes"], GIB, "{big}");
     let big_id = big["id"].as_str().unwrap();
 
     let before_download = rss_kib(pid);

@@ -186,3 +186,49 @@ pub async fn throughput(urls: &[String], connections: usize, for_how_long: Durat
     }
     done.load(Ordering::Relaxed) as f64 / for_how_long.as_secs_f64()
 }
+
+/// Samples the RSS of `pid` every 20 ms until `stop`; the peak in KiB.
+pub fn watch_rss(
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            peak = peak.max(rss_kib(pid));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        peak
+    })
+}
+
+/// Uploads `bytes` bytes (a repeated 1 MiB pattern, streamed: the client holds
+/// 1 MiB) to the files URL `files` as `name`; the file object.
+pub async fn upload_stream(
+    client: &Client,
+    files: &str,
+    name: &str,
+    bytes: u64,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    let block = std::sync::Arc::new(
+        (0..1usize << 20)
+            .map(|i| (i * 7919 % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let pieces = futures_util::stream::iter(0..bytes.div_ceil(1 << 20)).map(move |i| {
+        let len = (bytes - (i << 20)).min(1 << 20) as usize;
+        Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(&block[..len]))
+    });
+    let part =
+        reqwest::multipart::Part::stream_with_length(reqwest::Body::wrap_stream(pieces), bytes)
+            .file_name(name.to_owned());
+    let file = json(
+        client
+            .post(files)
+            .multipart(reqwest::multipart::Form::new().part("file", part)),
+    )
+    .await;
+    assert_eq!(file["metadata"]["bytes"], bytes, "{file}");
+    file
+}

@@ -22,6 +22,7 @@ mod generated {
         imports: {
             "reshost:api/exec.run": async | trappable,
             "reshost:api/tree.find": async | trappable,
+            "reshost:api/tree.list": async | trappable,
             "reshost:api/tree.grep": async | trappable,
             "reshost:api/watch.changes": async | trappable,
             "reshost:api/watch.baseline": async | trappable,

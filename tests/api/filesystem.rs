@@ -391,6 +391,62 @@ async fn listing_pagination_walks_every_entry_exactly_once() {
 }
 
 #[tokio::test]
+async fn a_listing_of_a_thousand_entries_is_each_entry_as_lstat_sees_it_and_leaves_out_names_that_are_not_utf8()
+ {
+    use std::os::unix::ffi::OsStrExt;
+    let server = Server::start().await;
+    let sid = server.session(ACME).await;
+    let ws = workspace(&server, &sid);
+    let mut expected = Vec::new();
+    for i in 0..997 {
+        plant(&ws, &format!("big/f{i:04}.txt"), "x".repeat(i % 50));
+        expected.push(format!("big/f{i:04}.txt"));
+    }
+    std::fs::create_dir(ws.join("big/sub")).unwrap();
+    std::os::unix::fs::symlink("f0001.txt", ws.join("big/link")).unwrap();
+    std::os::unix::fs::symlink("../../outside", ws.join("big/escape")).unwrap();
+    let odd = std::ffi::OsStr::from_bytes(b"big/not-utf8-\xff");
+    std::fs::write(ws.join(odd), "hidden").unwrap();
+    expected.extend(["big/escape", "big/link", "big/sub"].map(String::from));
+    expected.sort();
+
+    let (status, body) = server
+        .get(
+            &format!("{}?limit=1000&order=asc", fs_url(&sid, "big")),
+            ACME,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(assert_listing(&body, "big"), expected);
+    assert_eq!(body["has_more"], false);
+    for entry in body["data"].as_array().unwrap() {
+        let path = entry["path"].as_str().unwrap();
+        let kind = match path {
+            "big/sub" => "directory",
+            "big/link" | "big/escape" => "symlink",
+            _ => "file",
+        };
+        assert_entry(entry, &ws, path, kind);
+    }
+    // Listed through a symlinked directory, under the name it was asked by.
+    std::os::unix::fs::symlink("big", ws.join("alias")).unwrap();
+    let (status, body) = server
+        .get(
+            &format!("{}?limit=5&order=asc", fs_url(&sid, "alias")),
+            ACME,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        assert_listing(&body, "alias"),
+        expected[..5]
+            .iter()
+            .map(|p| p.replacen("big", "alias", 1))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
 async fn listing_parameters_out_of_range_are_400_invalid_input() {
     let server = Server::start().await;
     let sid = server.session(ACME).await;

@@ -65,17 +65,39 @@ fn kind(meta: &std::fs::Metadata) -> &'static str {
 
 /// The entry object of `path`, from its own (not followed) metadata.
 pub fn entry(path: &str, meta: &std::fs::Metadata) -> Value {
-    let name = path.rsplit('/').next().unwrap_or(path);
     let kind = kind(meta);
-    json!({
-        "id": path,
-        "object": "session.environment.filesystem.entry",
-        "name": name,
-        "path": path,
-        "type": kind,
-        "bytes": if kind == "directory" { Value::Null } else { meta.len().into() },
-        "modified_at": mtime(meta),
-    })
+    let bytes = (kind != "directory").then_some(meta.len());
+    serde_json::to_value(Entry::new(path, kind, bytes, mtime(meta))).unwrap_or_default()
+}
+
+/// The entry object (fields in the order serde_json's maps keep them, so that
+/// an entry reads the same whichever way it was made). Serialized straight
+/// from this struct, a listing makes no map per entry.
+#[derive(serde::Serialize)]
+struct Entry<'a> {
+    /// `None` for a directory.
+    bytes: Option<u64>,
+    id: &'a str,
+    modified_at: u64,
+    name: &'a str,
+    object: &'static str,
+    path: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+}
+
+impl<'a> Entry<'a> {
+    fn new(path: &'a str, kind: &'a str, bytes: Option<u64>, modified_at: u64) -> Entry<'a> {
+        Entry {
+            bytes,
+            id: path,
+            modified_at,
+            name: path.rsplit('/').next().unwrap_or(path),
+            object: "session.environment.filesystem.entry",
+            path,
+            kind,
+        }
+    }
 }
 
 fn entry_of(path: &str) -> Result<Value, Error> {
@@ -202,23 +224,31 @@ fn looks_binary(real: &str) -> Result<bool, Error> {
 }
 
 fn list_dir(shown: &str, real: &str, query: &[(String, String)]) -> Result<String, Error> {
+    use reshost_guest::tree::{EntryKind, ListFailure};
     let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
     let request = PageRequest::from_query(pairs, STANDARD).map_err(invalid_input)?;
-    let mut entries = Vec::new();
-    for item in std::fs::read_dir(guest(real)).map_err(|e| io_error(e, shown))? {
-        let item = item.map_err(|e| io_error(e, shown))?;
-        let Ok(name) = item.file_name().into_string() else {
-            continue; // Not UTF-8: not addressable through the API.
+    // One host call reads the whole directory natively.
+    let listed = reshost_guest::tree::list(real).map_err(|failure| {
+        let kind = match failure {
+            ListFailure::NotFound => ErrorKind::NotFound,
+            ListFailure::PermissionDenied => ErrorKind::PermissionDenied,
+            ListFailure::NotADirectory => ErrorKind::NotADirectory,
+            ListFailure::Other => ErrorKind::Other,
         };
-        let path = if shown.is_empty() {
-            name
-        } else {
-            format!("{shown}/{name}")
-        };
-        let meta = item.metadata().map_err(|e| io_error(e, &path))?;
-        entries.push((path.clone(), (path, meta)));
-    }
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
+        io_error(kind.into(), shown)
+    })?;
+    let mut entries: Vec<_> = listed
+        .into_iter()
+        .map(|item| {
+            let path = if shown.is_empty() {
+                item.name.clone()
+            } else {
+                format!("{shown}/{}", item.name)
+            };
+            (path, item)
+        })
+        .collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut source = Sorted(entries);
     let page = reshost_paging::page(&mut source, &request).map_err(|e| match e {
         PageError::UnknownCursor(m) => invalid_input(m),
@@ -228,7 +258,17 @@ fn list_dir(shown: &str, real: &str, query: &[(String, String)]) -> Result<Strin
         items: page
             .items
             .into_iter()
-            .map(|(id, (path, meta))| (id, entry(&path, &meta).to_string()))
+            .map(|(path, item)| {
+                let kind = match item.kind {
+                    EntryKind::File => "file",
+                    EntryKind::Directory => "directory",
+                    EntryKind::Symlink => "symlink",
+                };
+                let bytes = (item.kind != EntryKind::Directory).then_some(item.bytes);
+                let entry = Entry::new(&path, kind, bytes, item.modified_at);
+                let shown = serde_json::to_string(&entry).unwrap_or_default();
+                (path, shown)
+            })
             .collect(),
         has_more: page.has_more,
     };

@@ -11,16 +11,17 @@ use crate::app::App;
 use crate::app::{Ask, Room};
 use crate::bindings::files_handler::Upload;
 use crate::runtime::FilesWorld;
-use crate::store::{BlobWriter, StagedBlob};
+use crate::store::{ChunkWriter, StagedBlob};
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode, header};
 use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
 
 /// Room for multipart boundaries and part headers beyond the file's own bytes when
 /// judging a declared `Content-Length`.
 const MULTIPART_OVERHEAD: u64 = 64 * 1024;
 /// Upload pieces queued between the network and the blob writer.
-const UPLOAD_QUEUE: usize = 8;
+const UPLOAD_QUEUE: usize = 2;
 
 pub(super) async fn list(
     app: &App,
@@ -172,14 +173,24 @@ async fn stage(
 ) -> ApiResult<StagedBlob> {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(UPLOAD_QUEUE);
     let store = app.store.clone();
-    let writer = tokio::task::spawn_blocking(move || -> crate::store::Result<StagedBlob> {
-        let mut writer = BlobWriter::new(&store)?;
-        while let Some(bytes) = rx.blocking_recv() {
-            writer.write(&bytes)?;
-        }
-        writer.finish()
-    });
+    // The bytes are hashed here as they arrive while the writer stores the
+    // earlier ones: on two cores, a 1 GiB upload is ~1.6x as fast as hashing
+    // on the writer's thread (`examples/bench_fast.rs`).
+    let (sealed_tx, sealed_rx) = tokio::sync::oneshot::channel::<[u8; 32]>();
+    let writer =
+        tokio::task::spawn_blocking(move || -> crate::store::Result<Option<StagedBlob>> {
+            let mut writer = ChunkWriter::new(&store)?;
+            while let Some(bytes) = rx.blocking_recv() {
+                writer.write(&bytes)?;
+            }
+            // No digest: the stream failed, and the blob is discarded.
+            match sealed_rx.blocking_recv() {
+                Ok(sha256) => writer.seal(sha256).map(Some),
+                Err(_) => Ok(None),
+            }
+        });
     let mut received = 0u64;
+    let mut hasher = Sha256::new();
     let streamed: ApiResult<()> = async {
         while let Some(bytes) = field.chunk().await.map_err(upload_error)? {
             received += bytes.len() as u64;
@@ -189,6 +200,7 @@ async fn stage(
             if let Some(room) = room.filter(|room| received > room.left) {
                 return Err(room.refusal().into());
             }
+            hasher.update(&bytes);
             if tx.send(bytes).await.is_err() {
                 break; // The writer failed; its error is reported below.
             }
@@ -197,6 +209,11 @@ async fn stage(
     }
     .await;
     drop(tx);
+    // The writer waits for the digest, or for its sender to go (discard).
+    match streamed {
+        Ok(()) => drop(sealed_tx.send(hasher.finalize().into())),
+        Err(_) => drop(sealed_tx),
+    }
     let staged = writer
         .await
         .map_err(|e| ApiError::internal("storing an upload", e));
@@ -209,7 +226,12 @@ async fn stage(
         }
         return Err(e);
     }
-    let staged = staged??;
+    let staged = staged??.ok_or_else(|| {
+        ApiError::internal(
+            "storing an upload",
+            "the upload's writer ended without its digest",
+        )
+    })?;
     crate::metrics::METRICS.uploaded_bytes.inc_by(received);
     Ok(staged)
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// Bytes per stored chunk.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 /// Bytes a writer buffers before writing them out in one transaction.
-const FLUSH_BYTES: usize = 32 * CHUNK_BYTES;
+const FLUSH_BYTES: usize = 4 * CHUNK_BYTES;
 
 /// blob id → (length, lowercase hex sha256), once the blob is sealed.
 const BLOBS: TableDefinition<u128, (u64, &str)> = TableDefinition::new("blobs");
@@ -217,17 +217,43 @@ impl Drop for StagedBlob {
     }
 }
 
-/// Writes a new blob in a stream: bytes are hashed as they come and stored in
-/// chunk-sized pieces; at most `FLUSH_BYTES` are held in memory.
+/// Writes a new blob in a stream, hashing it: a [`ChunkWriter`] and the hash of
+/// what went through it.
 pub struct BlobWriter {
-    staged: StagedBlob,
-    buffer: Vec<u8>,
-    next_chunk: u64,
+    chunks: ChunkWriter,
     hasher: Sha256,
 }
 
 impl BlobWriter {
     pub fn new(store: &Arc<Store>) -> Result<BlobWriter> {
+        Ok(BlobWriter {
+            chunks: ChunkWriter::new(store)?,
+            hasher: Sha256::new(),
+        })
+    }
+
+    pub fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.hasher.update(bytes);
+        self.chunks.write(bytes)
+    }
+
+    /// Seals the blob. It stays pending until a record claims it.
+    pub fn finish(self) -> Result<StagedBlob> {
+        self.chunks.seal(self.hasher.finalize().into())
+    }
+}
+
+/// Writes a new blob's bytes in a stream, stored in chunk-sized pieces; at most
+/// `FLUSH_BYTES` are held in memory. Its caller hashes the bytes (an upload does
+/// so as they arrive, on another thread than these writes).
+pub struct ChunkWriter {
+    staged: StagedBlob,
+    buffer: Vec<u8>,
+    next_chunk: u64,
+}
+
+impl ChunkWriter {
+    pub fn new(store: &Arc<Store>) -> Result<ChunkWriter> {
         let id: u128 = rand::random();
         let tx = store.write_lazy()?;
         tx.open_table(PENDING)?.insert(id, ())?;
@@ -237,19 +263,17 @@ impl BlobWriter {
             len: 0,
             sha256: String::new(),
         };
-        Ok(BlobWriter {
+        Ok(ChunkWriter {
             staged: StagedBlob {
                 store: store.clone(),
                 info,
             },
             buffer: Vec::with_capacity(FLUSH_BYTES),
             next_chunk: 0,
-            hasher: Sha256::new(),
         })
     }
 
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
-        self.hasher.update(bytes);
         self.staged.info.len += bytes.len() as u64;
         while !bytes.is_empty() {
             let room = FLUSH_BYTES - self.buffer.len();
@@ -280,12 +304,12 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Seals the blob. It stays pending until a record claims it.
-    pub fn finish(mut self) -> Result<StagedBlob> {
+    /// Seals the blob with the sha256 of every byte written. It stays pending
+    /// until a record claims it.
+    pub fn seal(mut self, sha256: [u8; 32]) -> Result<StagedBlob> {
         self.flush()?;
-        let sha256 = hex::encode(std::mem::take(&mut self.hasher).finalize());
         let info = &mut self.staged.info;
-        info.sha256 = sha256;
+        info.sha256 = hex::encode(sha256);
         let tx = self.staged.store.write_lazy()?;
         tx.open_table(BLOBS)?
             .insert(info.id, (info.len, info.sha256.as_str()))?;

@@ -13,7 +13,9 @@ mod snapshots;
 
 pub use baseline::{BaselineFile, BaselineWriter, FileStat};
 pub use bindings::{Binding, Entry};
-pub use blobs::{BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, StagedBlob};
+pub use blobs::{
+    BlobInfo, BlobReader, BlobStats, BlobWriter, CHUNK_BYTES, ChunkWriter, StagedBlob,
+};
 pub use records::{Batch, Move, Record};
 pub use snapshots::{EntryKind, SnapshotEntry};
 
