@@ -217,17 +217,19 @@ pub(super) async fn create(
     let (store, staging) = (app.store.clone(), app.staging.clone());
     blocking("creating the workspace", move || -> anyhow::Result<()> {
         let t = std::time::Instant::now();
-        workspace::create(&made, template.as_deref())?;
+        workspace::create(&made)?;
         if let Some((_shared, from, snapshot)) = &source {
             snapshot::materialize(&store, (from, snapshot), (&sid, &made), &staging)?;
         }
-        let copied = t.elapsed();
-        let files = tracker.start(&sid, &made)?;
+        // A template is copied and its baseline recorded in one pass.
+        let files = match &template {
+            Some(template) => tracker.start_from(&sid, &made, template)?,
+            None => tracker.start(&sid, &made)?,
+        };
         tracing::info!(
             session = sid,
             files,
-            copy_ms = copied.as_millis() as u64,
-            baseline_ms = (t.elapsed() - copied).as_millis() as u64,
+            elapsed_ms = t.elapsed().as_millis() as u64,
             "workspace created"
         );
         Ok(())

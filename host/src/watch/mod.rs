@@ -193,6 +193,36 @@ impl Tracker {
     }
 
     /// Records the baseline of a new session's workspace and starts tracking it.
+    /// Fills the new workspace `root` with a copy of `template` and starts
+    /// tracking it, its baseline recorded while copying. Nothing else can write
+    /// into a workspace whose session does not exist yet, so the copy is made
+    /// before the watch (which then sees none of its files being made).
+    pub fn start_from(&self, session: &str, root: &Path, template: &Path) -> anyhow::Result<usize> {
+        let root = root.canonicalize()?;
+        let dir = Dir::open_ambient_dir(&root, cap_std::ambient_authority())?;
+        // Each directory is watched once all its files are copied (no event
+        // comes from it after), by a thread of its own while the copy goes on:
+        // adding a watch waits on the watcher's thread.
+        let (done, copied) = std::sync::mpsc::channel::<String>();
+        let (files, watched) = std::thread::scope(|scope| {
+            let watching = scope.spawn(|| {
+                let mut watched = true;
+                for path in copied {
+                    watched &= self.shared.watch_dir(&root.join(path));
+                }
+                watched
+            });
+            let files = record::copy_and_record(&self.store, session, template, &dir, &|path| {
+                let _ = done.send(path.to_owned());
+            });
+            drop(done);
+            (files, watching.join().unwrap_or(false))
+        });
+        let files = files?;
+        self.shared.track_with(session, &root, false, |_| watched);
+        Ok(files)
+    }
+
     pub fn start(&self, session: &str, root: &Path) -> anyhow::Result<usize> {
         let env = self.shared.track(session, root, false);
         let dir = Dir::open_ambient_dir(&env.root, cap_std::ambient_authority())?;
@@ -318,10 +348,40 @@ impl Tracker {
     }
 }
 
+/// Whether a directory is watched.
+enum Watched {
+    Yes,
+    /// It is gone: nothing to watch.
+    Gone,
+    No,
+}
+
+fn watch_one(watcher: &mut notify::INotifyWatcher, dir: &Path) -> Watched {
+    match watcher.watch(dir, RecursiveMode::NonRecursive) {
+        Ok(()) => Watched::Yes,
+        Err(e) if matches!(e.kind, notify::ErrorKind::PathNotFound) => Watched::Gone,
+        Err(e) => {
+            tracing::warn!(error = %e, "watching a workspace directory; falling back to full comparisons");
+            Watched::No
+        }
+    }
+}
+
 impl Shared {
     /// Starts tracking a workspace: its directories are watched before `all` asks
     /// for the comparison of the whole tree, so nothing falls in between.
     fn track(&self, session: &str, root: &Path, all: bool) -> Arc<Env> {
+        self.track_with(session, root, all, |root| self.watch_tree(root, None))
+    }
+
+    /// As `track`, its directories watched by `watch` (false: some could not be).
+    fn track_with(
+        &self,
+        session: &str,
+        root: &Path,
+        all: bool,
+        watch: impl FnOnce(&Path) -> bool,
+    ) -> Arc<Env> {
         let root = root.canonicalize().unwrap_or_else(|_| root.to_owned());
         let env = Arc::new(Env {
             root: root.clone(),
@@ -339,7 +399,7 @@ impl Shared {
             .entry(session.to_owned())
             .or_insert(env)
             .clone();
-        match self.watch_tree(&root, None) {
+        match watch(&root) {
             true => env
                 .history
                 .locked()
@@ -362,12 +422,10 @@ impl Shared {
             return false;
         };
         while let Some(dir) = dirs.pop() {
-            if let Err(e) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                if matches!(e.kind, notify::ErrorKind::PathNotFound) {
-                    continue;
-                }
-                tracing::warn!(error = %e, "watching a workspace directory; falling back to full comparisons");
-                return false;
+            match watch_one(watcher, &dir) {
+                Watched::Yes => {}
+                Watched::Gone => continue,
+                Watched::No => return false,
             }
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
@@ -384,6 +442,14 @@ impl Shared {
             }
         }
         true
+    }
+
+    /// Watches the one directory `dir`; false when it could not be.
+    fn watch_dir(&self, dir: &Path) -> bool {
+        let mut guard = self.watcher.locked();
+        guard
+            .as_mut()
+            .is_some_and(|watcher| !matches!(watch_one(watcher, dir), Watched::No))
     }
 
     fn unwatch(&self, root: &Path) {

@@ -49,6 +49,210 @@ pub fn record(store: &Store, session: &str, root: &Dir) -> anyhow::Result<usize>
     Ok(files)
 }
 
+/// Copies the tree `from` (a template) into the empty workspace `to` and records
+/// the copy's baseline in the same pass, so that no file is read twice: a file up
+/// to `READ_ONCE_BYTES` is read once, written, and hashed and stored from memory;
+/// a larger one is copied by the kernel, then hashed from the copy. Everything is
+/// copied (names that are not UTF-8 and ignored files included); files keep their
+/// modes, symlinks their targets. The directories are made first, then their
+/// files are copied by one thread per core while this one records the baseline.
+/// Returns how many files the baseline holds.
+pub fn copy_and_record(
+    store: &Store,
+    session: &str,
+    from: &std::path::Path,
+    to: &Dir,
+    copied: &(dyn Fn(&str) + Sync),
+) -> anyhow::Result<usize> {
+    let source = Dir::open_ambient_dir(from, cap_std::ambient_authority())?;
+    let dirs = copy_dirs(source, to.try_clone()?)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (rows, recorded) = std::sync::mpsc::sync_channel::<anyhow::Result<Row>>(1024);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let (rows, dirs, next) = (rows.clone(), &dirs, &next);
+            scope.spawn(move || {
+                while let Some(dir) =
+                    dirs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    for file in &dir.files {
+                        if let Some(row) = copy_file(dir, file).transpose()
+                            && rows.send(row).is_err()
+                        {
+                            return; // The recorder failed.
+                        }
+                    }
+                    if let Some(path) = &dir.path {
+                        copied(path);
+                    }
+                }
+            });
+        }
+        drop(rows);
+        let mut writer = store.baseline_writer(session);
+        let mut files = 0;
+        for row in recorded {
+            let Row {
+                path,
+                stat,
+                content,
+            } = row?;
+            match content {
+                Some(bytes) => {
+                    let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
+                    record_content(&mut writer, &path, stat, &chunks)?;
+                }
+                // Read from the copy (a symlink, a large file).
+                None => add(&mut writer, to, &path, &path, stat)?,
+            }
+            files += 1;
+        }
+        writer.finish()?;
+        Ok(files)
+    })
+}
+
+/// A directory of the template, its copy (made), and the entries to copy into it.
+struct CopiedDir {
+    source: Dir,
+    copy: Dir,
+    /// Relative to the root, when tracked (`""`: the root).
+    path: Option<String>,
+    files: Vec<Pending>,
+}
+
+/// An entry of a directory to copy: its name, and its path when it is tracked
+/// (UTF-8 all the way, not ignored).
+struct Pending {
+    name: std::ffi::OsString,
+    path: Option<String>,
+    symlink: bool,
+}
+
+/// A tracked file, copied: its path, the copy's stat, and its content when it
+/// was read into memory (else the recorder reads it from the copy).
+struct Row {
+    path: String,
+    stat: crate::store::FileStat,
+    content: Option<Vec<u8>>,
+}
+
+/// Makes every directory of `source` under `copy`, and lists what each holds.
+fn copy_dirs(source: Dir, copy: Dir) -> anyhow::Result<Vec<CopiedDir>> {
+    let mut todo = vec![(source, copy, Some(String::new()))];
+    let mut made = Vec::new();
+    while let Some((source, copy, at)) = todo.pop() {
+        let mut files = Vec::new();
+        for item in source.entries()? {
+            let item = item?;
+            let name = item.file_name();
+            let kind = item.file_type()?;
+            let utf8 = name.to_str();
+            let path = match (&at, utf8) {
+                (Some(at), Some(n)) if at.is_empty() => Some(n.to_owned()),
+                (Some(at), Some(n)) => Some(format!("{at}/{n}")),
+                _ => None,
+            };
+            let ignored = |skip: fn(&str) -> bool| utf8.is_none_or(skip);
+            if kind.is_dir() {
+                copy.create_dir(&name)?;
+                let tracked = path.filter(|_| !ignored(ignored_dir));
+                todo.push((item.open_dir()?, copy.open_dir(&name)?, tracked));
+            } else if kind.is_file() || kind.is_symlink() {
+                let tracked = path.filter(|_| !ignored(ignored_file));
+                files.push(Pending {
+                    name,
+                    path: tracked,
+                    symlink: kind.is_symlink(),
+                });
+            }
+            // Sockets, fifos, devices: not copied.
+        }
+        made.push(CopiedDir {
+            source,
+            copy,
+            path: at,
+            files,
+        });
+    }
+    Ok(made)
+}
+
+/// Copies one file or symlink; its row when it is tracked.
+fn copy_file(dir: &CopiedDir, file: &Pending) -> anyhow::Result<Option<Row>> {
+    use cap_std::fs::{OpenOptions, OpenOptionsExt, PermissionsExt};
+    use std::io::{Read, Write};
+    let (source, copy, name) = (&dir.source, &dir.copy, &file.name);
+    if file.symlink {
+        copy.symlink_contents(source.read_link_contents(name)?, name)?;
+        let stat = copy.symlink_metadata(name)?;
+        return Ok(file
+            .path
+            .clone()
+            .zip(stat_of(&stat))
+            .map(|(path, stat)| Row {
+                path,
+                stat,
+                content: None,
+            }));
+    }
+    let mut original = source.open(name)?;
+    let meta = original.metadata()?;
+    let mode = meta.permissions().mode();
+    let mut made = copy.open_with(
+        name,
+        OpenOptions::new().write(true).create_new(true).mode(mode),
+    )?;
+    let content = match meta.len() <= READ_ONCE_BYTES {
+        true => {
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            original.read_to_end(&mut bytes)?;
+            made.write_all(&bytes)?;
+            Some(bytes)
+        }
+        false => {
+            std::io::copy(&mut original, &mut made)?;
+            None
+        }
+    };
+    let mut stat = made.metadata()?;
+    // The umask may have cut the mode at creation.
+    if stat.permissions().mode() & 0o7777 != mode & 0o7777 {
+        made.set_permissions(meta.permissions())?;
+        stat = made.metadata()?;
+    }
+    Ok(file
+        .path
+        .clone()
+        .zip(stat_of(&stat))
+        .map(|(path, stat)| Row {
+            path,
+            stat,
+            content,
+        }))
+}
+
+/// Records `path` whose content is `chunks` (in memory), storing them if the
+/// store lacks them.
+fn record_content(
+    writer: &mut crate::store::BaselineWriter,
+    path: &str,
+    stat: crate::store::FileStat,
+    chunks: &[&[u8]],
+) -> anyhow::Result<()> {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    chunks.iter().for_each(|c| hasher.update(c));
+    let sha256 = hasher.finalize().into();
+    if writer.add(path, &BaselineFile { stat, sha256 })? {
+        for (index, chunk) in chunks.iter().enumerate() {
+            writer.content(sha256, index as u64, chunk)?;
+        }
+    }
+    Ok(())
+}
+
 fn add(
     writer: &mut crate::store::BaselineWriter,
     dir: &Dir,

@@ -1,38 +1,16 @@
 //! Session workspaces: the directory each session's `default` environment is rooted
-//! at, created empty or as a copy of an operator's template.
+//! at, created empty (a template is copied into it by `watch::Tracker::start_from`,
+//! which records the baseline as it copies).
 
 pub mod walk;
 
 use std::io;
 use std::path::Path;
 
-/// Creates `dir`, filled with a copy of `template` when given. Regular files and
-/// directories are copied; symlinks are recreated as they are (they stay confined by
-/// the environment's capability checks); anything else is skipped.
-pub fn create(dir: &Path, template: Option<&Path>) -> io::Result<()> {
+/// Creates the empty workspace `dir`.
+pub fn create(dir: &Path) -> io::Result<()> {
     std::fs::create_dir_all(dir.parent().unwrap_or(dir))?;
-    std::fs::create_dir(dir)?;
-    if let Some(template) = template {
-        copy_tree(template, dir)?;
-    }
-    Ok(())
-}
-
-fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let kind = entry.file_type()?;
-        let target = to.join(entry.file_name());
-        if kind.is_dir() {
-            std::fs::create_dir(&target)?;
-            copy_tree(&entry.path(), &target)?;
-        } else if kind.is_file() {
-            std::fs::copy(entry.path(), &target)?;
-        } else if kind.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path())?, &target)?;
-        }
-    }
-    Ok(())
+    std::fs::create_dir(dir)
 }
 
 /// Removes the workspaces in `root` that belong to no session: left behind by a
