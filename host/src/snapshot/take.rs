@@ -175,7 +175,7 @@ pub fn take(
             return Ok(());
         }
         let mut fresh = false;
-        keep_content(dir, name, entry.stat, |step| match step {
+        keep_content((dir, name), entry.stat, None, |step| match step {
             Keep::Claim(sha256) => {
                 fresh = writer.add(path, &SnapshotEntry { sha256, ..entry })?;
                 Ok(fresh)

@@ -31,7 +31,7 @@ pub fn record(store: &Store, session: &str, root: &Dir) -> anyhow::Result<usize>
         let Some(stat) = item.entry.metadata().ok().and_then(|m| stat_of(&m)) else {
             return Next::Continue;
         };
-        match add(&mut writer, item.parent, item.name, item.path, stat) {
+        match add(&mut writer, (item.parent, item.name), item.path, stat, None) {
             Ok(()) => {
                 files += 1;
                 Next::Continue
@@ -98,14 +98,8 @@ pub fn copy_and_record(
                 stat,
                 content,
             } = row?;
-            match content {
-                Some(bytes) => {
-                    let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
-                    record_content(&mut writer, &path, stat, &chunks)?;
-                }
-                // Read from the copy (a symlink, a large file).
-                None => add(&mut writer, to, &path, &path, stat)?,
-            }
+            // Without its content in memory, it is read from the copy.
+            add(&mut writer, (to, &path), &path, stat, content.as_deref())?;
             files += 1;
         }
         writer.finish()?;
@@ -233,34 +227,16 @@ fn copy_file(dir: &CopiedDir, file: &Pending) -> anyhow::Result<Option<Row>> {
         }))
 }
 
-/// Records `path` whose content is `chunks` (in memory), storing them if the
-/// store lacks them.
-fn record_content(
-    writer: &mut crate::store::BaselineWriter,
-    path: &str,
-    stat: crate::store::FileStat,
-    chunks: &[&[u8]],
-) -> anyhow::Result<()> {
-    use sha2::Digest;
-    let mut hasher = sha2::Sha256::new();
-    chunks.iter().for_each(|c| hasher.update(c));
-    let sha256 = hasher.finalize().into();
-    if writer.add(path, &BaselineFile { stat, sha256 })? {
-        for (index, chunk) in chunks.iter().enumerate() {
-            writer.content(sha256, index as u64, chunk)?;
-        }
-    }
-    Ok(())
-}
-
+/// Records `path` (the file `name` in `dir`), with its content when it is in
+/// memory already.
 fn add(
     writer: &mut crate::store::BaselineWriter,
-    dir: &Dir,
-    name: &str,
+    (dir, name): (&Dir, &str),
     path: &str,
     stat: crate::store::FileStat,
+    known: Option<&[u8]>,
 ) -> anyhow::Result<()> {
-    keep_content(dir, name, stat, |step| match step {
+    keep_content((dir, name), stat, known, |step| match step {
         Keep::Claim(sha256) => writer.add(path, &BaselineFile { stat, sha256 }),
         Keep::Chunk(sha256, index, bytes) => writer.content(sha256, index, bytes).map(|()| true),
     })?;
@@ -278,17 +254,19 @@ pub enum Keep<'a> {
 /// Hashes the content of `name` in `dir` (a symlink's: its target), claims it,
 /// and stores it when the store lacked it; its sha256.
 pub fn keep_content(
-    dir: &Dir,
-    name: &str,
+    (dir, name): (&Dir, &str),
     stat: crate::store::FileStat,
+    known: Option<&[u8]>,
     mut keep: impl FnMut(Keep) -> crate::store::Result<bool>,
 ) -> anyhow::Result<[u8; 32]> {
-    let chunks = if stat.size <= READ_ONCE_BYTES {
-        let mut chunks = Vec::new();
-        read(dir, name, stat.symlink, |bytes| chunks.push(bytes.to_vec()))?;
-        Some(chunks)
-    } else {
-        None
+    let chunks = match known {
+        Some(bytes) => Some(bytes.chunks(CHUNK_BYTES).map(<[u8]>::to_vec).collect()),
+        None if stat.size <= READ_ONCE_BYTES => {
+            let mut chunks = Vec::new();
+            read(dir, name, stat.symlink, |bytes| chunks.push(bytes.to_vec()))?;
+            Some(chunks)
+        }
+        None => None,
     };
     let sha256 = match &chunks {
         Some(chunks) => {
