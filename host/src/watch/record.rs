@@ -7,6 +7,10 @@ use crate::store::{BaselineFile, CHUNK_BYTES, Store};
 use crate::workspace::walk::{Next, walk};
 use cap_std::fs::Dir;
 
+/// The most threads copying one template: past a few, a copy waits on the disk
+/// and on the one thread recording the baseline, not on more copiers.
+const MAX_COPY_THREADS: usize = 8;
+
 /// Files up to this size are read once, hashed and stored from memory; larger
 /// ones are read again to be stored, so memory stays bounded.
 const READ_ONCE_BYTES: u64 = 4 * CHUNK_BYTES as u64;
@@ -55,7 +59,8 @@ pub fn record(store: &Store, session: &str, root: &Dir) -> anyhow::Result<usize>
 /// a larger one is copied by the kernel, then hashed from the copy. Everything is
 /// copied (names that are not UTF-8 and ignored files included); files keep their
 /// modes, symlinks their targets. The directories are made first, then their
-/// files are copied by one thread per core while this one records the baseline.
+/// files are copied by one thread per core (at most `MAX_COPY_THREADS`) while
+/// this one records the baseline.
 /// Returns how many files the baseline holds.
 pub fn copy_and_record(
     store: &Store,
@@ -67,7 +72,7 @@ pub fn copy_and_record(
     let source = Dir::open_ambient_dir(from, cap_std::ambient_authority())?;
     let dirs = copy_dirs(source, to.try_clone()?)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(MAX_COPY_THREADS));
     let (rows, recorded) = std::sync::mpsc::sync_channel::<anyhow::Result<Row>>(1024);
     std::thread::scope(|scope| {
         for _ in 0..workers {
