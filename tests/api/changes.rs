@@ -1134,3 +1134,118 @@ async fn a_change_set_of_100_000_files_is_listed_whole() {
     );
     assert_eq!(body["has_more"], false);
 }
+
+#[tokio::test]
+async fn a_template_is_copied_exactly_with_modes_links_big_files_and_odd_names_and_then_tracked() {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    let template = tempfile::tempdir().unwrap();
+    let t = template.path();
+    for d in 0..30 {
+        std::fs::create_dir_all(t.join(format!("pkg/mod{d:02}"))).unwrap();
+        for f in 0..5 {
+            std::fs::write(
+                t.join(format!("pkg/mod{d:02}/f{f}.txt")),
+                format!("{d}/{f}\n"),
+            )
+            .unwrap();
+        }
+    }
+    std::fs::write(t.join("run.sh"), "#!/bin/sh\necho hi\n").unwrap();
+    std::fs::set_permissions(t.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(t.join("secret"), "s").unwrap();
+    std::fs::set_permissions(t.join("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(t.join("big.bin"), &big).unwrap();
+    std::os::unix::fs::symlink("run.sh", t.join("link")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", t.join("outside")).unwrap();
+    std::fs::write(t.join(std::ffi::OsStr::from_bytes(b"odd-\xff")), "odd").unwrap();
+    std::fs::create_dir_all(t.join("node_modules/dep")).unwrap();
+    std::fs::write(t.join("node_modules/dep/index.js"), "x").unwrap();
+    std::fs::write(t.join(".notes.txt.swp"), "swap").unwrap();
+    let (server, sid, template) = serve_template(template).await;
+    let (sid, t) = (sid.as_str(), template.path());
+    let ws = server.data_dir().join("workspaces").join(sid);
+
+    // Every entry, byte for byte, mode for mode, link for link.
+    fn tree(root: &std::path::Path) -> Vec<(Vec<u8>, u32, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut todo = vec![root.to_owned()];
+        while let Some(dir) = todo.pop() {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                let meta = std::fs::symlink_metadata(e.path()).unwrap();
+                let rel = e
+                    .path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .as_os_str()
+                    .as_bytes()
+                    .to_vec();
+                let content = if meta.file_type().is_symlink() {
+                    std::fs::read_link(e.path())
+                        .unwrap()
+                        .as_os_str()
+                        .as_bytes()
+                        .to_vec()
+                } else if meta.is_dir() {
+                    todo.push(e.path());
+                    Vec::new()
+                } else {
+                    std::fs::read(e.path()).unwrap()
+                };
+                let mode = if meta.file_type().is_symlink() {
+                    0
+                } else {
+                    meta.permissions().mode() & 0o7777
+                };
+                out.push((rel, if meta.is_dir() { 0 } else { mode }, content));
+            }
+        }
+        out.sort();
+        out
+    }
+    assert_eq!(tree(&ws), tree(t));
+
+    // The baseline is the copy: nothing changed; then changes are seen, in new
+    // and old directories, the big file included.
+    let changes = format!("{}/changes", env_url(sid));
+    let (_, listed) = server.get(&changes, ACME).await;
+    assert_eq!(listed["data"], json!([]), "{listed}");
+    std::fs::write(ws.join("pkg/mod07/f3.txt"), "changed\n").unwrap();
+    std::fs::write(ws.join("pkg/mod29/new.txt"), "new\n").unwrap();
+    std::fs::write(ws.join("big.bin"), b"smaller").unwrap();
+    std::fs::remove_file(ws.join("secret")).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, listed) = server.get(&changes, ACME).await;
+        let got: Vec<(String, String)> = listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["path"].as_str().unwrap().to_owned(),
+                    c["status"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("big.bin", "modified"),
+            ("pkg/mod07/f3.txt", "modified"),
+            ("pkg/mod29/new.txt", "created"),
+            ("secret", "deleted"),
+        ]
+        .iter()
+        .map(|(p, s)| (p.to_string(), s.to_string()))
+        .collect();
+        if got == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, diff) = server
+        .get(&format!("{}/diff/big.bin", env_url(sid)), ACME)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+}

@@ -671,17 +671,24 @@ async fn shell_size(server: &Server, sid: &str) -> (u64, u64) {
     (size("cols"), size("rows"))
 }
 
-#[tokio::test]
-async fn echo_hi_typed_into_the_terminal_renders_hi() {
-    let server = server_with(None).await;
-    let t = BrowserTest::start("terminal").await;
-    t.open_console(&server).await;
+/// Signs in as ACME, makes a session declaring the shell, launches it on the
+/// terminals tab and attaches at its prompt; the session's id.
+async fn attached_shell(t: &BrowserTest, server: &Server) -> String {
+    t.open_console(server).await;
     t.sign_in(ACME, "tenant").await;
     let sid = t.create_session(None, Some(SHELL)).await;
     t.open_session(&sid, "terminals").await;
     t.launch_shell().await;
     t.connect_shell("attach", "attached", "/[$#]$/.test(r.trim())")
         .await;
+    sid
+}
+
+#[tokio::test]
+async fn echo_hi_typed_into_the_terminal_renders_hi() {
+    let server = server_with(None).await;
+    let t = BrowserTest::start("terminal").await;
+    attached_shell(&t, &server).await;
     t.type_command("echo hi", true).await;
     t.see_after("echo hi", "hi").await;
     t.assert_all_requests_on(&server.base).await;
@@ -691,13 +698,7 @@ async fn echo_hi_typed_into_the_terminal_renders_hi() {
 async fn a_terminal_follows_the_window_size_replays_its_scrollback_and_a_watcher_cannot_type() {
     let server = server_with(None).await;
     let t = BrowserTest::start("terminal_modes").await;
-    t.open_console(&server).await;
-    t.sign_in(ACME, "tenant").await;
-    let sid = t.create_session(None, Some(SHELL)).await;
-    t.open_session(&sid, "terminals").await;
-    t.launch_shell().await;
-    t.connect_shell("attach", "attached", "/[$#]$/.test(r.trim())")
-        .await;
+    let sid = attached_shell(&t, &server).await;
     t.type_command("echo before", true).await;
     t.see_after("echo before", "before").await;
     let wide = shell_size(&server, &sid).await;

@@ -70,23 +70,19 @@ pub fn copy_and_record(
     copied: &(dyn Fn(&str) + Sync),
 ) -> anyhow::Result<usize> {
     let source = Dir::open_ambient_dir(from, cap_std::ambient_authority())?;
-    let dirs = copy_dirs(source, to.try_clone()?)?;
+    let dirs = copy_dirs(&source, to)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get().min(MAX_COPY_THREADS));
     let (rows, recorded) = std::sync::mpsc::sync_channel::<anyhow::Result<Row>>(1024);
     std::thread::scope(|scope| {
         for _ in 0..workers {
-            let (rows, dirs, next) = (rows.clone(), &dirs, &next);
+            let (rows, dirs, next, source) = (rows.clone(), &dirs, &next, &source);
             scope.spawn(move || {
                 while let Some(dir) =
                     dirs.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
                 {
-                    for file in &dir.files {
-                        if let Some(row) = copy_file(dir, file).transpose()
-                            && rows.send(row).is_err()
-                        {
-                            return; // The recorder failed.
-                        }
+                    if copy_files(source, to, dir, &rows).is_err() {
+                        return; // The recorder failed.
                     }
                     if let Some(path) = &dir.path {
                         copied(path);
@@ -112,17 +108,18 @@ pub fn copy_and_record(
     })
 }
 
-/// A directory of the template, its copy (made), and the entries to copy into it.
+/// A directory of the template (made in the copy already) and the entries to
+/// copy into it. Directories are held by path, not open, so that a template of
+/// any number of directories needs no more file descriptors than a few.
 struct CopiedDir {
-    source: Dir,
-    copy: Dir,
-    /// Relative to the root, when tracked (`""`: the root).
+    /// Relative to both roots.
+    rel: std::path::PathBuf,
+    /// The same, when tracked (UTF-8 all the way, not ignored; `""`: the root).
     path: Option<String>,
     files: Vec<Pending>,
 }
 
-/// An entry of a directory to copy: its name, and its path when it is tracked
-/// (UTF-8 all the way, not ignored).
+/// An entry of a directory to copy: its name, and its path when it is tracked.
 struct Pending {
     name: std::ffi::OsString,
     path: Option<String>,
@@ -137,13 +134,21 @@ struct Row {
     content: Option<Vec<u8>>,
 }
 
-/// Makes every directory of `source` under `copy`, and lists what each holds.
-fn copy_dirs(source: Dir, copy: Dir) -> anyhow::Result<Vec<CopiedDir>> {
-    let mut todo = vec![(source, copy, Some(String::new()))];
+/// The directory `rel` below `root` (`root` itself for an empty path).
+fn open_below(root: &Dir, rel: &std::path::Path) -> std::io::Result<Dir> {
+    match rel.as_os_str().is_empty() {
+        true => root.try_clone(),
+        false => root.open_dir(rel),
+    }
+}
+
+/// Makes every directory of `source` in `copy`, and lists what each holds.
+fn copy_dirs(source: &Dir, copy: &Dir) -> anyhow::Result<Vec<CopiedDir>> {
+    let mut todo = vec![(std::path::PathBuf::new(), Some(String::new()))];
     let mut made = Vec::new();
-    while let Some((source, copy, at)) = todo.pop() {
+    while let Some((rel, at)) = todo.pop() {
         let mut files = Vec::new();
-        for item in source.entries()? {
+        for item in open_below(source, &rel)?.entries()? {
             let item = item?;
             let name = item.file_name();
             let kind = item.file_type()?;
@@ -155,9 +160,9 @@ fn copy_dirs(source: Dir, copy: Dir) -> anyhow::Result<Vec<CopiedDir>> {
             };
             let ignored = |skip: fn(&str) -> bool| utf8.is_none_or(skip);
             if kind.is_dir() {
-                copy.create_dir(&name)?;
-                let tracked = path.filter(|_| !ignored(ignored_dir));
-                todo.push((item.open_dir()?, copy.open_dir(&name)?, tracked));
+                let sub = rel.join(&name);
+                copy.create_dir(&sub)?;
+                todo.push((sub, path.filter(|_| !ignored(ignored_dir))));
             } else if kind.is_file() || kind.is_symlink() {
                 let tracked = path.filter(|_| !ignored(ignored_file));
                 files.push(Pending {
@@ -169,8 +174,7 @@ fn copy_dirs(source: Dir, copy: Dir) -> anyhow::Result<Vec<CopiedDir>> {
             // Sockets, fifos, devices: not copied.
         }
         made.push(CopiedDir {
-            source,
-            copy,
+            rel,
             path: at,
             files,
         });
@@ -178,11 +182,32 @@ fn copy_dirs(source: Dir, copy: Dir) -> anyhow::Result<Vec<CopiedDir>> {
     Ok(made)
 }
 
-/// Copies one file or symlink; its row when it is tracked.
-fn copy_file(dir: &CopiedDir, file: &Pending) -> anyhow::Result<Option<Row>> {
+/// Copies the files of `dir`, sending the row of each tracked one (or the
+/// failure); Err when the recorder is gone.
+fn copy_files(
+    source: &Dir,
+    copy: &Dir,
+    dir: &CopiedDir,
+    rows: &std::sync::mpsc::SyncSender<anyhow::Result<Row>>,
+) -> Result<(), ()> {
+    let opened = open_below(source, &dir.rel).and_then(|s| Ok((s, open_below(copy, &dir.rel)?)));
+    let (from, to) = match opened {
+        Ok(pair) => pair,
+        Err(e) => return rows.send(Err(e.into())).map_err(drop),
+    };
+    for file in &dir.files {
+        if let Some(row) = copy_file((&from, &to), file).transpose() {
+            rows.send(row).map_err(drop)?;
+        }
+    }
+    Ok(())
+}
+
+/// Copies one file or symlink of `source` into `copy`; its row when it is tracked.
+fn copy_file((source, copy): (&Dir, &Dir), file: &Pending) -> anyhow::Result<Option<Row>> {
     use cap_std::fs::{OpenOptions, OpenOptionsExt, PermissionsExt};
     use std::io::{Read, Write};
-    let (source, copy, name) = (&dir.source, &dir.copy, &file.name);
+    let name = &file.name;
     if file.symlink {
         copy.symlink_contents(source.read_link_contents(name)?, name)?;
         let stat = copy.symlink_metadata(name)?;
