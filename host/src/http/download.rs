@@ -4,7 +4,7 @@
 use super::body::{Body, empty, full};
 use super::error::{ApiError, ApiResult, Code};
 use crate::metrics::METRICS;
-use crate::store::{BlobInfo, BlobReader, CHUNK_BYTES, Store};
+use crate::store::{BlobInfo, BlobReader, Store};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, StreamBody};
@@ -164,18 +164,12 @@ const INLINE_BYTES: u64 = 64 * 1024;
 /// The bytes from `pos` (before `end`) of the chunk that holds `pos`, and where
 /// the next piece starts.
 fn piece(reader: &BlobReader, pos: u64, end: u64) -> std::io::Result<(Bytes, u64)> {
-    let chunk = CHUNK_BYTES as u64;
-    let index = pos / chunk;
     let data = reader
-        .chunk(index)
+        .read_at(pos, end - pos)
         .map_err(std::io::Error::other)?
-        .ok_or_else(|| std::io::Error::other("blob chunk missing"))?;
-    let from = (pos - index * chunk) as usize;
-    let to = (data.len() as u64).min(end - index * chunk) as usize;
-    if from >= to {
-        return Err(std::io::Error::other("blob shorter than recorded"));
-    }
-    Ok((Bytes::from(data).slice(from..to), pos + (to - from) as u64))
+        .ok_or_else(|| std::io::Error::other("blob shorter than recorded"))?;
+    let next = pos + data.len() as u64;
+    Ok((Bytes::from(data), next))
 }
 
 /// Bytes `start..end` of a blob, one chunk read (off the async threads) at a time.
