@@ -4,7 +4,8 @@
 //!    page) beside a native `read_dir` + `lstat` of the same directory;
 //! 2. 32 connections reading one 1 KiB file, with `wrk` (Debian's package) when
 //!    installed: the upload's content, its metadata, and the same file read from
-//!    the environment;
+//!    the environment, with the server's CPU time per request (steadier than
+//!    requests/s when other work shares the cores);
 //! 3. uploads and the server's memory: one 1 GiB upload, then 8 concurrent
 //!    100 MiB uploads: MB/s and peak RSS growth over the idle server.
 //!
@@ -34,20 +35,53 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// `wrk -t2 -c32 -d10s` on `url` with the bench token: requests/s, or `None`
-/// without wrk.
-fn wrk(url: &str) -> Option<f64> {
+/// What `wrk` measured, and the server's CPU time per request: steadier than
+/// requests/s on a shared machine, where wrk and other load take cores.
+struct Load {
+    per_second: f64,
+    cpu_us_per_request: f64,
+}
+
+/// The CPU time `pid` has used (user + system), in microseconds.
+fn cpu_us(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf only reads a setting.
+    ticks * 1e6 / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// `wrk -t2 -c32 -d10s` on `url` with the bench token against the server
+/// `pid`, or `None` without wrk.
+fn wrk(url: &str, pid: u32) -> Option<Load> {
+    let before = cpu_us(pid);
     let out = std::process::Command::new("wrk")
         .args(["-t2", "-c32", "-d10s", "-H"])
         .arg(format!("Authorization: Bearer {TOKEN}"))
         .arg(url)
         .output()
         .ok()?;
+    let used = cpu_us(pid) - before;
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("Non-2xx"), "{text}");
-    text.lines()
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in"))
+        .and_then(|(n, _)| n.parse().ok())?;
+    let per_second = text
+        .lines()
         .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse().ok())?;
+    Some(Load {
+        per_second,
+        cpu_us_per_request: used / requests,
+    })
 }
 
 #[tokio::main]
@@ -120,8 +154,11 @@ async fn main() {
         ("environment read", format!("{env}/filesystem/small.txt")),
         ("session (host only)", session.clone()),
     ] {
-        match wrk(&url) {
-            Some(rps) => println!("2. wrk -c32, 1 KiB {what}: {rps:.0} requests/s"),
+        match wrk(&url, server.child.id()) {
+            Some(load) => println!(
+                "2. wrk -c32, 1 KiB {what}: {:.0} requests/s, server CPU {:.0} µs per request",
+                load.per_second, load.cpu_us_per_request
+            ),
             None => {
                 println!("2. wrk is not installed (apt-get install wrk): no small-read figures");
                 break;

@@ -4,7 +4,7 @@
 
 use crate::exports::reshost::api::environments_handler::ArchiveSpec;
 use reshost_guest::exec::{Command, Outcome};
-use crate::paths::{self, guest, normalize, resolve};
+use crate::paths::{self, guest, normalize, resolve, resolve_stat};
 use base64::Engine;
 use reshost_guest::types::{Error, ErrorCode};
 use reshost_guest::{error, invalid_input};
@@ -117,8 +117,11 @@ fn content_type(path: &str, text: bool) -> String {
 /// `GET …/filesystem/{path}`: a listing for a directory, content for a file.
 pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::Answer, Error> {
     let shown = normalize(path)?;
-    let real = resolve(&shown, true)?;
-    let meta = std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?;
+    let (real, meta) = resolve_stat(&shown, true)?;
+    let meta = match meta {
+        Some(meta) => meta,
+        None => std::fs::metadata(guest(&real)).map_err(|e| io_error(e, &shown))?,
+    };
     if path.ends_with('/') && !meta.is_dir() {
         return Err(error(
             ErrorCode::PathNotFound,
@@ -177,18 +180,31 @@ pub fn read(path: &str, query: &[(String, String)], cap: u64) -> Result<crate::A
         Some(text) => ("utf-8", text),
         None => ("base64", b64().encode(&bytes)),
     };
+    let answer = FileContent {
+        bytes: meta.len(),
+        content: &content,
+        content_type: content_type(&shown, encoding == "utf-8"),
+        encoding,
+        object: "session.environment.filesystem.file_content",
+        path: &shown,
+        truncated,
+    };
     Ok(crate::Answer::Json(
-        json!({
-            "object": "session.environment.filesystem.file_content",
-            "path": shown,
-            "content_type": content_type(&shown, encoding == "utf-8"),
-            "bytes": meta.len(),
-            "truncated": truncated,
-            "encoding": encoding,
-            "content": content,
-        })
-        .to_string(),
+        serde_json::to_string(&answer).unwrap_or_default(),
     ))
+}
+
+/// A file's content object, serialized straight from this struct (fields in
+/// the order serde_json's maps keep them, as for [`Entry`]).
+#[derive(serde::Serialize)]
+struct FileContent<'a> {
+    bytes: u64,
+    content: &'a str,
+    content_type: String,
+    encoding: &'static str,
+    object: &'static str,
+    path: &'a str,
+    truncated: bool,
 }
 
 /// The bytes as text, unless they are binary: a NUL in the first `SNIFF_BYTES`,

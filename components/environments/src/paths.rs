@@ -84,6 +84,17 @@ pub fn guest(path: &str) -> PathBuf {
 /// it is (to act on a link itself). Components that do not exist end the
 /// resolution: the rest is taken as it stands.
 pub fn resolve(path: &str, follow_last: bool) -> Result<String, Error> {
+    resolve_stat(path, follow_last).map(|(real, _)| real)
+}
+
+/// As [`resolve`] with `follow_last`, and the metadata of what the path names
+/// when the resolution learned it (the last component's, not a symlink): a
+/// second stat of the same file costs two host calls.
+pub fn resolve_stat(
+    path: &str,
+    follow_last: bool,
+) -> Result<(String, Option<std::fs::Metadata>), Error> {
+    let mut last = None;
     let mut done: Vec<String> = Vec::new();
     let mut todo: Vec<String> = path
         .split('/')
@@ -114,6 +125,9 @@ pub fn resolve(path: &str, follow_last: bool) -> Result<String, Error> {
             break;
         };
         if !meta.file_type().is_symlink() {
+            if todo.is_empty() {
+                last = Some(meta);
+            }
             continue;
         }
         links += 1;
@@ -130,5 +144,5 @@ pub fn resolve(path: &str, follow_last: bool) -> Result<String, Error> {
         done.pop();
         todo.extend(target.split('/').rev().map(str::to_owned));
     }
-    Ok(done.join("/"))
+    Ok((done.join("/"), last))
 }
