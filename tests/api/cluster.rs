@@ -748,6 +748,23 @@ async fn a_killed_runner_fails_only_its_own_sessions_and_a_restart_brings_them_b
     for sid in cluster.sessions(20).await {
         assert_ne!(runner_of(&sid), victim, "{sid} made on the dead runner");
     }
+    // A terminal cannot move to a session of the dead runner: it stays where it was.
+    let home = &crate::terminals::session(&cluster.api, ACME).await;
+    assert_ne!(runner_of(home), victim);
+    let (tid, _) = launch_shell(&cluster.api, home, "stays").await;
+    let refused = expect(
+        &cluster.api,
+        Method::POST,
+        &format!("{}/transfer", terminal(home, &tid)),
+        Some(json!({"target_session_id": dead})),
+        503,
+    )
+    .await;
+    assert_eq!(refused["error"]["code"], "runner_unavailable", "{refused}");
+    let (_, listed) = cluster.api.get(&terminals(home), ACME).await;
+    assert_eq!(assert_list(&listed), std::slice::from_ref(&tid));
+    let session = format!("/v1/sessions/{home}");
+    expect(&cluster.api, Method::DELETE, &session, None, 200).await;
 
     // Back on the same port with the same data: its sessions and files return.
     cluster.runners[victim].spawn();
