@@ -1249,3 +1249,37 @@ async fn a_template_is_copied_exactly_with_modes_links_big_files_and_odd_names_a
         .await;
     assert_eq!(status, StatusCode::OK, "{diff}");
 }
+
+#[tokio::test]
+async fn a_template_with_more_directories_than_the_server_may_open_files_is_copied() {
+    // 3,000 directories under a 512-descriptor limit: a copy that held each
+    // directory open until it ended needed two descriptors per directory.
+    let template = tempfile::tempdir().unwrap();
+    for i in 0..3000 {
+        let dir = template.path().join(format!("d{:02}/e{i}", i % 30));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("f.txt"), i.to_string()).unwrap();
+    }
+    let server =
+        Server::with_config(&format!("[templates]\nstarter = {:?}\n", template.path())).await;
+    server.limit_open_files(512);
+    let (status, body) = server
+        .post(
+            "/v1/sessions",
+            ACME,
+            json!({"environment": {"template": "starter"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let sid = body["id"].as_str().unwrap();
+    for i in [0, 1234, 2999] {
+        let path = format!("{}/filesystem/d{:02}/e{i}/f.txt", env_url(sid), i % 30);
+        let (status, read) = server.get(&path, ACME).await;
+        assert_eq!(
+            (status, &read["content"]),
+            (StatusCode::OK, &json!(i.to_string()))
+        );
+    }
+    let (_, listed) = server.get(&format!("{}/changes", env_url(sid)), ACME).await;
+    assert_eq!(listed["data"], json!([]), "{listed}");
+}

@@ -172,6 +172,18 @@ impl Server {
         self.child.as_ref().expect("server is running").id()
     }
 
+    /// Lowers the running server's limit of open files (soft and hard) to `n`.
+    pub fn limit_open_files(&self, n: u64) {
+        let limit = libc::rlimit {
+            rlim_cur: n,
+            rlim_max: n,
+        };
+        let pid = self.pid() as libc::pid_t;
+        // SAFETY: prlimit reads `limit` and writes nothing back (null old limit).
+        let set = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
+        assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
+    }
+
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.base.rsplit(':').next().unwrap().parse().unwrap()
