@@ -1251,7 +1251,7 @@ async fn a_template_is_copied_exactly_with_modes_links_big_files_and_odd_names_a
 }
 
 #[tokio::test]
-async fn a_template_with_more_directories_than_the_server_may_open_files_is_copied() {
+async fn a_template_copies_under_a_tight_open_file_limit_and_without_descriptors_is_busy() {
     // 3,000 directories under a 512-descriptor limit: a copy that held each
     // directory open until it ended needed two descriptors per directory.
     let template = tempfile::tempdir().unwrap();
@@ -1282,4 +1282,23 @@ async fn a_template_with_more_directories_than_the_server_may_open_files_is_copi
     }
     let (_, listed) = server.get(&format!("{}/changes", env_url(sid)), ACME).await;
     assert_eq!(listed["data"], json!([]), "{listed}");
+
+    // Too few descriptors to copy at all (two beyond those open): the server is
+    // busy, not broken, and keeps no half-made session.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", server.pid()))
+        .unwrap()
+        .count();
+    server.limit_open_files(open as u64 + 2);
+    let got = server
+        .request(Method::POST, "/v1/sessions", Some(ACME))
+        .json(&json!({"environment": {"template": "starter"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.headers()["retry-after"], "1");
+    let (_, refused) = json_of(got).await;
+    assert_eq!(refused["error"]["code"], "server_busy", "{refused}");
+    server.limit_open_files(512);
+    let (_, sessions) = server.get("/v1/sessions", ACME).await;
+    assert_eq!(assert_list(&sessions), [sid.to_owned()]);
 }

@@ -172,14 +172,18 @@ impl Server {
         self.child.as_ref().expect("server is running").id()
     }
 
-    /// Lowers the running server's limit of open files (soft and hard) to `n`.
+    /// Sets the running server's limit of open files (the soft limit, which is
+    /// what refuses an open; the hard limit stays) to `n`.
     pub fn limit_open_files(&self, n: u64) {
-        let limit = libc::rlimit {
-            rlim_cur: n,
-            rlim_max: n,
-        };
         let pid = self.pid() as libc::pid_t;
-        // SAFETY: prlimit reads `limit` and writes nothing back (null old limit).
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: prlimit writes the current limit into `limit`, then reads it.
+        let got = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, std::ptr::null(), &mut limit) };
+        assert_eq!(got, 0, "prlimit: {}", std::io::Error::last_os_error());
+        limit.rlim_cur = n;
         let set = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) };
         assert_eq!(set, 0, "prlimit: {}", std::io::Error::last_os_error());
     }

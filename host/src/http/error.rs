@@ -149,6 +149,25 @@ impl ApiError {
         }
     }
 
+    /// As [`ApiError::internal`], unless the server ran out of file descriptors:
+    /// a capacity problem that passes (`503 server_busy`, retry after
+    /// `retry_after_s`), not a fault.
+    pub fn internal_or_busy(context: &str, error: anyhow::Error, retry_after_s: u64) -> ApiError {
+        let out_of_files = error
+            .chain()
+            .filter_map(|e| e.downcast_ref::<std::io::Error>())
+            .any(|e| matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)));
+        if !out_of_files {
+            return ApiError::internal(context, error);
+        }
+        tracing::warn!("{context}: out of file descriptors: {error:#}");
+        let message = format!(
+            "the server has no file descriptors free while {context}; retry in {retry_after_s} s"
+        );
+        ApiError::new(Code::ServerBusy, message)
+            .with_header(http::header::RETRY_AFTER, &retry_after_s.to_string())
+    }
+
     /// The error body, naming the request's id; what it hides from the client
     /// is logged.
     pub fn body(&self, request_id: &str) -> String {

@@ -236,7 +236,10 @@ pub(super) async fn create(
     })
     .await
     .map_err(ApiError::from)
-    .and_then(|made| made.map_err(|e| ApiError::internal("creating the workspace", e)))
+    .and_then(|made| {
+        let retry_after_s = app.config.limits.busy_retry_after_s;
+        made.map_err(|e| ApiError::internal_or_busy("creating the workspace", e, retry_after_s))
+    })
     .inspect_err(|_| discard(app, &id))?;
 
     app.register(tenant, &id, &session)
