@@ -16,16 +16,14 @@
 
 use futures_util::StreamExt;
 use reqwest::{Client, multipart};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[path = "support.rs"]
 #[allow(dead_code)] // shared by the benchmarks; each uses part of it
 mod support;
 
 use reqwest::Method;
-use support::{TOKEN, json, percentile, rss_kib, start, throughput, timed, watch_rss};
+use support::{TOKEN, json, peak_rss, percentile, rss_kib, start, throughput, timed};
 
 const GIB: u64 = 1 << 30;
 
@@ -83,33 +81,26 @@ async fn main() {
     // 3. 1 GiB up and down.
     let pid = server.child.id();
     let idle = rss_kib(pid);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_rss(pid, stop.clone());
-    let t = Instant::now();
-    let big = support::upload_stream(&client, &files, "big.bin", GIB).await;
-    let up = t.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let up_peak = watcher.join().unwrap();
+    let (big, up, up_peak) =
+        peak_rss(pid, support::upload_stream(&client, &files, "big.bin", GIB)).await;
     let big_id = big["id"].as_str().unwrap();
 
     let before_download = rss_kib(pid);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_rss(pid, stop.clone());
-    let t = Instant::now();
-    let response = client
-        .get(format!("{files}/{big_id}/content"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let mut body = response.bytes_stream();
-    let mut received = 0u64;
-    while let Some(piece) = body.next().await {
-        received += piece.unwrap().len() as u64;
-    }
-    let down = t.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let down_peak = watcher.join().unwrap();
+    let download = async {
+        let response = client
+            .get(format!("{files}/{big_id}/content"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let mut body = response.bytes_stream();
+        let mut received = 0u64;
+        while let Some(piece) = body.next().await {
+            received += piece.unwrap().len() as u64;
+        }
+        received
+    };
+    let (received, down, down_peak) = peak_rss(pid, download).await;
     assert_eq!(received, GIB);
     let mbps = |d: Duration| GIB as f64 / 1e6 / d.as_secs_f64();
     println!(

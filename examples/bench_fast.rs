@@ -24,10 +24,8 @@
 mod support;
 
 use reqwest::{Client, Method};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use support::{TOKEN, json, percentile, rss_kib, start, timed, upload_stream, watch_rss};
+use support::{TOKEN, json, peak_rss, percentile, rss_kib, start, timed, upload_stream};
 
 const MIB: u64 = 1 << 20;
 
@@ -169,13 +167,7 @@ async fn main() {
     // 3. Uploads and memory.
     let pid = server.child.id();
     let idle = rss_kib(pid);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_rss(pid, stop.clone());
-    let t = Instant::now();
-    upload_stream(&client, &files, "one.bin", 1024 * MIB).await;
-    let one = t.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let peak = watcher.join().unwrap();
+    let (_, one, peak) = peak_rss(pid, upload_stream(&client, &files, "one.bin", 1024 * MIB)).await;
     println!(
         "3. one 1 GiB upload: {:.0} MB/s; RSS {} MiB idle, peak +{} MiB",
         (1024 * MIB) as f64 / 1e6 / one.as_secs_f64(),
@@ -183,17 +175,11 @@ async fn main() {
         peak.saturating_sub(idle) / 1024
     );
     let before = rss_kib(pid);
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch_rss(pid, stop.clone());
-    let t = Instant::now();
     let uploads = (0..8).map(|i| {
         let (client, files) = (client.clone(), files.clone());
         async move { upload_stream(&client, &files, &format!("part-{i}.bin"), 100 * MIB).await }
     });
-    futures_util::future::join_all(uploads).await;
-    let eight = t.elapsed();
-    stop.store(true, Ordering::Relaxed);
-    let peak = watcher.join().unwrap();
+    let (_, eight, peak) = peak_rss(pid, futures_util::future::join_all(uploads)).await;
     println!(
         "   8 concurrent 100 MiB uploads: {:.0} MB/s in all; RSS {} MiB before, peak +{} MiB (+{} MiB over idle)",
         (800 * MIB) as f64 / 1e6 / eight.as_secs_f64(),

@@ -187,19 +187,28 @@ pub async fn throughput(urls: &[String], connections: usize, for_how_long: Durat
     done.load(Ordering::Relaxed) as f64 / for_how_long.as_secs_f64()
 }
 
-/// Samples the RSS of `pid` every 20 ms until `stop`; the peak in KiB.
-pub fn watch_rss(
+/// Runs `work`, sampling the resident memory of process `pid` every 20 ms
+/// meanwhile: its answer, how long it took, and the peak RSS seen (KiB).
+pub async fn peak_rss<T>(
     pid: u32,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-) -> std::thread::JoinHandle<u64> {
-    std::thread::spawn(move || {
+    work: impl std::future::Future<Output = T>,
+) -> (T, Duration, u64) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let watching = stop.clone();
+    let watcher = std::thread::spawn(move || {
         let mut peak = 0;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        while !watching.load(Ordering::Relaxed) {
             peak = peak.max(rss_kib(pid));
             std::thread::sleep(Duration::from_millis(20));
         }
         peak
-    })
+    });
+    let t = Instant::now();
+    let answer = work.await;
+    let took = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    (answer, took, watcher.join().unwrap())
 }
 
 /// Uploads `bytes` bytes (a repeated 1 MiB pattern, streamed: the client holds

@@ -40,16 +40,21 @@ fn template_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
 
 /// A server with `template` configured as `starter`, and an ACME session made from
 /// it. The template directory is handed back so it outlives the test's use of it.
+/// A server whose template `starter` is `template`.
+async fn template_server(template: &Path) -> Server {
+    Server::with_config(&format!("[templates]\nstarter = {template:?}\n")).await
+}
+
+/// `POST /v1/sessions` from the template `starter`, as acme.
+fn from_starter(server: &Server) -> reqwest::RequestBuilder {
+    server
+        .request(Method::POST, "/v1/sessions", Some(ACME))
+        .json(&json!({"environment": {"template": "starter"}}))
+}
+
 async fn serve_template(template: tempfile::TempDir) -> (Server, String, tempfile::TempDir) {
-    let server =
-        Server::with_config(&format!("[templates]\nstarter = {:?}\n", template.path())).await;
-    let (status, body) = server
-        .post(
-            "/v1/sessions",
-            ACME,
-            json!({"environment": {"template": "starter"}}),
-        )
-        .await;
+    let server = template_server(template.path()).await;
+    let (status, body) = json_of(from_starter(&server).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let sid = body["id"].as_str().unwrap().to_owned();
     (server, sid, template)
@@ -1260,16 +1265,9 @@ async fn a_template_copies_under_a_tight_open_file_limit_and_without_descriptors
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("f.txt"), i.to_string()).unwrap();
     }
-    let server =
-        Server::with_config(&format!("[templates]\nstarter = {:?}\n", template.path())).await;
+    let server = template_server(template.path()).await;
     server.limit_open_files(512);
-    let (status, body) = server
-        .post(
-            "/v1/sessions",
-            ACME,
-            json!({"environment": {"template": "starter"}}),
-        )
-        .await;
+    let (status, body) = json_of(from_starter(&server).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let sid = body["id"].as_str().unwrap();
     for i in [0, 1234, 2999] {
@@ -1289,12 +1287,7 @@ async fn a_template_copies_under_a_tight_open_file_limit_and_without_descriptors
         .unwrap()
         .count();
     server.limit_open_files(open as u64 + 2);
-    let got = server
-        .request(Method::POST, "/v1/sessions", Some(ACME))
-        .json(&json!({"environment": {"template": "starter"}}))
-        .send()
-        .await
-        .unwrap();
+    let got = from_starter(&server).send().await.unwrap();
     assert_eq!(got.headers()["retry-after"], "1");
     let (_, refused) = json_of(got).await;
     assert_eq!(refused["error"]["code"], "server_busy", "{refused}");

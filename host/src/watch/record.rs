@@ -208,18 +208,18 @@ fn copy_file((source, copy): (&Dir, &Dir), file: &Pending) -> anyhow::Result<Opt
     use cap_std::fs::{OpenOptions, OpenOptionsExt, PermissionsExt};
     use std::io::{Read, Write};
     let name = &file.name;
+    let row = |stat: &cap_std::fs::Metadata, content| {
+        let stat = stat_of(stat)?;
+        let path = file.path.clone()?;
+        Some(Row {
+            path,
+            stat,
+            content,
+        })
+    };
     if file.symlink {
         copy.symlink_contents(source.read_link_contents(name)?, name)?;
-        let stat = copy.symlink_metadata(name)?;
-        return Ok(file
-            .path
-            .clone()
-            .zip(stat_of(&stat))
-            .map(|(path, stat)| Row {
-                path,
-                stat,
-                content: None,
-            }));
+        return Ok(row(&copy.symlink_metadata(name)?, None));
     }
     let mut original = source.open(name)?;
     let meta = original.metadata()?;
@@ -246,15 +246,7 @@ fn copy_file((source, copy): (&Dir, &Dir), file: &Pending) -> anyhow::Result<Opt
         made.set_permissions(meta.permissions())?;
         stat = made.metadata()?;
     }
-    Ok(file
-        .path
-        .clone()
-        .zip(stat_of(&stat))
-        .map(|(path, stat)| Row {
-            path,
-            stat,
-            content,
-        }))
+    Ok(row(&stat, content))
 }
 
 /// Records `path` (the file `name` in `dir`), with its content when it is in
